@@ -1,0 +1,46 @@
+# The pinned commands (see README.md). Everything runs from the project's .venv.
+SHELL := /bin/bash
+PY := .venv/bin/python
+KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
+export KUBECONFIG
+
+.PHONY: venv cluster-up cluster-down run demo test test-unit lint bench-planner control-plane
+
+venv: .venv/.installed
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q -U pip
+	.venv/bin/pip install -q -e '.[dev]'
+	touch $@
+
+## Build (cached) the control plane binaries and link them into .databuild/bin.
+control-plane:
+	@bin="$$(hack/build-control-plane.sh | tail -n 1)" && mkdir -p .databuild && ln -sfn "$$bin" .databuild/bin
+
+cluster-up: venv control-plane
+	$(PY) -m databuild.testing.cluster up
+
+cluster-down: venv
+	$(PY) -m databuild.testing.cluster down
+
+run: venv
+	$(PY) -m databuild.operator --kubeconfig "$(KUBECONFIG)"
+
+demo: venv control-plane
+	$(PY) -m databuild.testing.demo
+
+## The whole suite: fast unit tests first, then the control-plane and e2e tests.
+test: venv control-plane
+	$(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest -m unit
+
+lint: venv
+	.venv/bin/ruff format --check operator tests
+	.venv/bin/ruff check operator tests
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+bench-planner: venv
+	$(PY) -m databuild.domain.bench

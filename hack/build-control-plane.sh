@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, kwok, helm) from Go modules into a per-version cache:
+#   ${DATABUILD_CACHE:-~/.cache/databuild}/controlplane/<versions>/bin
+# Idempotent: a component whose binary is cached is not rebuilt.
+# Prints the bin directory on the last line of stdout.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache_root="${DATABUILD_CACHE:-$HOME/.cache/databuild}"
+key="kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
+prefix="$cache_root/controlplane/$key"
+bin="$prefix/bin"
+logs="$prefix/logs"
+mkdir -p "$bin" "$logs"
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+log() { printf '[build-control-plane] %s\n' "$*" >&2; }
+
+# run COMPONENT STEP CMD...: runs CMD with output in the component's log, printing
+# elapsed time every 30 s so a long cold build visibly makes progress.
+run() {
+  local component="$1" step="$2"; shift 2
+  local logfile="$logs/$component.log" start=$SECONDS
+  printf '\n== %s: %s\n$ %s\n' "$component" "$step" "$*" >>"$logfile"
+  "$@" >>"$logfile" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    if (( (SECONDS - start) % 30 < 2 && SECONDS - start >= 30 )); then
+      log "$component: $step ... $((SECONDS - start))s"
+    fi
+  done
+  if ! wait "$pid"; then
+    log "FAILED: $component, step '$step' after $((SECONDS - start))s; log: $logfile"
+    tail -n 20 "$logfile" >&2
+    exit 1
+  fi
+}
+
+have() { local b; for b in "$@"; do [[ -x "$bin/$b" ]] || return 1; done; }
+
+version_ldflags() { # PKG MAJOR MINOR VERSION
+  local pkg="$1" major="$2" minor="$3" v="$4"
+  printf -- '-X %s.gitVersion=%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean -X %s.buildDate=%s ' \
+    "$pkg" "$v" "$pkg" "$major" "$pkg" "$minor" "$pkg" "$build_date"
+}
+
+build_kube() {
+  have kube-apiserver kube-controller-manager kube-scheduler kubectl && return 0
+  local component=kubernetes start=$SECONDS
+  local work="$prefix/src/kubernetes"
+  log "$component $KUBE_VERSION: building (cold build takes 15-30 min on 2 cores)"
+  rm -rf "$work" && mkdir -p "$work"
+  cd "$work"
+  local staging="${KUBE_VERSION/#v1./v0.}"
+  run $component "go mod init" go mod init databuild.dev/controlplane-kubernetes
+  run $component "download k8s.io/kubernetes" go mod download -json "k8s.io/kubernetes@$KUBE_VERSION"
+  local gomod
+  gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  # k8s.io/kubernetes replaces its staging modules with ./staging/...: pin each to
+  # its published tag instead.
+  local mod
+  for mod in $(go mod edit -json "$gomod" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if r["New"]["Path"].startswith("./staging/"):
+        print(r["Old"]["Path"])'); do
+    go mod edit -replace "$mod=$mod@$staging"
+  done
+  go mod edit -require "k8s.io/kubernetes@$KUBE_VERSION"
+  cat >tools.go <<GO
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  run $component "go mod tidy" go mod tidy -e
+  local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  local ldflags="-s -w $(version_ldflags k8s.io/component-base/version 1 "$minor" "$KUBE_VERSION")$(version_ldflags k8s.io/client-go/pkg/version 1 "$minor" "$KUBE_VERSION")"
+  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$bin/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  log "$component: done in $((SECONDS - start))s"
+}
+
+build_etcd() {
+  have etcd && return 0
+  local component=etcd start=$SECONDS
+  local work="$prefix/src/etcd"
+  log "$component $ETCD_VERSION: building"
+  rm -rf "$work" && mkdir -p "$work"
+  cd "$work"
+  run $component "go mod init" go mod init databuild.dev/controlplane-etcd
+  local gomod
+  gomod="$(go mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  local mod
+  for mod in $(go mod edit -json "$gomod" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if r["New"]["Path"].startswith("../"):
+        print(r["Old"]["Path"])'); do
+    go mod edit -replace "$mod=$mod@$ETCD_VERSION"
+  done
+  go mod edit -require "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
+  run $component "go mod tidy" go mod tidy -e
+  local ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_VERSION}"
+  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+  log "$component: done in $((SECONDS - start))s"
+}
+
+build_kwok() {
+  have kwok && return 0
+  local component=kwok start=$SECONDS
+  log "$component $KWOK_VERSION: building"
+  run $component "go install" env GOBIN="$bin" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
+    "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  log "$component: done in $((SECONDS - start))s"
+}
+
+build_helm() {
+  have helm && return 0
+  local component=helm start=$SECONDS
+  log "$component $HELM_VERSION: building"
+  run $component "go install" env GOBIN="$bin" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  log "$component: done in $((SECONDS - start))s"
+}
+
+components="${*:-etcd kwok helm kube}"
+for c in $components; do
+  "build_$c"
+done
+echo "$bin"
