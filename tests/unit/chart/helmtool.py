@@ -1,0 +1,87 @@
+"""Finding and running the project's helm binary (built from Go modules, cached per version).
+
+Shared by the chart, README and Helm end-to-end tests. Not a test module.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+CHART = ROOT / "charts" / "databuild-operator"
+
+
+@cache
+def helm_binary() -> Path:
+    """The helm binary: `.databuild/bin/helm` (what `make control-plane` links), else the
+    per-version cache, which `hack/build-control-plane.sh helm` fills (a no-op when cached)
+    and names on its last line."""
+    linked = ROOT / ".databuild" / "bin" / "helm"
+    if linked.is_file():
+        return linked
+    out = subprocess.run(
+        ["bash", str(ROOT / "hack" / "build-control-plane.sh"), "helm"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    helm = Path(out.stdout.strip().splitlines()[-1]) / "helm"
+    if not helm.is_file():
+        raise FileNotFoundError(f"hack/build-control-plane.sh helm did not produce {helm}")
+    return helm
+
+
+@dataclass(frozen=True)
+class HelmResult:
+    """The outcome of one helm invocation."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def documents(self) -> list[dict[str, object]]:
+        """The non-empty YAML documents on stdout (e.g. of `helm template`)."""
+        return [d for d in yaml.safe_load_all(self.stdout) if d]
+
+
+def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> HelmResult:
+    """Run helm with a private, throw-away config so a user's repositories and
+    plugins cannot change the outcome."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "HELM_CACHE_HOME": str(ROOT / ".databuild" / "helm" / "cache"),
+        "HELM_CONFIG_HOME": str(ROOT / ".databuild" / "helm" / "config"),
+        "HELM_DATA_HOME": str(ROOT / ".databuild" / "helm" / "data"),
+    }
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
+    proc = subprocess.run(
+        [str(helm_binary()), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    result = HelmResult(proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"helm {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+        )
+    return result
+
+
+def template(*args: str) -> list[dict[str, object]]:
+    """`helm template` of the chart with extra arguments; the rendered documents."""
+    return helm(
+        "template", "databuild", str(CHART), "--namespace", "databuild-system", *args
+    ).documents()
