@@ -1,0 +1,760 @@
+"""The API gateway: the one door every write to the API server goes through.
+
+:class:`Gateway` is a small protocol (create, get, patch, status patch/replace, delete,
+Event emission). :class:`KubernetesGateway` implements it with the kubernetes client,
+off the event loop; :class:`FakeGateway` implements it in memory for unit tests. Both
+count requests and successful writes by verb and kind (:class:`GatewayStats`), so tests
+and benchmarks can report API writes per built partition.
+
+Failures the caller must tell apart are typed: :class:`AlreadyExists`,
+:class:`NotFound`, :class:`Conflict` (a stale resourceVersion), :class:`Invalid`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from databuild.adapters.resources import API_VERSION, GROUP, VERSION
+
+EventType = Literal["Normal", "Warning"]
+Verb = Literal[
+    "create", "get", "list", "patch", "patch_status", "replace_status", "delete", "event"
+]
+
+REPORTING_COMPONENT = "databuild-operator"
+_WRITE_VERBS = frozenset({"create", "patch", "patch_status", "replace_status", "delete", "event"})
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """Where a kind lives in the API."""
+
+    kind: str
+    api_version: str
+    plural: str
+    has_status: bool = True
+
+    def collection(self, namespace: str) -> str:
+        """The URL path of the kind's collection in ``namespace``."""
+        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return f"{prefix}/namespaces/{namespace}/{self.plural}"
+
+
+KINDS: Mapping[str, KindInfo] = {
+    info.kind: info
+    for info in (
+        KindInfo("Want", API_VERSION, "wants"),
+        KindInfo("Partition", API_VERSION, "partitions"),
+        KindInfo("JobRun", API_VERSION, "jobruns"),
+        KindInfo("JobDefinition", API_VERSION, "jobdefinitions"),
+        KindInfo("Job", "batch/v1", "jobs"),
+        KindInfo("Pod", "v1", "pods"),
+        KindInfo("Event", "v1", "events", has_status=False),
+    )
+}
+
+
+def kind_info(kind: str) -> KindInfo:
+    """The :class:`KindInfo` of a kind the gateway knows, or ``ValueError``."""
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"the gateway does not handle kind {kind!r}") from None
+
+
+class GatewayError(Exception):
+    """An API request failed. ``status`` is the HTTP status (0: no response)."""
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class AlreadyExists(GatewayError):
+    """Create found an object of that name (harmless for deterministic names)."""
+
+
+class NotFound(GatewayError):
+    """The object does not exist (harmless for deletes)."""
+
+
+class Conflict(GatewayError):
+    """The object changed since the resourceVersion the write was based on: re-plan."""
+
+
+class Invalid(GatewayError):
+    """The API server rejected the object (schema or CEL validation)."""
+
+
+@dataclass(frozen=True)
+class ObjectReference:
+    """The object an Event is about."""
+
+    kind: str
+    name: str
+    namespace: str
+    uid: str = ""
+    api_version: str = API_VERSION
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ObjectReference:
+        """The reference to an object as the API server returned it."""
+        meta = obj.get("metadata") or {}
+        return cls(
+            kind=str(obj.get("kind", "")),
+            name=str(meta.get("name", "")),
+            namespace=str(meta.get("namespace", "")),
+            uid=str(meta.get("uid", "")),
+            api_version=str(obj.get("apiVersion", API_VERSION)),
+        )
+
+
+@dataclass
+class GatewayStats:
+    """Requests and successful writes, by (verb, kind)."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    writes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def record(self, verb: str, kind: str, error: GatewayError | None = None) -> None:
+        """Count one request, and one write if it was a successful write."""
+        self.requests[verb, kind] += 1
+        if error is not None:
+            self.errors[verb, kind, type(error).__name__] += 1
+        elif verb in _WRITE_VERBS:
+            self.writes[verb, kind] += 1
+
+    @property
+    def total_writes(self) -> int:
+        """All successful writes, Events included."""
+        return sum(self.writes.values())
+
+    @property
+    def total_requests(self) -> int:
+        """All requests, failed ones included."""
+        return sum(self.requests.values())
+
+    def writes_of(self, *, verb: str | None = None, kind: str | None = None) -> int:
+        """Successful writes matching ``verb`` and/or ``kind``."""
+        return sum(
+            n
+            for (v, k), n in self.writes.items()
+            if (verb is None or v == verb) and (kind is None or k == kind)
+        )
+
+    def summary(self) -> dict[str, int]:
+        """``"verb kind" -> writes``, for logs and docs."""
+        return {f"{v} {k}": n for (v, k), n in sorted(self.writes.items())}
+
+
+class Gateway(Protocol):
+    """Every write the operator makes, and the few reads it needs outside its watches."""
+
+    stats: GatewayStats
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create ``obj`` (``apiVersion``/``kind`` select the API); the created object.
+
+        Raises :class:`AlreadyExists` when the name is taken. The API server ignores
+        ``status`` on create for kinds with a status subresource; write it afterwards.
+        """
+        ...
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """Read one object; :class:`NotFound` when it does not exist."""
+        ...
+
+    async def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON merge-patch the object (not its status); a ``None`` value removes a key."""
+        ...
+
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON merge-patch ``status``; with ``resource_version``, :class:`Conflict` if stale."""
+        ...
+
+    async def replace_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace the status of ``obj`` as a whole, based on its ``metadata.resourceVersion``."""
+        ...
+
+    async def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
+    ) -> None:
+        """Delete the object (only if its uid is ``uid``, when given); dependents follow."""
+        ...
+
+    async def emit_event(
+        self,
+        regarding: ObjectReference,
+        *,
+        type: EventType,
+        reason: str,
+        message: str,
+        action: str = "Transition",
+    ) -> None:
+        """Record a Kubernetes Event about ``regarding`` (so ``kubectl describe`` shows it)."""
+        ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_event_sequence = itertools.count()
+
+
+def event_manifest(
+    regarding: ObjectReference,
+    *,
+    type: EventType,
+    reason: str,
+    message: str,
+    action: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``v1`` Event about ``regarding`` with a unique name."""
+    moment = now or _now()
+    # Names must be unique; the clock plus a process-wide sequence is, without a read.
+    suffix = f"{int(moment.timestamp() * 1e6):x}{next(_event_sequence):x}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{regarding.name[:200]}.{suffix}",
+            "namespace": regarding.namespace,
+            "labels": {"app.kubernetes.io/managed-by": REPORTING_COMPONENT},
+        },
+        "involvedObject": {
+            "apiVersion": regarding.api_version,
+            "kind": regarding.kind,
+            "name": regarding.name,
+            "namespace": regarding.namespace,
+            **({"uid": regarding.uid} if regarding.uid else {}),
+        },
+        "type": type,
+        "reason": reason,
+        "message": message[:1024],
+        "action": action,
+        "count": 1,
+        "firstTimestamp": _timestamp(moment),
+        "lastTimestamp": _timestamp(moment),
+        "eventTime": _micro_timestamp(moment),
+        "reportingComponent": REPORTING_COMPONENT,
+        "reportingInstance": REPORTING_COMPONENT,
+        "source": {"component": REPORTING_COMPONENT},
+    }
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch of ``patch`` onto ``target`` (a new value)."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# The real gateway
+# ---------------------------------------------------------------------------------------
+
+
+def _error_for(status: int, body: bytes, what: str) -> GatewayError:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    reason = str(data.get("reason", "")) if isinstance(data, dict) else ""
+    message = str(data.get("message", "")) if isinstance(data, dict) else ""
+    text = f"{what}: HTTP {status} {reason}: {message or body[:300]!r}"
+    if status == 404:
+        return NotFound(text, status=status, reason=reason)
+    if status == 409 and reason == "AlreadyExists":
+        return AlreadyExists(text, status=status, reason=reason)
+    if status == 409:
+        return Conflict(text, status=status, reason=reason)
+    if status == 422:
+        return Invalid(text, status=status, reason=reason)
+    return GatewayError(text, status=status, reason=reason)
+
+
+class KubernetesGateway:
+    """:class:`Gateway` over a kubernetes ``ApiClient``.
+
+    The client is synchronous, so every request runs in a worker thread
+    (``asyncio.to_thread``) and never blocks the event loop.
+    """
+
+    def __init__(self, api_client: Any, *, request_timeout: float = 30.0) -> None:
+        self._api = api_client
+        self._timeout = request_timeout
+        self.stats = GatewayStats()
+
+    def _request_sync(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        method_, url, header_params, body_, post_params = params
+        try:
+            response = self._api.call_api(
+                method_, url, header_params, body_, post_params, _request_timeout=self._timeout
+            )
+            data = response.read()
+        except Exception as error:  # urllib3 and ApiException: no response to classify
+            raise GatewayError(f"{method} {path}: {error}") from error
+        status = int(response.status)
+        if status >= 300:
+            raise _error_for(status, data, f"{method} {path}")
+        if not data:
+            return {}
+        result = json.loads(data)
+        return result if isinstance(result, dict) else {}
+
+    async def _request(
+        self,
+        verb: Verb,
+        kind: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        try:
+            result = await asyncio.to_thread(
+                self._request_sync, method, path, body, content_type, query
+            )
+        except GatewayError as error:
+            self.stats.record(verb, kind, error)
+            raise
+        self.stats.record(verb, kind)
+        return result
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """See :meth:`Gateway.create`."""
+        info = kind_info(str(obj.get("kind")))
+        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+        return await self._request(
+            "create", info.kind, "POST", info.collection(namespace), body=obj
+        )
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """See :meth:`Gateway.get`."""
+        info = kind_info(kind)
+        return await self._request("get", kind, "GET", f"{info.collection(namespace)}/{name}")
+
+    async def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Gateway.patch`."""
+        info = kind_info(kind)
+        body = dict(patch)
+        if resource_version:
+            body = merge_patch(body, {"metadata": {"resourceVersion": resource_version}})
+        return await self._request(
+            "patch",
+            kind,
+            "PATCH",
+            f"{info.collection(namespace)}/{name}",
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Gateway.patch_status`."""
+        info = kind_info(kind)
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version:
+            # The API server rejects a merge patch whose resourceVersion is stale (409).
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self._request(
+            "patch_status",
+            kind,
+            "PATCH",
+            f"{info.collection(namespace)}/{name}/status",
+            body=body,
+            content_type="application/merge-patch+json",
+        )
+
+    async def replace_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """See :meth:`Gateway.replace_status`."""
+        info = kind_info(str(obj.get("kind")))
+        meta = obj.get("metadata") or {}
+        path = f"{info.collection(str(meta.get('namespace', '')))}/{meta.get('name')}/status"
+        return await self._request("replace_status", info.kind, "PUT", path, body=dict(obj))
+
+    async def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
+    ) -> None:
+        """See :meth:`Gateway.delete`."""
+        info = kind_info(kind)
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": propagation,
+        }
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        await self._request(
+            "delete", kind, "DELETE", f"{info.collection(namespace)}/{name}", body=body
+        )
+
+    async def emit_event(
+        self,
+        regarding: ObjectReference,
+        *,
+        type: EventType,
+        reason: str,
+        message: str,
+        action: str = "Transition",
+    ) -> None:
+        """See :meth:`Gateway.emit_event`."""
+        manifest = event_manifest(
+            regarding, type=type, reason=reason, message=message, action=action
+        )
+        await self._request(
+            "event",
+            "Event",
+            "POST",
+            KINDS["Event"].collection(regarding.namespace),
+            body=manifest,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# The in-memory gateway for unit tests
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An Event the :class:`FakeGateway` was asked to emit."""
+
+    regarding: ObjectReference
+    type: EventType
+    reason: str
+    message: str
+    action: str
+
+
+class FakeGateway:
+    """An in-memory :class:`Gateway` that behaves like the API server where it matters.
+
+    Names are unique per (kind, namespace); ``resourceVersion`` increases on every
+    write and stale writes raise :class:`Conflict`; ``status`` is ignored on create and
+    only the status verbs change it; deleting an owner deletes its dependents (like the
+    garbage collector). ``fail_next`` injects an error into the next matching request.
+    """
+
+    def __init__(self) -> None:
+        self.stats = GatewayStats()
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.events: list[RecordedEvent] = []
+        self._versions = itertools.count(1)
+        self._injected: list[tuple[str, str, GatewayError]] = []
+
+    # -- test helpers ------------------------------------------------------------------
+
+    def fail_next(self, verb: Verb, kind: str, error: GatewayError) -> None:
+        """Make the next ``verb`` request on ``kind`` raise ``error``."""
+        self._injected.append((verb, kind, error))
+
+    def stored(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The stored object, or ``None``."""
+        return self.objects.get((kind, namespace, name))
+
+    def of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every stored object of ``kind`` (in ``namespace``, when given), by name."""
+        return [
+            obj
+            for (k, ns, _), obj in sorted(self.objects.items())
+            if k == kind and (namespace is None or ns == namespace)
+        ]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _begin(self, verb: Verb, kind: str) -> None:
+        for index, (v, k, error) in enumerate(self._injected):
+            if v == verb and k == kind:
+                del self._injected[index]
+                self.stats.record(verb, kind, error)
+                raise error
+
+    def _fail(self, verb: Verb, kind: str, error: GatewayError) -> GatewayError:
+        self.stats.record(verb, kind, error)
+        return error
+
+    def _existing(self, verb: Verb, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        obj = self.objects.get((kind, namespace, name))
+        if obj is None:
+            raise self._fail(
+                verb, kind, NotFound(f"{kind} {namespace}/{name} not found", status=404)
+            )
+        return obj
+
+    def _check_version(
+        self, verb: Verb, obj: Mapping[str, Any], resource_version: str | None
+    ) -> None:
+        if resource_version and obj["metadata"]["resourceVersion"] != resource_version:
+            meta = obj["metadata"]
+            raise self._fail(
+                verb,
+                str(obj["kind"]),
+                Conflict(
+                    f"{obj['kind']} {meta['namespace']}/{meta['name']}: the object has been "
+                    f"modified (resourceVersion {resource_version} is stale)",
+                    status=409,
+                    reason="Conflict",
+                ),
+            )
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        obj["metadata"]["resourceVersion"] = str(next(self._versions))
+
+    # -- the protocol ------------------------------------------------------------------
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """See :meth:`Gateway.create`."""
+        kind = str(obj.get("kind"))
+        info = kind_info(kind)
+        self._begin("create", kind)
+        stored = copy.deepcopy(dict(obj))
+        meta = stored.setdefault("metadata", {})
+        key = (kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if not key[2]:
+            raise self._fail("create", kind, Invalid("metadata.name is required", status=422))
+        if key in self.objects:
+            raise self._fail(
+                "create",
+                kind,
+                AlreadyExists(
+                    f"{kind} {key[1]}/{key[2]} already exists", status=409, reason="AlreadyExists"
+                ),
+            )
+        if info.has_status:
+            stored.pop("status", None)
+        meta.update(
+            uid=str(uuid.uuid4()),
+            generation=1,
+            creationTimestamp=_timestamp(_now()),
+        )
+        self._bump(stored)
+        self.objects[key] = stored
+        self.stats.record("create", kind)
+        return copy.deepcopy(stored)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """See :meth:`Gateway.get`."""
+        self._begin("get", kind)
+        obj = self._existing("get", kind, namespace, name)
+        self.stats.record("get", kind)
+        return copy.deepcopy(obj)
+
+    async def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Gateway.patch`."""
+        self._begin("patch", kind)
+        obj = self._existing("patch", kind, namespace, name)
+        self._check_version("patch", obj, resource_version)
+        patch = {k: v for k, v in patch.items() if k != "status"}
+        updated = merge_patch(obj, patch)
+        for immutable in ("name", "namespace", "uid", "creationTimestamp", "generation"):
+            updated["metadata"][immutable] = obj["metadata"][immutable]
+        if updated.get("spec") != obj.get("spec"):
+            updated["metadata"]["generation"] = obj["metadata"]["generation"] + 1
+        self._bump(updated)
+        self.objects[kind, namespace, name] = updated
+        self.stats.record("patch", kind)
+        return copy.deepcopy(updated)
+
+    async def patch_status(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> dict[str, Any]:
+        """See :meth:`Gateway.patch_status`."""
+        self._begin("patch_status", kind)
+        obj = self._existing("patch_status", kind, namespace, name)
+        self._check_version("patch_status", obj, resource_version)
+        obj["status"] = merge_patch(obj.get("status") or {}, status)
+        self._bump(obj)
+        self.stats.record("patch_status", kind)
+        return copy.deepcopy(obj)
+
+    async def replace_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """See :meth:`Gateway.replace_status`."""
+        kind = str(obj.get("kind"))
+        meta = obj.get("metadata") or {}
+        self._begin("replace_status", kind)
+        stored = self._existing(
+            "replace_status", kind, str(meta.get("namespace")), str(meta.get("name"))
+        )
+        self._check_version(
+            "replace_status", stored, str(meta.get("resourceVersion") or "") or None
+        )
+        stored["status"] = copy.deepcopy(obj.get("status") or {})
+        self._bump(stored)
+        self.stats.record("replace_status", kind)
+        return copy.deepcopy(stored)
+
+    async def delete(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
+    ) -> None:
+        """See :meth:`Gateway.delete`."""
+        self._begin("delete", kind)
+        obj = self._existing("delete", kind, namespace, name)
+        if uid and obj["metadata"]["uid"] != uid:
+            raise self._fail(
+                "delete",
+                kind,
+                Conflict(f"{kind} {namespace}/{name}: uid precondition failed", status=409),
+            )
+        del self.objects[kind, namespace, name]
+        self.stats.record("delete", kind)
+        if propagation != "Orphan":
+            self._collect_garbage(obj["metadata"]["uid"])
+
+    def _collect_garbage(self, owner_uid: str) -> None:
+        # What the garbage collector does after an owner is gone; not counted as our writes.
+        doomed = [
+            key
+            for key, obj in self.objects.items()
+            if any(
+                ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []
+            )
+        ]
+        for key in doomed:
+            obj = self.objects.pop(key, None)
+            if obj is not None:
+                self._collect_garbage(obj["metadata"]["uid"])
+
+    async def emit_event(
+        self,
+        regarding: ObjectReference,
+        *,
+        type: EventType,
+        reason: str,
+        message: str,
+        action: str = "Transition",
+    ) -> None:
+        """See :meth:`Gateway.emit_event`."""
+        self._begin("event", "Event")
+        self.events.append(RecordedEvent(regarding, type, reason, message, action))
+        self.stats.record("event", "Event")
+
+
+__all__ = [
+    "GROUP",
+    "KINDS",
+    "VERSION",
+    "AlreadyExists",
+    "Conflict",
+    "FakeGateway",
+    "Gateway",
+    "GatewayError",
+    "GatewayStats",
+    "Invalid",
+    "KindInfo",
+    "KubernetesGateway",
+    "NotFound",
+    "ObjectReference",
+    "RecordedEvent",
+    "event_manifest",
+    "kind_info",
+    "merge_patch",
+]

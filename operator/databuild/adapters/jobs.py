@@ -1,0 +1,366 @@
+"""Batch Jobs: rendering one attempt of a JobRun, and reading how an attempt ended.
+
+Rendering is pure: the JobDefinition's pod template, the run's partitions and inputs,
+and the captures matched from the output pattern go in; a ``batch/v1`` Job manifest
+comes out. Reading is pure too: a Job and its pods go in; an :data:`AttemptOutcome`
+comes out. Neither talks to the API server.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from databuild.adapters.labels import (
+    APP_COMPONENT,
+    APP_INSTANCE,
+    APP_MANAGED_BY,
+    APP_NAME,
+    APP_PART_OF,
+    ATTEMPT_ANNOTATION,
+    JOB_DEFINITION_LABEL,
+    JOB_RUN_LABEL,
+    MANAGED_BY,
+    PART_OF,
+    bounded_name,
+    label_value,
+)
+from databuild.adapters.resources import API_VERSION, REF_PATTERN, JobDefinitionSpec
+
+ENV_PARTITIONS = "DATABUILD_PARTITIONS"
+ENV_INPUTS = "DATABUILD_INPUTS"
+ENV_JOB_RUN = "DATABUILD_JOB_RUN"
+
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86400
+
+# Only "{identifier}" is a placeholder; "${HOME}" in a shell script stays as it is unless
+# HOME happens to be a capture name, and unknown names are left untouched.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REF = re.compile(REF_PATTERN)
+
+
+def batch_job_name(job_run: str, attempt: int) -> str:
+    """The deterministic name of a JobRun's batch Job for ``attempt`` (1-based).
+
+    ``<jobrun>-<attempt>``, shortened with a hash when longer than 63 characters (a Job's
+    name becomes a pod label value, so it must fit in one).
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    return bounded_name(job_run, f"-{attempt}")
+
+
+def substitute(text: str, captures: Mapping[str, str]) -> str:
+    """Replace ``{name}`` placeholders whose name is a capture; leave everything else."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return captures[name] if name in captures else match.group(0)
+
+    return _PLACEHOLDER.sub(replace, text)
+
+
+@dataclass(frozen=True)
+class JobRunIdentity:
+    """What a batch Job needs to know about the JobRun that owns it."""
+
+    name: str
+    namespace: str
+    uid: str
+    job_definition: str
+
+
+def job_labels(run: JobRunIdentity) -> dict[str, str]:
+    """Labels on a JobRun's batch Jobs and their pods."""
+    return {
+        JOB_RUN_LABEL: label_value(run.name),
+        JOB_DEFINITION_LABEL: label_value(run.job_definition),
+        APP_NAME: label_value(run.job_definition),
+        APP_INSTANCE: label_value(run.name),
+        APP_COMPONENT: "job-run",
+        APP_PART_OF: PART_OF,
+        APP_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def _render_container(
+    container: Mapping[str, Any],
+    captures: Mapping[str, str],
+    injected_env: Sequence[Mapping[str, str]],
+) -> dict[str, Any]:
+    out = copy.deepcopy(dict(container))
+    for key in ("command", "args"):
+        if isinstance(out.get(key), list):
+            out[key] = [substitute(str(item), captures) for item in out[key]]
+    injected_names = {e["name"] for e in injected_env}
+    env: list[Any] = []
+    for var in out.get("env") or []:
+        if not isinstance(var, Mapping) or var.get("name") in injected_names:
+            # Our variables win: a template cannot pretend to build other partitions.
+            continue
+        rendered = dict(var)
+        if isinstance(rendered.get("value"), str):
+            rendered["value"] = substitute(rendered["value"], captures)
+        env.append(rendered)
+    env.extend(dict(e) for e in injected_env)
+    out["env"] = env
+    # The dependency-miss JSON is read from /dev/termination-log; when a crashing job
+    # wrote nothing there, the tail of its log is the most useful message to show.
+    out.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    return out
+
+
+def render_job(
+    *,
+    run: JobRunIdentity,
+    definition: JobDefinitionSpec,
+    partitions: Sequence[str],
+    inputs: Sequence[str],
+    captures: Mapping[str, str],
+    attempt: int,
+    ttl_seconds_after_finished: int = DEFAULT_TTL_SECONDS_AFTER_FINISHED,
+) -> dict[str, Any]:
+    """The ``batch/v1`` Job for one attempt of a JobRun.
+
+    The pod template comes from the JobDefinition with ``{capture}`` placeholders
+    substituted in ``command``, ``args`` and ``env[].value``; every container gets
+    ``DATABUILD_PARTITIONS``, ``DATABUILD_INPUTS`` (JSON lists) and ``DATABUILD_JOB_RUN``.
+    The Job is controlled by the JobRun, never retried by Kubernetes (the operator owns
+    the retry budget), and kept ``ttl_seconds_after_finished`` so its logs stay readable.
+    """
+    name = batch_job_name(run.name, attempt)
+    labels = job_labels(run)
+    annotations = {ATTEMPT_ANNOTATION: str(attempt)}
+
+    template = copy.deepcopy(dict(definition.template))
+    metadata = dict(template.get("metadata") or {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+    template["metadata"] = metadata
+
+    injected_env = [
+        {"name": ENV_PARTITIONS, "value": json.dumps(list(partitions))},
+        {"name": ENV_INPUTS, "value": json.dumps(list(inputs))},
+        {"name": ENV_JOB_RUN, "value": run.name},
+    ]
+    pod_spec = dict(template.get("spec") or {})
+    for key in ("containers", "initContainers"):
+        if isinstance(pod_spec.get(key), list):
+            pod_spec[key] = [
+                _render_container(c, captures, injected_env)
+                for c in pod_spec[key]
+                if isinstance(c, Mapping)
+            ]
+    # A failed attempt is the operator's to retry (with backoff, counted in the JobRun).
+    pod_spec["restartPolicy"] = "Never"
+    template["spec"] = pod_spec
+
+    job_spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "completions": 1,
+        "parallelism": 1,
+        "ttlSecondsAfterFinished": ttl_seconds_after_finished,
+        "template": template,
+    }
+    if definition.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = definition.active_deadline_seconds
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": run.namespace,
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "JobRun",
+                    "name": run.name,
+                    "uid": run.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Outcomes
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptActive:
+    """The batch Job has not finished yet."""
+
+
+@dataclass(frozen=True)
+class AttemptSucceeded:
+    """The batch Job completed: every output partition was written."""
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    """The attempt failed; ``reason`` is CamelCase, ``message`` says what happened."""
+
+    reason: str
+    message: str
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class AttemptMissedDependencies:
+    """The job reported, through its termination message, partitions it needs."""
+
+    missing: tuple[str, ...]
+    exit_code: int | None = None
+
+
+AttemptOutcome = AttemptActive | AttemptSucceeded | AttemptFailed | AttemptMissedDependencies
+"""How one attempt (one batch Job) of a JobRun stands."""
+
+MALFORMED_MESSAGE = "MalformedTerminationMessage"
+_MISS_EXAMPLE = '{"missingPartitions": ["raw/date=2025-01-01"]}'
+
+
+@dataclass(frozen=True)
+class MalformedMessage:
+    """A termination message that tried to report a dependency miss but was malformed."""
+
+    problem: str
+
+
+def parse_termination_message(message: str) -> tuple[str, ...] | MalformedMessage | None:
+    """The partitions a dependency-miss message reports.
+
+    Returns the refs for a well-formed ``{"missingPartitions": [...]}``, ``None`` for a
+    message that is not a dependency miss (plain text, or JSON without that key), and
+    :class:`MalformedMessage` for one that looks like a dependency miss but is not valid.
+    """
+    text = message.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        if "missingPartitions" not in text:
+            return None  # some other braces-first text, e.g. a structured log line
+        return MalformedMessage(f"it is not valid JSON ({error}); expected {_MISS_EXAMPLE}")
+    if not isinstance(data, dict) or "missingPartitions" not in data:
+        return None
+    refs = data["missingPartitions"]
+    if not isinstance(refs, list) or not refs:
+        return MalformedMessage(
+            f"missingPartitions must be a non-empty list of partition refs, got {refs!r}"
+        )
+    bad = [ref for ref in refs if not isinstance(ref, str) or not _REF.match(ref)]
+    if bad:
+        return MalformedMessage(
+            f"missingPartitions holds values that are not partition refs: {bad[:5]!r}"
+        )
+    return tuple(dict.fromkeys(refs))  # de-duplicated, order kept
+
+
+def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    status = job.get("status") or {}
+    return {
+        str(c.get("type")): c
+        for c in status.get("conditions") or []
+        if isinstance(c, Mapping) and c.get("status") == "True"
+    }
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The termination state of the pod's first failed container, if any."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    fallback: Mapping[str, Any] | None = None
+    for status in statuses:
+        state = (status.get("state") or {}).get("terminated") or (
+            status.get("lastState") or {}
+        ).get("terminated")
+        if not state:
+            continue
+        if state.get("exitCode", 0) != 0:
+            return state  # type: ignore[no-any-return]
+        fallback = fallback or state
+    return fallback
+
+
+def _job_name_of(pod: Mapping[str, Any]) -> str | None:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+    return str(name) if name else None
+
+
+def _truncate(text: str, limit: int = 1024) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> AttemptOutcome:
+    """How the attempt behind ``job`` stands, given the pods of its JobRun.
+
+    Success and failure come from the Job's ``Complete``/``Failed`` conditions; for a
+    failure, the failed pod's container termination state supplies the exit code and
+    the message, which may report a dependency miss. Never raises on odd input: a
+    malformed message is an ordinary failure whose reason says so.
+    """
+    conditions = _conditions(job)
+    if "Complete" in conditions:
+        return AttemptSucceeded()
+    failed = conditions.get("Failed")
+    if failed is None:
+        return AttemptActive()
+
+    job_name = (job.get("metadata") or {}).get("name")
+    own_pods = [p for p in pods if _job_name_of(p) in (None, job_name)]
+    terminated = None
+    for pod in own_pods:
+        terminated = _terminated(pod)
+        if terminated is not None and terminated.get("exitCode", 0) != 0:
+            break
+
+    job_reason = str(failed.get("reason") or "JobFailed")
+    job_message = str(failed.get("message") or "")
+    if terminated is None:
+        # The pod is gone (or never started): all we know is what the Job says.
+        return AttemptFailed(reason=job_reason, message=_truncate(job_message or job_reason))
+
+    raw_exit = terminated.get("exitCode")
+    exit_code = raw_exit if isinstance(raw_exit, int) else None
+    message = str(terminated.get("message") or "")
+    if job_reason == "DeadlineExceeded":
+        return AttemptFailed(
+            reason=job_reason,
+            message=_truncate(job_message or "the attempt ran past activeDeadlineSeconds"),
+            exit_code=exit_code,
+        )
+
+    parsed = parse_termination_message(message)
+    if isinstance(parsed, tuple):
+        return AttemptMissedDependencies(missing=parsed, exit_code=exit_code)
+    if isinstance(parsed, MalformedMessage):
+        return AttemptFailed(
+            reason=MALFORMED_MESSAGE,
+            message=_truncate(
+                f"exit code {exit_code}; the termination message is malformed: {parsed.problem}"
+            ),
+            exit_code=exit_code,
+        )
+    container_reason = str(terminated.get("reason") or "")
+    reason = container_reason if re.fullmatch(r"[A-Z][A-Za-z0-9]*", container_reason) else ""
+    if not reason or reason == "Error":
+        reason = "ExitCode" if exit_code else job_reason
+    detail = message.strip() or job_message or "no termination message"
+    return AttemptFailed(
+        reason=reason,
+        message=_truncate(f"exit code {exit_code}: {detail}"),
+        exit_code=exit_code,
+    )

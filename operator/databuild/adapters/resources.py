@@ -1,0 +1,561 @@
+"""The custom resources: one pydantic model per kind is the source of truth.
+
+These models parse what the API server sends (watch events, create responses) and are
+also the source of the CRD schemas in ``crds/`` (see :mod:`databuild.adapters.crds`), so
+validation in Python and validation at the API server cannot drift apart.
+
+Field names are snake_case in Python and camelCase on the wire (``by_alias``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+GROUP = "databuild.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "databuild"
+
+# A partition ref: one or more "/"-separated segments of printable ASCII other than space,
+# e.g. "daily_summary/date=2025-01-01" (the domain's rule, kept RE2-compatible because the
+# API server evaluates the same regex).
+REF_PATTERN = r"^[!-.0-~]+(/[!-.0-~]+)*$"
+REF_MAX_LENGTH = 1024
+
+# A partition pattern: like a ref, but any segment may contain captures "{name}" or
+# "{name:REGEX}". A capture's REGEX may hold quantifier braces ("\d{4}") but no other
+# braces; the domain's parser does the full validation, this catches typos at apply time.
+_LITERAL = r"[!-.0-z|~]"  # printable ASCII except space, "/", "{" and "}"
+_CAPTURE = r"\{[A-Za-z_][A-Za-z0-9_]*(:([^{}]|\{[0-9]+(,[0-9]*)?\})+)?\}"
+_SEGMENT = rf"({_LITERAL}|{_CAPTURE})+"
+PATTERN_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
+PATTERN_MAX_LENGTH = 1024
+
+# Bounds keep objects (and CEL evaluation cost) small; a backfill bigger than this is
+# several Wants.
+MAX_WANT_PARTITIONS = 1000
+MAX_JOB_PARTITIONS = 1000
+MAX_INPUTS = 1000
+MAX_CONDITIONS = 16
+MAX_MESSAGE_LENGTH = 4096
+K8S_NAME_MAX_LENGTH = 253
+
+PartitionRefStr = Annotated[
+    str, StringConstraints(pattern=REF_PATTERN, min_length=1, max_length=REF_MAX_LENGTH)
+]
+PatternStr = Annotated[
+    str,
+    StringConstraints(pattern=PATTERN_PATTERN, min_length=1, max_length=PATTERN_MAX_LENGTH),
+]
+ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=K8S_NAME_MAX_LENGTH)]
+
+WantState = Literal["Pending", "Building", "UpstreamBuilding", "Successful", "Failed", "Expired"]
+PartitionState = Literal["Missing", "Building", "Live", "Failed", "Tainted"]
+JobRunState = Literal["Queued", "WaitingForUpstream", "Running", "Succeeded", "Failed", "Cancelled"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+def _x(**extensions: Any) -> dict[str, Any]:
+    """JSON-schema extensions (``x-kubernetes-*``) for ``json_schema_extra``."""
+    return {k.replace("_", "-"): v for k, v in extensions.items()}
+
+
+def _cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    return {"rule": rule, "message": message, **extra}
+
+
+class Model(BaseModel):
+    """Base of every wire model: camelCase aliases, unknown fields ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """This model as JSON-compatible data the API server accepts (camelCase, no nulls)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Shared shapes
+# ---------------------------------------------------------------------------------------
+
+
+class Condition(Model):
+    """One aspect of an object's state, in the shape of metav1.Condition."""
+
+    type: str = Field(
+        description="Type of the condition in CamelCase, e.g. Ready.",
+        min_length=1,
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+        r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        description="Machine-readable CamelCase reason for the last transition.",
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+    )
+    message: str = Field(
+        default="",
+        description="Human-readable details about the last transition.",
+        max_length=MAX_MESSAGE_LENGTH,
+    )
+    last_transition_time: datetime = Field(
+        description="When the condition last changed from one status to another."
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="The .metadata.generation the condition was set for.",
+    )
+
+
+Conditions = Annotated[
+    list[Condition],
+    Field(
+        max_length=MAX_CONDITIONS,
+        json_schema_extra=_x(x_kubernetes_list_type="map", x_kubernetes_list_map_keys=["type"]),
+    ),
+]
+
+
+class OwnerReference(Model):
+    """A reference to an owning object (the subset of ``metav1.OwnerReference`` we read)."""
+
+    api_version: str = Field(description="API version of the owner.")
+    kind: str = Field(description="Kind of the owner.")
+    name: str = Field(description="Name of the owner.")
+    uid: str = Field(description="UID of the owner.")
+    controller: bool | None = Field(default=None, description="Whether the owner manages us.")
+    block_owner_deletion: bool | None = Field(
+        default=None, description="Whether deleting the owner waits for us."
+    )
+
+
+class ObjectMeta(Model):
+    """The parts of ``metav1.ObjectMeta`` the operator reads. Not part of the CRD schema."""
+
+    name: str = Field(default="", description="Name, unique within the namespace.")
+    namespace: str = Field(default="", description="Namespace of the object.")
+    uid: str = Field(default="", description="Server-assigned unique id.")
+    resource_version: str = Field(default="", description="Version for optimistic locking.")
+    generation: int = Field(default=0, description="Sequence number of spec changes.")
+    creation_timestamp: datetime | None = Field(default=None, description="Creation time.")
+    deletion_timestamp: datetime | None = Field(
+        default=None, description="Set when deletion was requested."
+    )
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    owner_references: list[OwnerReference] = Field(
+        default_factory=list, description="Owners of this object."
+    )
+
+
+class Resource(Model):
+    """Common envelope of the four kinds; subclasses set ``kind``, ``spec`` and ``status``."""
+
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+    SHORT_NAME: ClassVar[str]
+
+    api_version: str = Field(default=API_VERSION, description="databuild.dev/v1alpha1.")
+    kind: str = Field(default="", description="The kind.")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard metadata.")
+
+
+# ---------------------------------------------------------------------------------------
+# JobDefinition
+# ---------------------------------------------------------------------------------------
+
+
+class RetryPolicy(Model):
+    """How often a failed attempt is retried, and how long to wait in between."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_x(
+            x_kubernetes_validations=[
+                _cel("self.limit >= 0", "retry.limit must be 0 or more (0: never retry)."),
+                _cel(
+                    "self.backoffSeconds >= 0",
+                    "retry.backoffSeconds must be 0 or more.",
+                ),
+            ]
+        )
+    )
+
+    limit: int = Field(
+        default=0,
+        le=100,
+        description="Retries after a failed attempt; 0 means a failure is final.",
+    )
+    backoff_seconds: int = Field(
+        default=10,
+        le=86400,
+        description="Seconds to wait before retrying a failed attempt.",
+    )
+
+
+class JobDefinitionSpec(Model):
+    """How partitions are built: what a job outputs, what it reads, and the pod it runs."""
+
+    outputs: list[PatternStr] = Field(
+        min_length=1,
+        max_length=64,
+        description=(
+            "Partition patterns this job builds, e.g. daily_summary/date={date}. "
+            "{name} captures one path segment; {name:REGEX} constrains it."
+        ),
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+    inputs: list[PatternStr] = Field(
+        default_factory=list,
+        max_length=256,
+        description=(
+            "Static upstream dependencies as templates over the outputs' captures, "
+            "e.g. reviews/date={date}."
+        ),
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+    template: dict[str, Any] = Field(
+        description=(
+            "A pod template (the template of a batch/v1 JobSpec). {capture} placeholders in "
+            "command, args and env[].value are substituted per run."
+        ),
+        json_schema_extra=_x(
+            x_kubernetes_preserve_unknown_fields=True,
+        ),
+    )
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="Retries of failed attempts."
+    )
+    max_concurrent_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="At most this many runs of this job at once; unlimited when unset.",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds an attempt may run before Kubernetes kills it.",
+    )
+
+
+class JobDefinitionStatus(Model):
+    """What the operator observed about a JobDefinition."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation last seen by the operator."
+    )
+    conditions: Conditions = Field(
+        default_factory=list, description="Latest observations, e.g. whether it is valid."
+    )
+
+
+class JobDefinition(Resource):
+    """How partitions are built. Written by users."""
+
+    KIND: ClassVar[str] = "JobDefinition"
+    PLURAL: ClassVar[str] = "jobdefinitions"
+    SHORT_NAME: ClassVar[str] = "dbjobdef"
+
+    kind: str = Field(default="JobDefinition", description="JobDefinition.")
+    spec: JobDefinitionSpec = Field(description="The job.")
+    status: JobDefinitionStatus = Field(
+        default_factory=JobDefinitionStatus, description="Observed state."
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Want
+# ---------------------------------------------------------------------------------------
+
+
+class WantSource(Model):
+    """Who asked for a Want the operator created."""
+
+    job_run: ObjectName = Field(
+        description="The JobRun whose dependency miss needed these partitions."
+    )
+
+
+class WantSpec(Model):
+    """A request for partitions."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_x(
+            x_kubernetes_validations=[
+                _cel(
+                    "self.partitions == oldSelf.partitions",
+                    "spec.partitions is immutable: create a new Want for other partitions "
+                    "(and delete this one if it is no longer needed).",
+                    reason="FieldValueForbidden",
+                    fieldPath=".partitions",
+                ),
+                _cel(
+                    "has(self.source) == has(oldSelf.source) && "
+                    "(!has(self.source) || self.source == oldSelf.source)",
+                    "spec.source is immutable.",
+                ),
+            ]
+        )
+    )
+
+    partitions: list[PartitionRefStr] = Field(
+        min_length=1,
+        max_length=MAX_WANT_PARTITIONS,
+        description=(
+            "Partition refs wanted, e.g. daily_summary/date=2025-01-01 (at least one, "
+            "no duplicates). Immutable."
+        ),
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+    ttl_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="The Want expires this many seconds after dataTimestamp.",
+    )
+    sla_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="The Want is flagged as late when not Successful this many seconds "
+        "after dataTimestamp.",
+    )
+    data_timestamp: datetime | None = Field(
+        default=None,
+        description="The time TTL and SLA count from (default: the Want's creation time).",
+    )
+    source: WantSource | None = Field(
+        default=None,
+        description="Set on Wants the operator created for a JobRun's discovered needs.",
+    )
+
+
+class PartitionCounts(Model):
+    """How many of a Want's partitions are in each state."""
+
+    total: int = Field(default=0, ge=0, description="Partitions wanted.")
+    missing: int = Field(default=0, ge=0, description="Partitions Missing.")
+    building: int = Field(default=0, ge=0, description="Partitions Building.")
+    live: int = Field(default=0, ge=0, description="Partitions Live.")
+    failed: int = Field(default=0, ge=0, description="Partitions Failed.")
+    tainted: int = Field(default=0, ge=0, description="Partitions Tainted.")
+
+
+class WantStatus(Model):
+    """The Want's state, derived by the operator from its partitions."""
+
+    state: WantState | None = Field(
+        default=None,
+        description="Pending, Building, UpstreamBuilding, Successful, Failed or Expired.",
+    )
+    conditions: Conditions = Field(
+        default_factory=list,
+        description="Ready summarises the Want; its reason says why it waits or failed.",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation the status was computed for."
+    )
+    partitions: PartitionCounts | None = Field(
+        default=None, description="How many wanted partitions are in each state."
+    )
+    progress: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Live partitions out of all wanted, e.g. 3/7.",
+    )
+    sla_breached: bool | None = Field(
+        default=None, description="True once the Want missed its SLA."
+    )
+    finished_at: datetime | None = Field(
+        default=None, description="When the Want reached a terminal state."
+    )
+
+
+class Want(Resource):
+    """A request for partitions. Written by users, GitOps, or the operator."""
+
+    KIND: ClassVar[str] = "Want"
+    PLURAL: ClassVar[str] = "wants"
+    SHORT_NAME: ClassVar[str] = "dbwant"
+
+    kind: str = Field(default="Want", description="Want.")
+    spec: WantSpec = Field(description="What is wanted.")
+    status: WantStatus = Field(default_factory=WantStatus, description="Observed state.")
+
+
+# ---------------------------------------------------------------------------------------
+# Partition
+# ---------------------------------------------------------------------------------------
+
+
+class PartitionSpec(Model):
+    """Which partition this catalog entry is about."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_x(
+            x_kubernetes_validations=[
+                _cel(
+                    "self.ref == oldSelf.ref",
+                    "spec.ref is immutable: a Partition's name is derived from its ref.",
+                    reason="FieldValueForbidden",
+                    fieldPath=".ref",
+                )
+            ]
+        )
+    )
+
+    ref: PartitionRefStr = Field(
+        description="The partition ref, e.g. daily_summary/date=2025-01-01. Immutable."
+    )
+
+
+class PartitionStatus(Model):
+    """State and lineage of one partition."""
+
+    state: PartitionState | None = Field(
+        default=None, description="Missing, Building, Live, Failed or Tainted."
+    )
+    job_run: str | None = Field(
+        default=None,
+        max_length=K8S_NAME_MAX_LENGTH,
+        description="The JobRun that built, or is building, this partition.",
+    )
+    live_since: datetime | None = Field(default=None, description="When it became Live.")
+    inputs: list[PartitionRefStr] | None = Field(
+        default=None,
+        max_length=MAX_INPUTS,
+        description="The input refs it was built from (lineage).",
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_LENGTH,
+        description="Why the partition is in its state, when that is not obvious.",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation last seen by the operator."
+    )
+
+
+class Partition(Resource):
+    """The catalog entry of one partition. Written by the operator; outlives Wants."""
+
+    KIND: ClassVar[str] = "Partition"
+    PLURAL: ClassVar[str] = "partitions"
+    SHORT_NAME: ClassVar[str] = "dbpart"
+
+    kind: str = Field(default="Partition", description="Partition.")
+    spec: PartitionSpec = Field(description="The partition.")
+    status: PartitionStatus = Field(default_factory=PartitionStatus, description="Observed state.")
+
+
+# ---------------------------------------------------------------------------------------
+# JobRun
+# ---------------------------------------------------------------------------------------
+
+
+class JobRunSpec(Model):
+    """One logical build of one or more partitions."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_x(
+            x_kubernetes_validations=[
+                _cel(
+                    "self == oldSelf",
+                    "a JobRun's spec is immutable: the operator creates a new JobRun instead.",
+                )
+            ]
+        )
+    )
+
+    job_definition: ObjectName = Field(description="The JobDefinition that builds the outputs.")
+    partitions: list[PartitionRefStr] = Field(
+        min_length=1,
+        max_length=MAX_JOB_PARTITIONS,
+        description="The output partitions this run builds.",
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+    inputs: list[PartitionRefStr] = Field(
+        default_factory=list,
+        max_length=MAX_INPUTS,
+        description="The resolved input refs the run reads.",
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+
+
+class JobRunStatus(Model):
+    """Progress of a JobRun across its attempts."""
+
+    state: JobRunState | None = Field(
+        default=None,
+        description="Queued, WaitingForUpstream, Running, Succeeded, Failed or Cancelled.",
+    )
+    attempt: int | None = Field(
+        default=None,
+        ge=0,
+        description="Batch Jobs created so far (re-runs after a dependency miss included).",
+    )
+    failed_attempts: int | None = Field(
+        default=None, ge=0, description="Failed attempts, which spend the retry budget."
+    )
+    job_name: str | None = Field(
+        default=None,
+        max_length=63,
+        description="The batch Job of the current or last attempt.",
+    )
+    started_at: datetime | None = Field(default=None, description="When the first attempt started.")
+    finished_at: datetime | None = Field(default=None, description="When the run finished.")
+    missing_partitions: list[PartitionRefStr] | None = Field(
+        default=None,
+        max_length=MAX_INPUTS,
+        description="Partitions the job reported missing (a dependency miss).",
+    )
+    retry_after: datetime | None = Field(
+        default=None, description="The next attempt starts no earlier than this."
+    )
+    reason: str | None = Field(
+        default=None,
+        max_length=256,
+        description="CamelCase reason of the last transition, e.g. ExitCode.",
+    )
+    exit_code: int | None = Field(
+        default=None, description="Exit code of the last failed attempt's container."
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_LENGTH,
+        description="Details of the last transition, e.g. a failed container's message.",
+    )
+    conditions: Conditions = Field(
+        default_factory=list, description="Succeeded summarises the run."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation last seen by the operator."
+    )
+
+
+class JobRun(Resource):
+    """One logical build of one or more partitions. Written by the operator."""
+
+    KIND: ClassVar[str] = "JobRun"
+    PLURAL: ClassVar[str] = "jobruns"
+    SHORT_NAME: ClassVar[str] = "dbrun"
+
+    kind: str = Field(default="JobRun", description="JobRun.")
+    spec: JobRunSpec = Field(description="What the run builds.")
+    status: JobRunStatus = Field(default_factory=JobRunStatus, description="Observed state.")
+
+
+RESOURCES: tuple[type[Resource], ...] = (JobDefinition, Want, Partition, JobRun)
+"""Every custom resource kind, in the order their CRDs are written."""

@@ -1,0 +1,195 @@
+"""The gateway protocol's in-memory fake behaves like the API server where it matters."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from databuild.adapters.gateway import (
+    AlreadyExists,
+    Conflict,
+    FakeGateway,
+    Gateway,
+    GatewayStats,
+    Invalid,
+    KubernetesGateway,
+    NotFound,
+    ObjectReference,
+    _error_for,
+    event_manifest,
+    merge_patch,
+)
+
+
+def _want(name: str = "w") -> dict[str, Any]:
+    return {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Want",
+        "metadata": {"name": name, "namespace": "ns"},
+        "spec": {"partitions": ["a"]},
+        "status": {"state": "Successful"},
+    }
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_both_gateways_satisfy_the_protocol() -> None:
+    gateways: list[Gateway] = [FakeGateway(), KubernetesGateway(api_client=None)]
+    assert all(isinstance(g.stats, GatewayStats) for g in gateways)
+
+
+def test_create_assigns_metadata_and_ignores_status() -> None:
+    gw = FakeGateway()
+    created = run(gw.create(_want()))
+    assert created["metadata"]["uid"]
+    assert created["metadata"]["generation"] == 1
+    assert created["metadata"]["resourceVersion"]
+    assert "status" not in created
+    assert gw.stats.writes_of(verb="create", kind="Want") == 1
+
+
+def test_create_twice_is_already_exists_and_not_a_write() -> None:
+    gw = FakeGateway()
+    run(gw.create(_want()))
+    with pytest.raises(AlreadyExists):
+        run(gw.create(_want()))
+    assert gw.stats.total_writes == 1
+    assert gw.stats.total_requests == 2
+    assert gw.stats.errors["create", "Want", "AlreadyExists"] == 1
+
+
+def test_status_patch_with_stale_version_conflicts() -> None:
+    gw = FakeGateway()
+    created = run(gw.create(_want()))
+    rv = created["metadata"]["resourceVersion"]
+    patched = run(gw.patch_status("Want", "ns", "w", {"state": "Building"}, resource_version=rv))
+    assert patched["status"] == {"state": "Building"}
+    assert patched["metadata"]["generation"] == 1  # status writes don't bump generation
+    with pytest.raises(Conflict):
+        run(gw.patch_status("Want", "ns", "w", {"state": "Failed"}, resource_version=rv))
+    run(gw.patch_status("Want", "ns", "w", {"state": None}))
+    assert gw.stored("Want", "ns", "w")["status"] == {}  # type: ignore[index]
+
+
+def test_replace_status_uses_the_objects_version() -> None:
+    gw = FakeGateway()
+    created = run(gw.create(_want()))
+    created["status"] = {"state": "Pending"}
+    replaced = run(gw.replace_status(created))
+    assert replaced["status"] == {"state": "Pending"}
+    with pytest.raises(Conflict):
+        run(gw.replace_status(created))
+
+
+def test_spec_patch_bumps_generation() -> None:
+    gw = FakeGateway()
+    run(gw.create(_want()))
+    patched = run(gw.patch("Want", "ns", "w", {"spec": {"ttlSeconds": 5}, "status": {"x": 1}}))
+    assert patched["metadata"]["generation"] == 2
+    assert "status" not in patched
+    labelled = run(gw.patch("Want", "ns", "w", {"metadata": {"labels": {"a": "b"}}}))
+    assert labelled["metadata"]["generation"] == 2
+
+
+def test_missing_objects_are_not_found() -> None:
+    gw = FakeGateway()
+    with pytest.raises(NotFound):
+        run(gw.get("Want", "ns", "nope"))
+    with pytest.raises(NotFound):
+        run(gw.delete("Want", "ns", "nope"))
+    with pytest.raises(NotFound):
+        run(gw.patch_status("Want", "ns", "nope", {}))
+
+
+def test_delete_collects_dependents() -> None:
+    gw = FakeGateway()
+    owner = run(
+        gw.create(
+            {
+                "apiVersion": "databuild.dev/v1alpha1",
+                "kind": "JobRun",
+                "metadata": {"name": "r", "namespace": "ns"},
+                "spec": {},
+            }
+        )
+    )
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "r-1",
+            "namespace": "ns",
+            "ownerReferences": [{"uid": owner["metadata"]["uid"], "kind": "JobRun"}],
+        },
+    }
+    run(gw.create(job))
+    with pytest.raises(Conflict):
+        run(gw.delete("JobRun", "ns", "r", uid="other"))
+    run(gw.delete("JobRun", "ns", "r", uid=owner["metadata"]["uid"]))
+    assert gw.of_kind("Job") == []
+    assert gw.stats.writes_of(verb="delete") == 1
+
+
+def test_injected_failures() -> None:
+    gw = FakeGateway()
+    gw.fail_next("create", "Want", Invalid("nope", status=422))
+    with pytest.raises(Invalid):
+        run(gw.create(_want()))
+    run(gw.create(_want()))  # only the next request fails
+    assert gw.stats.total_writes == 1
+
+
+def test_events_are_recorded_and_counted() -> None:
+    gw = FakeGateway()
+    ref = ObjectReference(kind="Want", name="w", namespace="ns", uid="u")
+    run(gw.emit_event(ref, type="Normal", reason="Building", message="started"))
+    assert gw.events[0].reason == "Building"
+    assert gw.stats.summary() == {"event Event": 1}
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not handle kind"):
+        run(FakeGateway().create({"kind": "Secret", "metadata": {"name": "s"}}))
+
+
+def test_event_manifest() -> None:
+    ref = ObjectReference(kind="JobRun", name="r", namespace="ns", uid="u")
+    first = event_manifest(ref, type="Warning", reason="Failed", message="x" * 5000, action="A")
+    second = event_manifest(ref, type="Warning", reason="Failed", message="m", action="A")
+    assert first["metadata"]["name"] != second["metadata"]["name"]
+    assert first["involvedObject"] == {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "JobRun",
+        "name": "r",
+        "namespace": "ns",
+        "uid": "u",
+    }
+    assert len(first["message"]) == 1024
+    assert first["type"] == "Warning"
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    target = {"a": "b", "c": {"d": "e", "f": "g"}}
+    patch = {"a": "z", "c": {"f": None}, "l": [1]}
+    assert merge_patch(target, patch) == {"a": "z", "c": {"d": "e"}, "l": [1]}
+    assert target == {"a": "b", "c": {"d": "e", "f": "g"}}
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "error"),
+    [
+        (404, "NotFound", NotFound),
+        (409, "AlreadyExists", AlreadyExists),
+        (409, "Conflict", Conflict),
+        (422, "Invalid", Invalid),
+    ],
+)
+def test_api_errors_are_typed(status: int, reason: str, error: type[Exception]) -> None:
+    body = f'{{"kind": "Status", "reason": "{reason}", "message": "details"}}'.encode()
+    mapped = _error_for(status, body, "POST /x")
+    assert type(mapped) is error
+    assert "details" in str(mapped)
