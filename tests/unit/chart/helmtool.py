@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -46,7 +47,7 @@ class HelmResult:
     stdout: str
     stderr: str
 
-    def documents(self) -> list[dict[str, object]]:
+    def documents(self) -> list[dict[str, Any]]:
         """The non-empty YAML documents on stdout (e.g. of `helm template`)."""
         return [d for d in yaml.safe_load_all(self.stdout) if d]
 
@@ -80,8 +81,28 @@ def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> Helm
     return result
 
 
-def template(*args: str) -> list[dict[str, object]]:
-    """`helm template` of the chart with extra arguments; the rendered documents."""
+def kube_version() -> str:
+    """The Kubernetes version of the local control plane (hack/versions.env)."""
+    for line in (ROOT / "hack" / "versions.env").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "KUBE_VERSION":
+            return value.strip()
+    raise LookupError("KUBE_VERSION is not set in hack/versions.env")
+
+
+def template(
+    *args: str, release: str = "databuild", namespace: str = "databuild-system"
+) -> list[dict[str, Any]]:
+    """`helm template` of the chart with extra arguments; the rendered documents.
+
+    `--kube-version` stands in for a cluster (the chart declares a minimum version)."""
     return helm(
-        "template", "databuild", str(CHART), "--namespace", "databuild-system", *args
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        kube_version(),
+        *args,
     ).documents()

@@ -1,0 +1,90 @@
+{{/* Names, labels and the image reference shared by every template. */}}
+
+{{- define "databuild.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name: object names are DNS-1123 labels, hence 63 characters. */}}
+{{- define "databuild.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "databuild.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "databuild.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "databuild.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "databuild.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: databuild
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "databuild.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "databuild.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "databuild.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's permissions on the namespaced resources it reconciles. One list for
+     both RBAC modes, so a ClusterRole and the per-namespace Roles cannot drift apart.
+     Explicit resources and verbs only: no wildcards, and never Secrets. */}}
+{{- define "databuild.rules" -}}
+# The custom resources: JobDefinitions are read, the rest reconciled. `patch` also
+# carries kopf's finalizers and progress annotations.
+- apiGroups: ["databuild.dev"]
+  resources: ["jobdefinitions"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["databuild.dev"]
+  resources: ["wants", "partitions", "jobruns"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["databuild.dev"]
+  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status"]
+  verbs: ["get", "update", "patch"]
+# Setting blockOwnerDeletion on Jobs and Wants owned by a JobRun needs update on the
+# owner's finalizers where OwnerReferencesPermissionEnforcement is enabled.
+- apiGroups: ["databuild.dev"]
+  resources: ["jobruns/finalizers"]
+  verbs: ["update"]
+# Each build attempt is a batch Job; cancelling a build deletes its Job.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Read-only: a failed attempt's termination message reports dependency misses.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+# Every state transition is also a Kubernetes Event on the resource.
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* Leader election: a Lease in the operator's own namespace, in both modes. */}}
+{{- define "databuild.leaseRules" -}}
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch", "create", "update", "patch"]
+{{- end -}}

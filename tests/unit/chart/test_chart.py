@@ -1,0 +1,365 @@
+"""The Helm chart: lint, rendering in both RBAC modes, least privilege, the values schema.
+
+Every test runs the real helm binary on the chart; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from tests.unit.chart.helmtool import CHART, ROOT, helm, kube_version, template
+
+RELEASE = "databuild"
+RELEASE_NS = "databuild-system"
+FULLNAME = f"{RELEASE}-databuild-operator"
+
+# What the operator may do, resource by resource. A change here is a deliberate change of
+# the operator's privileges; keep it in sync with operator/databuild/operator/ and the
+# adapters' API gateway.
+EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
+    ("databuild.dev", "jobdefinitions"): {"get", "list", "watch", "patch"},
+    ("databuild.dev", "wants"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("databuild.dev", "partitions"): {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+    },
+    ("databuild.dev", "jobruns"): {"get", "list", "watch", "create", "update", "patch", "delete"},
+    ("databuild.dev", "jobdefinitions/status"): {"get", "update", "patch"},
+    ("databuild.dev", "wants/status"): {"get", "update", "patch"},
+    ("databuild.dev", "partitions/status"): {"get", "update", "patch"},
+    ("databuild.dev", "jobruns/status"): {"get", "update", "patch"},
+    ("databuild.dev", "jobruns/finalizers"): {"update"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+EXPECTED_LEASE_RULES = {
+    ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "update", "patch"}
+}
+
+RECOMMENDED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+)
+
+
+def _of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = _of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, rendered {len(found)}"
+    return found[0]
+
+
+def _flatten(rules: list[dict[str, Any]]) -> Iterator[tuple[str, str, str]]:
+    for rule in rules:
+        assert not rule.get("resourceNames"), "resourceNames are not expected"
+        assert not rule.get("nonResourceURLs"), "non-resource URLs are not expected"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    yield group, resource, verb
+
+
+def _permissions(rules: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    perms: dict[tuple[str, str], set[str]] = {}
+    for group, resource, verb in _flatten(rules):
+        perms.setdefault((group, resource), set()).add(verb)
+    return perms
+
+
+def _container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def _is_leader_election(role: dict[str, Any]) -> bool:
+    return bool(role["metadata"]["name"].endswith("-leader-election"))
+
+
+# --------------------------------------------------------------------------------------
+# Lint and CRDs
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["--set", "watchNamespaces={team-a,team-b}"], ["--set", "crds.managed=true"]],
+    ids=["cluster-wide", "namespaced", "managed-crds"],
+)
+def test_helm_lint_strict(values: list[str]) -> None:
+    result = helm("lint", "--strict", str(CHART), *values, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    repo = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}
+    assert repo, "crds/ is empty: generate it with `python -m databuild.adapters.crds`"
+    drifted = sorted(n for n in repo.keys() | chart.keys() if repo.get(n) != chart.get(n))
+    assert not drifted, (
+        f"the chart's CRDs differ from crds/ ({', '.join(drifted)}); run charts/sync-crds.sh"
+    )
+
+
+def test_chart_crds_cover_every_kind() -> None:
+    kinds = set()
+    for path in (CHART / "crds").glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        assert crd["kind"] == "CustomResourceDefinition"
+        assert crd["spec"]["group"] == "databuild.dev"
+        kinds.add(crd["spec"]["names"]["kind"])
+    assert kinds == {"JobDefinition", "Want", "Partition", "JobRun"}
+
+
+def test_default_mode_renders_no_crd_templates() -> None:
+    # CRDs come from crds/ (Helm's install-only directory), not from templates.
+    assert not _of_kind(template(), "CustomResourceDefinition")
+
+
+def test_managed_crds_are_kept_on_uninstall_and_identical_to_the_files() -> None:
+    rendered = {
+        d["metadata"]["name"]: d
+        for d in _of_kind(template("--set", "crds.managed=true"), "CustomResourceDefinition")
+    }
+    files = {
+        (crd := yaml.safe_load(p.read_text()))["metadata"]["name"]: crd
+        for p in (CHART / "crds").glob("*.yaml")
+    }
+    assert rendered.keys() == files.keys()
+    for name, crd in rendered.items():
+        meta = crd["metadata"]
+        assert meta["annotations"]["helm.sh/resource-policy"] == "keep", name
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "Helm", name
+        assert crd["spec"] == files[name]["spec"], f"{name}: the template changed the schema"
+
+
+# --------------------------------------------------------------------------------------
+# RBAC
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
+def test_rbac_is_explicit_and_never_touches_secrets(mode: str) -> None:
+    args = ["--set", "watchNamespaces={team-a}"] if mode == "namespaced" else []
+    docs = template(*args)
+    roles = _of_kind(docs, "ClusterRole") + _of_kind(docs, "Role")
+    assert roles
+    for role in roles:
+        for group, resource, verb in _flatten(role["rules"]):
+            where = f"{role['kind']} {role['metadata']['name']}: {group}/{resource} {verb}"
+            assert "*" not in (group, verb) and "*" not in resource, f"wildcard in {where}"
+            assert resource not in ("secrets", "configmaps"), f"{where}: no Secrets/ConfigMaps"
+            assert verb not in ("escalate", "bind", "impersonate", "deletecollection"), where
+
+
+def test_cluster_wide_mode_grants_exactly_the_operators_needs() -> None:
+    docs = template()
+    cluster_role = _one(docs, "ClusterRole")
+    assert _permissions(cluster_role["rules"]) == EXPECTED_RULES
+
+    binding = _one(docs, "ClusterRoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": cluster_role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NS}
+    ]
+    # Leader election stays in the operator's own namespace even in cluster-wide mode.
+    (lease_role,) = _of_kind(docs, "Role")
+    assert lease_role["metadata"]["namespace"] == RELEASE_NS
+    assert _permissions(lease_role["rules"]) == EXPECTED_LEASE_RULES
+
+    args = _container(docs)["args"]
+    assert "--all-namespaces" in args
+    assert not [a for a in args if a.startswith("--namespace")]
+
+
+def test_namespaced_mode_renders_roles_only_in_the_listed_namespaces() -> None:
+    docs = template("--set", "watchNamespaces={team-a,team-b}")
+    assert not _of_kind(docs, "ClusterRole")
+    assert not _of_kind(docs, "ClusterRoleBinding")
+
+    roles = [r for r in _of_kind(docs, "Role") if not _is_leader_election(r)]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for role in roles:
+        assert _permissions(role["rules"]) == EXPECTED_RULES
+
+    bindings = [b for b in _of_kind(docs, "RoleBinding") if not _is_leader_election(b)]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NS}
+        ]
+
+    (lease_role,) = [r for r in _of_kind(docs, "Role") if _is_leader_election(r)]
+    assert lease_role["metadata"]["namespace"] == RELEASE_NS
+    assert _permissions(lease_role["rules"]) == EXPECTED_LEASE_RULES
+
+    args = _container(docs)["args"]
+    assert [a for a in args if a.startswith("--namespace")] == [
+        "--namespace=team-a",
+        "--namespace=team-b",
+    ]
+    assert "--all-namespaces" not in args
+
+
+def test_rbac_create_false_renders_no_rbac_objects() -> None:
+    docs = template("--set", "rbac.create=false")
+    for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+        assert not _of_kind(docs, kind), kind
+
+
+# --------------------------------------------------------------------------------------
+# The Deployment
+# --------------------------------------------------------------------------------------
+
+
+def test_deployment_is_a_single_recreated_replica() -> None:
+    spec = _one(template(), "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["template"]["spec"]["serviceAccountName"] == FULLNAME
+
+
+def test_pod_meets_the_restricted_pod_security_standard() -> None:
+    docs = template()
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = _container(docs)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not sc.get("privileged")
+    # The read-only root needs a writable /tmp (HOME and TMPDIR in the image).
+    mounts = {m["mountPath"]: m["name"] for m in _container(docs)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert not [v for v in pod["volumes"] if "hostPath" in v]
+
+
+def test_probes_hit_kopfs_health_endpoint() -> None:
+    docs = template("--set", "health.port=8181")
+    container = _container(docs)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == 8181
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert "--liveness=http://0.0.0.0:8181/healthz" in container["args"]
+
+
+def test_resources_and_image_are_configurable() -> None:
+    docs = template(
+        "--set", "image.repository=registry.example/databuild",
+        "--set", "image.tag=1.2.3",
+        "--set", "resources.requests.cpu=250m",
+        "--set", "resources.limits.memory=1Gi",
+    )  # fmt: skip
+    container = _container(docs)
+    assert container["image"] == "registry.example/databuild:1.2.3"
+    assert container["resources"]["requests"]["cpu"] == "250m"
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+
+    digest = "sha256:" + "a" * 64
+    container = _container(template("--set", f"image.digest={digest}"))
+    assert container["image"] == f"databuild-operator@{digest}"
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert _container(template())["image"] == f"databuild-operator:{chart['appVersion']}"
+
+
+def test_metrics_service_is_optional() -> None:
+    assert not _of_kind(template(), "Service")
+    docs = template("--set", "metrics.service.enabled=true", "--set", "metrics.port=9191")
+    service = _one(docs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert (
+        service["spec"]["selector"] == _one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    assert "--metrics-port=9191" in _container(docs)["args"]
+
+    docs = template("--set", "metrics.enabled=false")
+    assert not [a for a in _container(docs)["args"] if a.startswith("--metrics")]
+    assert [p["name"] for p in _container(docs)["ports"]] == ["health"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["--set", "watchNamespaces={team-a,team-b}"], ["--set", "crds.managed=true"]],
+    ids=["cluster-wide", "namespaced", "managed-crds"],
+)
+def test_everything_carries_the_recommended_labels(values: list[str]) -> None:
+    docs = template("--set", "metrics.service.enabled=true", *values)
+    for doc in docs:
+        labels = doc["metadata"].get("labels", {})
+        missing = [label for label in RECOMMENDED_LABELS if label not in labels]
+        assert not missing, f"{doc['kind']} {doc['metadata']['name']} lacks {missing}"
+        assert all(len(str(v)) <= 63 for v in labels.values())
+    pod_labels = _one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert all(label in pod_labels for label in RECOMMENDED_LABELS)
+
+
+# --------------------------------------------------------------------------------------
+# The values schema
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["--set", "watchNamespaces={Team_A}"],
+            "at '/watchNamespaces/0': 'Team_A' does not match pattern",
+        ),
+        (["--set", "watchNamespaces={a,a}"], "at '/watchNamespaces': items at 0 and 1 are equal"),
+        (["--set", "watchNamespaces=team-a"], "at '/watchNamespaces': got string, want array"),
+        (["--set", "securityContext.runAsUser=0"], "at '/securityContext/runAsUser': minimum"),
+        (["--set", "image.pullPolicy=Sometimes"], "at '/image/pullPolicy'"),
+        (["--set", "image.digest=latest"], "at '/image/digest': 'latest' does not match"),
+        (["--set", "health.port=80"], "at '/health/port': minimum: got 80, want 1,024"),
+        (["--set", "crds.managed=yes"], "at '/crds/managed': got string, want boolean"),
+        (["--set", "watchNamespace={a}"], "additional properties 'watchNamespace' not allowed"),
+        (["--set", "resources.requests.cpu=lots"], "at '/resources/requests/cpu'"),
+    ],
+)
+def test_schema_rejects_bad_values_with_a_clear_message(values: list[str], message: str) -> None:
+    result = helm("template", RELEASE, str(CHART), "--namespace", RELEASE_NS, *values, check=False)
+    assert result.returncode != 0, f"helm accepted {values}"
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_equal_health_and_metrics_ports_are_rejected() -> None:
+    result = helm(
+        "template", RELEASE, str(CHART), "--kube-version", kube_version(),
+        "--set", "metrics.port=8080", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "metrics.port and health.port must differ" in result.stderr
