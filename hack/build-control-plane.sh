@@ -48,7 +48,7 @@ have() { local b; for b in "$@"; do [[ -x "$bin/$b" ]] || return 1; done; }
 version_ldflags() { # PKG MAJOR MINOR VERSION
   local pkg="$1" major="$2" minor="$3" v="$4"
   printf -- '-X %s.gitVersion=%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean -X %s.buildDate=%s ' \
-    "$pkg" "$v" "$pkg" "$major" "$pkg" "$minor" "$pkg" "$build_date"
+    "$pkg" "$v" "$pkg" "$major" "$pkg" "$minor" "$pkg" "$pkg" "$build_date"
 }
 
 build_kube() {
