@@ -1,0 +1,660 @@
+"""The local control plane: etcd, kube-apiserver, controller-manager, scheduler, kwok."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from databuild.testing import _pki
+from databuild.testing._binaries import Binaries, find_binaries
+from databuild.testing._ports import free_ports
+from databuild.testing._process import Process, install_exit_hooks, rss_bytes
+
+ApiClient = k8s_client.ApiClient
+
+#: The one simulated node; kwok manages nodes carrying this annotation.
+NODE_NAME = "kwok-node-0"
+KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+#: Pod IPs kwok hands out; outside the service range so addresses are unambiguous.
+POD_CIDR = "10.244.0.0/16"
+
+# Component names, in start order (stop order is the reverse).
+ETCD = "etcd"
+APISERVER = "kube-apiserver"
+CONTROLLER_MANAGER = "kube-controller-manager"
+SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane failed to start, or a component died."""
+
+
+class Cluster(Protocol):
+    """What tests need from a cluster, whether the harness started it or not."""
+
+    @property
+    def kubeconfig(self) -> Path:
+        """Path of an admin kubeconfig."""
+        ...
+
+    def api_client(self) -> ApiClient:
+        """A new authenticated `kubernetes.client.ApiClient` (close it when done)."""
+        ...
+
+
+def api_client_from_kubeconfig(kubeconfig: Path, context: str | None = None) -> ApiClient:
+    """A `kubernetes.client.ApiClient` for a kubeconfig file, never touching global state."""
+    # persist_config=False: the loader would otherwise write refreshed credentials
+    # back into the user's kubeconfig file.
+    api: ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), context=context, persist_config=False
+    )
+    return api
+
+
+@dataclass(frozen=True)
+class ExistingCluster:
+    """A cluster somebody else runs (e.g. `DATABUILD_TEST_KUBECONFIG`): nothing to start."""
+
+    kubeconfig: Path
+    context: str | None = None
+
+    def api_client(self) -> ApiClient:
+        """A new authenticated ApiClient for the kubeconfig."""
+        return api_client_from_kubeconfig(self.kubeconfig, self.context)
+
+
+@dataclass
+class Ports:
+    """The loopback ports of one control plane."""
+
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+
+    @classmethod
+    def allocate(cls) -> Ports:
+        """Five distinct free ports."""
+        return cls(*free_ports(5))
+
+
+@dataclass
+class _Paths:
+    root: Path
+    pki: Path = field(init=False)
+    logs: Path = field(init=False)
+    etcd_data: Path = field(init=False)
+    kwok_home: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pki = self.root / "pki"
+        self.logs = self.root / "logs"
+        self.etcd_data = self.root / "etcd-data"
+        self.kwok_home = self.root / "kwok-home"
+
+
+def stage_documents() -> str:
+    """The kwok Stages shipped with the package, as one multi-document YAML."""
+    folder = resources.files("databuild.testing").joinpath("stages")
+    names = sorted(f.name for f in folder.iterdir() if f.name.endswith(".yaml"))
+    return "\n---\n".join(folder.joinpath(n).read_text() for n in names)
+
+
+def kubeconfig_document(
+    server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, user: str
+) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates embedded) for one user."""
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "databuild",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)},
+            }
+        ],
+        "contexts": [{"name": "databuild", "context": {"cluster": "databuild", "user": user}}],
+        "current-context": "databuild",
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.write_text(text)
+
+
+# Every started, not yet stopped control plane: stopped at interpreter exit.
+_RUNNING: weakref.WeakSet[ControlPlane] = weakref.WeakSet()
+
+
+def _stop_all() -> None:
+    for plane in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            plane.stop()
+
+
+class ControlPlane:
+    """A real, local Kubernetes control plane run as child processes.
+
+    Starts etcd, kube-apiserver (RBAC on, client certificates, ServiceAccount
+    tokens), kube-controller-manager, kube-scheduler and kwok with one simulated
+    Node, on free loopback ports, in `run_dir` (a fresh temporary directory by
+    default). Pods of batch Jobs finish as the simulated-outcome annotations say
+    (see `databuild.testing.outcomes`). Use it as a context manager::
+
+        with ControlPlane() as cp:
+            api = cp.api_client()
+            ...
+
+    `start()` returns once the node is Ready and the `default` ServiceAccount exists;
+    any failure raises ControlPlaneError quoting the failing component's log. The
+    components die with the thread that started them (even on SIGKILL), so start it
+    from a long-lived thread.
+
+    Attributes:
+        run_dir: where the certificates, kubeconfigs, logs and etcd data live.
+        kubeconfig: the admin kubeconfig (user `admin`, group `system:masters`),
+            self-contained, written by `start()`.
+        logs_dir: one `<component>.log` per component.
+        binaries: the executables used.
+        ports: the loopback ports in use (after `start()`).
+        server: the apiserver URL (after `start()`).
+        timings: seconds from `start()` until each milestone (component ready,
+            `node-ready`, `ready`).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path | str | None = None,
+        binaries: Binaries | None = None,
+        *,
+        startup_timeout: float = 120.0,
+        keep_run_dir: bool = False,
+        extra_args: dict[str, list[str]] | None = None,
+    ) -> None:
+        """Prepare (but do not start) a control plane.
+
+        Args:
+            run_dir: directory for its files; created if missing. Default: a new
+                temporary directory, removed by `stop()` unless `keep_run_dir`.
+            binaries: executables to use; default `find_binaries()`.
+            startup_timeout: seconds `start()` may take in total.
+            keep_run_dir: keep a temporary `run_dir` after `stop()` (logs!).
+            extra_args: more command-line flags per component name, e.g.
+                `{"kube-apiserver": ["--v=4"]}`.
+        """
+        self._owns_run_dir = run_dir is None
+        self._keep_run_dir = keep_run_dir
+        root = (
+            Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="databuild-cp-"))
+        )
+        self.run_dir = root.resolve()
+        self._paths = _Paths(self.run_dir)
+        self.binaries = binaries
+        self.startup_timeout = startup_timeout
+        self.extra_args = extra_args or {}
+        self.kubeconfig = self.run_dir / "kubeconfig"
+        self.logs_dir = self._paths.logs
+        self.ports: Ports | None = None
+        self.server = ""
+        self.timings: dict[str, float] = {}
+        self._processes: list[Process] = []
+        self._ssl: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._started_at = 0.0
+
+    # -- public API -------------------------------------------------------------------
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def processes(self) -> dict[str, int]:
+        """Running components: name -> pid."""
+        return {p.name: p.pid for p in self._processes if p.pid is not None and p.alive()}
+
+    def rss(self) -> dict[str, int | None]:
+        """Resident memory (bytes) of each running component, read from /proc."""
+        return {name: rss_bytes(pid) for name, pid in self.processes.items()}
+
+    def api_client(self) -> ApiClient:
+        """A new `kubernetes.client.ApiClient` authenticated as the admin."""
+        if not self.kubeconfig.exists():
+            raise ControlPlaneError("the control plane is not started (no kubeconfig yet)")
+        return api_client_from_kubeconfig(self.kubeconfig)
+
+    def start(self) -> ControlPlane:
+        """Start every component and wait until the cluster can run Jobs."""
+        with self._lock:
+            if self._processes:
+                raise ControlPlaneError("this control plane is already started")
+            self._started_at = time.monotonic()
+            install_exit_hooks(_stop_all)
+            _RUNNING.add(self)
+            try:
+                self._start()
+            except BaseException:
+                self._stop_processes()
+                raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the components in reverse order; drop etcd's data, keep the logs.
+
+        A temporary `run_dir` is removed entirely unless `keep_run_dir` was set.
+        Safe to call more than once.
+        """
+        with self._lock:
+            self._stop_processes()
+            _RUNNING.discard(self)
+            shutil.rmtree(self._paths.etcd_data, ignore_errors=True)
+            if self._owns_run_dir and not self._keep_run_dir:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def check(self) -> None:
+        """Raise ControlPlaneError if a component has died since it started."""
+        for process in self._processes:
+            code = process.exit_code()
+            if code is not None:
+                raise self._failure(process, f"exited with code {code}")
+
+    def elapsed(self) -> float:
+        """Seconds since `start()` was called."""
+        return time.monotonic() - self._started_at
+
+    # -- startup ----------------------------------------------------------------------
+
+    def _deadline_left(self) -> float:
+        return max(0.0, self.startup_timeout - self.elapsed())
+
+    def _mark(self, milestone: str) -> None:
+        self.timings[milestone] = round(self.elapsed(), 3)
+
+    def _start(self) -> None:
+        binaries = self.binaries = self.binaries or find_binaries()
+        paths = self._paths
+        for directory in (paths.pki, paths.logs, paths.kwok_home):
+            directory.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(paths.etcd_data, ignore_errors=True)
+        ports = self.ports = Ports.allocate()
+        self.server = f"https://127.0.0.1:{ports.apiserver}"
+        files = self._write_pki()
+        self._mark("certificates")
+
+        etcd = self._spawn(ETCD, [str(binaries.etcd), *self._etcd_args(ports)])
+        self._wait(etcd, "/health", lambda: self._etcd_healthy(ports.etcd_client))
+        self._mark(ETCD)
+
+        apiserver = self._spawn(
+            APISERVER, [str(binaries.kube_apiserver), *self._apiserver_args(ports, files)]
+        )
+        self._wait(apiserver, "/readyz", lambda: self._get(ports.apiserver, "/readyz")[0] == 200)
+        self._mark(APISERVER)
+
+        waits: list[tuple[Process, str, Callable[[], bool]]] = []
+        if binaries.kube_controller_manager is not None:
+            kcm = self._spawn(
+                CONTROLLER_MANAGER,
+                [str(binaries.kube_controller_manager), *self._kcm_args(ports, files)],
+            )
+            waits.append(
+                (kcm, "/healthz", lambda: self._component_healthy(ports.controller_manager))
+            )
+        if binaries.kube_scheduler is not None:
+            scheduler = self._spawn(
+                SCHEDULER, [str(binaries.kube_scheduler), *self._scheduler_args(ports, files)]
+            )
+            waits.append((scheduler, "/healthz", lambda: self._component_healthy(ports.scheduler)))
+        kwok: Process | None = None
+        if binaries.kwok is not None:
+            self._create_node()
+            kwok = self._spawn(KWOK, [str(binaries.kwok), *self._kwok_args(files)], kwok=True)
+        for process, what, probe in waits:
+            self._wait(process, what, probe)
+            self._mark(process.name)
+        if kwok is not None:
+            self._wait(kwok, f"node {NODE_NAME} Ready and untainted", self._node_ready)
+            self._mark("node-ready")
+        if binaries.kube_controller_manager is not None:
+            self._wait(
+                self._process(CONTROLLER_MANAGER),
+                "the `default` ServiceAccount in namespace `default`",
+                lambda: (
+                    self._get(
+                        ports.apiserver, "/api/v1/namespaces/default/serviceaccounts/default"
+                    )[0]
+                    == 200
+                ),
+            )
+        self._mark("ready")
+
+    def _write_pki(self) -> dict[str, Path]:
+        pki = self._paths.pki
+        ca = _pki.CertificateAuthority()
+        files: dict[str, Path] = {}
+        files["ca.crt"], files["ca.key"] = ca.keypair.write(pki, "ca")
+        files["apiserver.crt"], files["apiserver.key"] = ca.serving("kube-apiserver").write(
+            pki, "apiserver"
+        )
+        files["sa.pub"], files["sa.key"] = _pki.service_account_key().write(pki, "sa")
+        # The aggregation layer's front proxy, as in a real cluster: without it the
+        # controller-manager and scheduler log an error about the missing
+        # request-header CA every few seconds.
+        front_proxy = _pki.CertificateAuthority("databuild-front-proxy-ca")
+        files["front-proxy-ca.crt"], _ = front_proxy.keypair.write(pki, "front-proxy-ca")
+        files["front-proxy-client.crt"], files["front-proxy-client.key"] = front_proxy.client(
+            "front-proxy-client"
+        ).write(pki, "front-proxy-client")
+        admin = ca.client("admin", "system:masters")
+        _write_private(
+            self.kubeconfig,
+            yaml.safe_dump(
+                kubeconfig_document(
+                    self.server, ca.keypair.cert_pem, admin.cert_pem, admin.key_pem, "admin"
+                )
+            ),
+        )
+        files["admin.kubeconfig"] = self.kubeconfig
+        admin_crt, admin_key = admin.write(pki, "admin")
+        files["admin.crt"], files["admin.key"] = admin_crt, admin_key
+        # The controller-manager and scheduler run as their own users, so the bootstrap
+        # RBAC roles (system:kube-controller-manager, system:kube-scheduler) are what
+        # they get, as in a real cluster.
+        for name, user in (
+            ("controller-manager", "system:kube-controller-manager"),
+            ("scheduler", "system:kube-scheduler"),
+        ):
+            pair = ca.client(user)
+            path = pki / f"{name}.kubeconfig"
+            _write_private(
+                path,
+                yaml.safe_dump(
+                    kubeconfig_document(
+                        self.server, ca.keypair.cert_pem, pair.cert_pem, pair.key_pem, user
+                    )
+                ),
+            )
+            files[f"{name}.kubeconfig"] = path
+        stages = pki.parent / "kwok-stages.yaml"
+        stages.write_text(stage_documents())
+        files["stages"] = stages
+        context = ssl.create_default_context(cafile=str(files["ca.crt"]))
+        context.load_cert_chain(str(admin_crt), str(admin_key))
+        self._ssl = context
+        return files
+
+    def _args(self, name: str, args: list[str]) -> list[str]:
+        return args + self.extra_args.get(name, [])
+
+    def _etcd_args(self, ports: Ports) -> list[str]:
+        client = f"http://127.0.0.1:{ports.etcd_client}"
+        peer = f"http://127.0.0.1:{ports.etcd_peer}"
+        return self._args(
+            ETCD,
+            [
+                "--name=databuild",
+                f"--data-dir={self._paths.etcd_data}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=databuild={peer}",
+                # Test data is disposable: skipping fsync makes every write cheap.
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+            ],
+        )
+
+    def _apiserver_args(self, ports: Ports, files: dict[str, Path]) -> list[str]:
+        return self._args(
+            APISERVER,
+            [
+                f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={ports.apiserver}",
+                f"--cert-dir={self.run_dir / 'apiserver-certs'}",
+                f"--tls-cert-file={files['apiserver.crt']}",
+                f"--tls-private-key-file={files['apiserver.key']}",
+                f"--client-ca-file={files['ca.crt']}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={files['sa.pub']}",
+                f"--service-account-signing-key-file={files['sa.key']}",
+                f"--service-cluster-ip-range={_pki.SERVICE_CLUSTER_IP_RANGE}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                # The `kubernetes` Endpoints may not point at a loopback address, and
+                # nothing in-cluster dials it: do not try to maintain them.
+                "--endpoint-reconciler-type=none",
+                f"--requestheader-client-ca-file={files['front-proxy-ca.crt']}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={files['front-proxy-client.crt']}",
+                f"--proxy-client-key-file={files['front-proxy-client.key']}",
+            ],
+        )
+
+    def _kcm_args(self, ports: Ports, files: dict[str, Path]) -> list[str]:
+        kubeconfig = files["controller-manager.kubeconfig"]
+        return self._args(
+            CONTROLLER_MANAGER,
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.controller_manager}",
+                "--leader-elect=false",
+                f"--root-ca-file={files['ca.crt']}",
+                f"--service-account-private-key-file={files['sa.key']}",
+                f"--cluster-signing-cert-file={files['ca.crt']}",
+                f"--cluster-signing-key-file={files['ca.key']}",
+                # Each controller acts as its own ServiceAccount, with the bootstrap
+                # RBAC roles of a real cluster rather than the controller-manager's.
+                "--use-service-account-credentials=true",
+                f"--service-cluster-ip-range={_pki.SERVICE_CLUSTER_IP_RANGE}",
+                "--controllers=*",
+            ],
+        )
+
+    def _scheduler_args(self, ports: Ports, files: dict[str, Path]) -> list[str]:
+        kubeconfig = files["scheduler.kubeconfig"]
+        return self._args(
+            SCHEDULER,
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports.scheduler}",
+                "--leader-elect=false",
+            ],
+        )
+
+    def _kwok_args(self, files: dict[str, Path]) -> list[str]:
+        key, value = KWOK_NODE_ANNOTATION
+        return self._args(
+            KWOK,
+            [
+                f"--kubeconfig={files['admin.kubeconfig']}",
+                f"--config={files['stages']}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={key}={value}",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=10.240.0.1",
+            ],
+        )
+
+    def _spawn(self, name: str, argv: list[str], *, kwok: bool = False) -> Process:
+        env = dict(os.environ)
+        if kwok:
+            # kwok also loads ~/.kwok/kwok.yaml when it exists: a private HOME keeps
+            # a user's kwok configuration out of the tests.
+            env["HOME"] = str(self._paths.kwok_home)
+        process = Process(name, argv, self.logs_dir / f"{name}.log", env=env, cwd=self.run_dir)
+        process.start()
+        self._processes.append(process)
+        return process
+
+    def _process(self, name: str) -> Process:
+        return next(p for p in self._processes if p.name == name)
+
+    def _failure(self, process: Process, what: str) -> ControlPlaneError:
+        return ControlPlaneError(
+            f"{process.name} {what}; last lines of {process.log}:\n{process.log_tail()}\n"
+            f"(all logs: {self.logs_dir})"
+        )
+
+    def _wait(self, process: Process, what: str, probe: Callable[[], bool]) -> None:
+        """Poll `probe` until it holds, the process dies, or the startup time is up."""
+        delay = 0.02
+        while True:
+            code = process.exit_code()
+            if code is not None:
+                raise self._failure(process, f"exited with code {code} while waiting for {what}")
+            with contextlib.suppress(OSError, http.client.HTTPException, ValueError):
+                if probe():
+                    return
+            if self._deadline_left() <= 0:
+                raise self._failure(
+                    process,
+                    f"not ready: {what} did not hold within {self.startup_timeout:.0f}s "
+                    "of the control plane's start",
+                )
+            time.sleep(min(delay, self._deadline_left()))
+            delay = min(delay * 1.5, 0.25)
+
+    # -- HTTP probes (stdlib only: no proxy settings apply to loopback here) -----------
+
+    def _get(self, port: int, path: str, *, body: bytes | None = None) -> tuple[int, bytes]:
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=self._ssl, timeout=5)
+        try:
+            method = "POST" if body is not None else "GET"
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _etcd_healthy(port: int) -> bool:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            return response.status == 200 and json.loads(response.read()).get("health") == "true"
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _component_healthy(port: int) -> bool:
+        # Their serving certificates are self-signed and generated at start: only
+        # liveness is checked here, over TLS without verification.
+        context = ssl._create_unverified_context()
+        connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            return response.status == 200 and response.read() == b"ok"
+        finally:
+            connection.close()
+
+    def _create_node(self) -> None:
+        assert self.ports is not None
+        key, value = KWOK_NODE_ANNOTATION
+        capacity = {"cpu": "1k", "memory": "1Ti", "pods": "10k", "ephemeral-storage": "1Ti"}
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": NODE_NAME,
+                "annotations": {key: value, "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {
+                    "kubernetes.io/hostname": NODE_NAME,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "type": "kwok",
+                },
+            },
+            "spec": {},
+            "status": {"allocatable": capacity, "capacity": capacity},
+        }
+        status, body = self._get(
+            self.ports.apiserver, "/api/v1/nodes", body=json.dumps(node).encode()
+        )
+        if status not in (200, 201):
+            raise ControlPlaneError(
+                f"creating node {NODE_NAME} failed: HTTP {status}: {body[:500]!r}"
+            )
+
+    def _node_ready(self) -> bool:
+        assert self.ports is not None
+        status, body = self._get(self.ports.apiserver, f"/api/v1/nodes/{NODE_NAME}")
+        if status != 200:
+            return False
+        node = json.loads(body)
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in node.get("status", {}).get("conditions", [])
+        )
+        # The node lifecycle controller taints a node until it has seen it Ready;
+        # until the taint is gone the scheduler would not place a pod there.
+        return ready and not node.get("spec", {}).get("taints")
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    def _stop_processes(self) -> None:
+        for process in reversed(self._processes):
+            process.stop()
+        self._processes.clear()
+
+
+def iter_component_logs(plane: ControlPlane) -> Iterator[Path]:
+    """The log files of a control plane, in start order."""
+    for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK):
+        path = plane.logs_dir / f"{name}.log"
+        if path.exists():
+            yield path

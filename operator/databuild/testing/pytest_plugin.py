@@ -1,0 +1,114 @@
+"""pytest fixtures for tests against a real local control plane.
+
+Installed as the `databuild` pytest plugin (entry point `pytest11`), so any suite in
+an environment with databuild-operator installed has the fixtures:
+
+- `control_plane` (session): a started `ControlPlane`, or an `ExistingCluster` when
+  `DATABUILD_TEST_KUBECONFIG` names a kubeconfig. Started only when a test asks for
+  it (directly or through the fixtures below).
+- `kube` (session): a `kubernetes.client.ApiClient` authenticated as the admin.
+- `namespace` (function): the name of a fresh namespace (its `default` ServiceAccount
+  already exists), deleted after the test.
+
+The control plane's directory (logs, kubeconfig) is under pytest's temporary
+directory; its path is printed when a test failed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from databuild.testing._controlplane import Cluster, ControlPlane, ExistingCluster
+
+#: A kubeconfig of an existing cluster to test against instead of starting one.
+KUBECONFIG_ENV = "DATABUILD_TEST_KUBECONFIG"
+#: Label on every namespace the `namespace` fixture creates.
+TEST_NAMESPACE_LABEL = "databuild.dev/test-namespace"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker, so suites with --strict-markers may use it."""
+    config.addinivalue_line(
+        "markers",
+        "controlplane: needs the local Kubernetes control plane (databuild.testing)",
+    )
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """The cluster of this test session: started on first use, stopped at the end."""
+    existing = os.environ.get(KUBECONFIG_ENV)
+    if existing:
+        path = Path(existing).expanduser()
+        if not path.is_file():
+            raise pytest.UsageError(f"{KUBECONFIG_ENV}={existing}: no such kubeconfig file")
+        yield ExistingCluster(path)
+        return
+    plane = ControlPlane(run_dir=tmp_path_factory.mktemp("control-plane"))
+    plane.start()
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        if request.session.testsfailed:
+            # Printed at teardown, so it shows with -s and in the captured output.
+            print(f"\ncontrol plane logs: {plane.logs_dir}")
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane: Cluster) -> Iterator[ApiClient]:
+    """An admin `kubernetes.client.ApiClient` for the session's cluster."""
+    api = control_plane.api_client()
+    try:
+        yield api
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+
+
+def _namespace_name(test_name: str) -> str:
+    # DNS-1123 label: lowercase alphanumerics and '-', at most 63 characters.
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].strip("-")
+    return f"t-{slug or 'test'}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kube: ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    core = client.CoreV1Api(kube)
+    name = _namespace_name(request.node.name)
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"})
+        )
+    )
+    # Pods are rejected until the namespace's `default` ServiceAccount exists; a
+    # test's first Job would otherwise start only after the Job controller's backoff.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except ApiException as e:
+            if e.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield name
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as e:
+            if e.status != 404:
+                raise
