@@ -1,4 +1,4 @@
-"""Finding and running the project's helm binary (built from Go modules, cached per version).
+"""Finding and running the project's helm (and kubectl), built from Go modules, cached per version.
 
 Shared by the chart, README and Helm end-to-end tests. Not a test module.
 """
@@ -18,25 +18,34 @@ ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "databuild-operator"
 
 
+# The hack/build-control-plane.sh component that builds each tool.
+_COMPONENT = {"helm": "helm", "kubectl": "kube"}
+
+
 @cache
-def helm_binary() -> Path:
-    """The helm binary: `.databuild/bin/helm` (what `make control-plane` links), else the
-    per-version cache, which `hack/build-control-plane.sh helm` fills (a no-op when cached)
-    and names on its last line."""
-    linked = ROOT / ".databuild" / "bin" / "helm"
+def tool_binary(name: str) -> Path:
+    """A Go-built tool (helm, kubectl): `.databuild/bin/<name>` (what `make control-plane`
+    links), else the per-version cache, which `hack/build-control-plane.sh` fills (a no-op
+    when cached) and names on its last line."""
+    linked = ROOT / ".databuild" / "bin" / name
     if linked.is_file():
         return linked
     out = subprocess.run(
-        ["bash", str(ROOT / "hack" / "build-control-plane.sh"), "helm"],
+        ["bash", str(ROOT / "hack" / "build-control-plane.sh"), _COMPONENT[name]],
         check=True,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=3600,
     )
-    helm = Path(out.stdout.strip().splitlines()[-1]) / "helm"
-    if not helm.is_file():
-        raise FileNotFoundError(f"hack/build-control-plane.sh helm did not produce {helm}")
-    return helm
+    binary = Path(out.stdout.strip().splitlines()[-1]) / name
+    if not binary.is_file():
+        raise FileNotFoundError(f"hack/build-control-plane.sh did not produce {binary}")
+    return binary
+
+
+def helm_binary() -> Path:
+    """The helm binary."""
+    return tool_binary("helm")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,168 @@
+"""The GitOps example and the documented Argo CD health check.
+
+The kustomization is built with kubectl's kustomize; the health check runs under Lua 5.1,
+the dialect Argo CD embeds (gopher-lua), against Wants in each state.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Any
+
+import lupa.lua51 as lua
+import pytest
+import yaml
+from tests.unit.chart.helmtool import ROOT, tool_binary
+
+from databuild.adapters.resources import JobDefinition, Want
+
+GITOPS = ROOT / "examples" / "gitops"
+HEALTH_LUA = GITOPS / "argocd" / "want-health.lua"
+DOCS = ROOT / "docs" / "gitops.md"
+
+
+def _kustomize() -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [str(tool_binary("kubectl")), "kustomize", str(GITOPS)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_gitops_crds_are_the_repository_crds() -> None:
+    repo = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    ours = {p.name: p.read_bytes() for p in (GITOPS / "crds").glob("databuild.dev_*.yaml")}
+    drifted = sorted(n for n in repo.keys() | ours.keys() if repo.get(n) != ours.get(n))
+    assert not drifted, (
+        f"examples/gitops/crds differs from crds/ ({', '.join(drifted)}); run charts/sync-crds.sh"
+    )
+    listed = yaml.safe_load((GITOPS / "crds" / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(repo), "examples/gitops/crds/kustomization.yaml: list each CRD"
+
+
+def test_kustomization_builds_crds_namespace_jobdefinitions_and_wants() -> None:
+    docs = _kustomize()
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("CustomResourceDefinition") == 4
+    assert kinds.count("Namespace") == 1
+    assert kinds.count("JobDefinition") >= 1
+    assert kinds.count("Want") >= 1
+    for doc in docs:
+        if doc["kind"] in ("JobDefinition", "Want"):
+            assert doc["metadata"]["namespace"] == "analytics"
+            assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "databuild"
+        if doc["kind"] == "CustomResourceDefinition":
+            assert "namespace" not in doc["metadata"]
+
+
+def test_example_resources_are_valid_for_the_models() -> None:
+    docs = _kustomize()
+    definitions = [JobDefinition.model_validate(d) for d in docs if d["kind"] == "JobDefinition"]
+    wants = [Want.model_validate(d) for d in docs if d["kind"] == "Want"]
+    # Each wanted partition has a job whose output pattern it matches (checked loosely:
+    # the first path segment names the dataset).
+    datasets = {o.split("/", 1)[0] for jd in definitions for o in jd.spec.outputs}
+    for want in wants:
+        for ref in want.spec.partitions:
+            assert ref.split("/", 1)[0] in datasets, f"no JobDefinition outputs {ref}"
+
+
+def test_docs_embed_the_tested_health_check_verbatim() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), flags=re.S)
+    configmaps = [
+        d for b in blocks for d in yaml.safe_load_all(b) if d and d.get("kind") == "ConfigMap"
+    ]
+    assert len(configmaps) == 1
+    script = configmaps[0]["data"]["resource.customizations.health.databuild.dev_Want"]
+    assert script == HEALTH_LUA.read_text()
+
+
+def _health(want: dict[str, Any]) -> tuple[str, str]:
+    runtime = lua.LuaRuntime(unpack_returned_tuples=True)
+    # Argo CD hands the object to the script as the global `obj`, a table of tables.
+    to_lua = runtime.eval("function(convert, value) return convert(convert, value) end")
+    convert = runtime.eval(
+        """
+        function(self, value)
+          if python.builtins.isinstance(value, python.builtins.dict) then
+            local t = {}
+            for k in python.iter(value) do t[k] = self(self, value[k]) end
+            return t
+          elseif python.builtins.isinstance(value, python.builtins.list) then
+            local t = {}
+            for i, v in python.enumerate(value) do t[i + 1] = self(self, v) end
+            return t
+          end
+          return value
+        end
+        """
+    )
+    runtime.globals().obj = to_lua(convert, want)
+    result = runtime.execute(HEALTH_LUA.read_text())
+    return str(result["status"]), str(result["message"])
+
+
+def _want(
+    state: str | None, *, generation: int = 1, observed: int | None = 1, ready: str = "False"
+) -> dict[str, Any]:
+    want: dict[str, Any] = {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Want",
+        "metadata": {"name": "w", "namespace": "analytics", "generation": generation},
+        "spec": {"partitions": ["daily_summary/date=2025-01-01"]},
+    }
+    if state is not None:
+        want["status"] = {
+            "state": state,
+            "progress": "1/2",
+            "conditions": [
+                {"type": "SlaBreached", "status": "False", "reason": "WithinSla"},
+                {"type": "Ready", "status": ready, "reason": state, "message": f"it is {state}"},
+            ],
+        }
+        if observed is not None:
+            want["status"]["observedGeneration"] = observed
+    return want
+
+
+@pytest.mark.parametrize(
+    ("want", "expected"),
+    [
+        (_want(None), "Progressing"),
+        (_want("Pending", observed=None), "Progressing"),
+        (_want("Successful", generation=2, observed=1, ready="True"), "Progressing"),
+        (_want("Pending"), "Progressing"),
+        (_want("Building"), "Progressing"),
+        (_want("UpstreamBuilding"), "Progressing"),
+        (_want("Successful", ready="True"), "Healthy"),
+        (_want("Successful", ready="False"), "Progressing"),
+        (_want("Failed"), "Degraded"),
+        (_want("Expired"), "Degraded"),
+    ],
+    ids=[
+        "no-status",
+        "no-observed-generation",
+        "stale-generation",
+        "pending",
+        "building",
+        "upstream-building",
+        "successful",
+        "successful-not-ready-yet",
+        "failed",
+        "expired",
+    ],
+)
+def test_argocd_health_check(want: dict[str, Any], expected: str) -> None:
+    status, message = _health(want)
+    assert status == expected, message
+    if (
+        "status" in want
+        and want["status"].get("observedGeneration") == want["metadata"]["generation"]
+    ):
+        assert want["status"]["state"] in message
+        assert "1/2" in message
