@@ -1,0 +1,160 @@
+"""What the planner asks the operator to do, as plain frozen values.
+
+The operator executes a plan's actions in order and may crash between any two. Actions
+are ordered so that re-planning from a partially applied world converges: entities are
+created (deterministic names; AlreadyExists is success) before the transitions that
+reference them, and a transition's ``from_state`` lets the executor skip one that is
+already applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from databuild.domain.events import Event
+from databuild.domain.refs import PartitionRef
+from databuild.domain.states import JobRunState, PartitionState, WantState
+from databuild.domain.world import Condition
+
+__all__ = [
+    "Action",
+    "CreateBatchJob",
+    "CreateJobRun",
+    "CreatePartition",
+    "CreateWant",
+    "DeleteBatchJob",
+    "FlagSlaBreach",
+    "TransitionJobRun",
+    "TransitionPartition",
+    "TransitionWant",
+    "UpdateWantStatus",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePartition:
+    """Create Partition ``name`` for ``ref`` in state Missing (``event`` is its creation)."""
+
+    name: str
+    ref: PartitionRef
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class CreateJobRun:
+    """Create JobRun ``name`` in state Queued (``created_at`` goes into its spec)."""
+
+    name: str
+    job_definition: str
+    partitions: tuple[PartitionRef, ...]
+    inputs: tuple[PartitionRef, ...]
+    captures: Mapping[str, str]
+    created_at: datetime
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class CreateWant:
+    """Create the derived Want ``name`` (``spec.source`` and ownerReference: the JobRun)."""
+
+    name: str
+    partitions: tuple[PartitionRef, ...]
+    source_job_run: str
+    created_at: datetime
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class CreateBatchJob:
+    """Create batch Job ``name`` = ``<job_run>-<attempt>``, owned by the JobRun.
+
+    ``inputs`` are the static inputs plus every ref a dependency miss reported.
+    """
+
+    name: str
+    job_run: str
+    attempt: int
+    job_definition: str
+    partitions: tuple[PartitionRef, ...]
+    inputs: tuple[PartitionRef, ...]
+    captures: Mapping[str, str]
+    active_deadline_seconds: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteBatchJob:
+    """Delete batch Job ``name`` of a cancelled JobRun (NotFound is success)."""
+
+    name: str
+    job_run: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionPartition:
+    """Write Partition ``name``'s status to ``state`` and append ``event``."""
+
+    name: str
+    ref: PartitionRef
+    from_state: str
+    state: PartitionState
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionJobRun:
+    """Write JobRun ``name``'s status to ``state`` and append ``event``."""
+
+    name: str
+    from_state: str
+    state: JobRunState
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionWant:
+    """Write Want ``name``'s ``status.state`` (reason, message) and append ``event``."""
+
+    name: str
+    from_state: str
+    state: WantState
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateWantStatus:
+    """Write a Want's derived status: counts by partition state and conditions.
+
+    Emitted only when they differ from what the Want's status holds.
+    """
+
+    name: str
+    state: str
+    counts: Mapping[str, int]
+    conditions: tuple[Condition, ...]
+    observed_generation: int
+    sla_breached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FlagSlaBreach:
+    """The Want's SLA passed before it was Successful: write ``slaBreached`` and warn once."""
+
+    name: str
+    deadline: datetime
+    message: str = field(default="")
+
+
+Action = (
+    CreatePartition
+    | CreateJobRun
+    | CreateWant
+    | CreateBatchJob
+    | DeleteBatchJob
+    | TransitionPartition
+    | TransitionJobRun
+    | TransitionWant
+    | UpdateWantStatus
+    | FlagSlaBreach
+)

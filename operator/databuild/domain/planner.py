@@ -1,0 +1,904 @@
+"""The planner: ``plan(world, now) -> Plan``, a pure, deterministic function.
+
+It looks at every entity of one namespace and decides every transition (see
+docs/domain.md for the rules in prose). It works on a private mutable copy of the world,
+applying its own decisions as it goes, so one plan reaches a fixpoint: applying its
+actions and planning again yields nothing until something external changes (a batch Job
+finishes, time passes a deadline, a Want or JobDefinition changes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from databuild.domain.actions import (
+    Action,
+    CreateBatchJob,
+    CreateJobRun,
+    CreatePartition,
+    CreateWant,
+    DeleteBatchJob,
+    FlagSlaBreach,
+    TransitionJobRun,
+    TransitionPartition,
+    TransitionWant,
+    UpdateWantStatus,
+)
+from databuild.domain.events import EntityKind, Event
+from databuild.domain.refs import (
+    OutputPattern,
+    PartitionRef,
+    PatternError,
+    derived_want_name,
+    jobrun_name,
+    partition_name,
+)
+from databuild.domain.states import (
+    JobRunCancelled,
+    JobRunFailed,
+    JobRunQueued,
+    JobRunRunning,
+    JobRunState,
+    JobRunSucceeded,
+    JobRunWaitingForUpstream,
+    PartitionBuilding,
+    PartitionFailed,
+    PartitionLive,
+    PartitionMissing,
+    PartitionState,
+    PartitionTainted,
+    WantBuilding,
+    WantExpired,
+    WantFailed,
+    WantPending,
+    WantState,
+    WantSuccessful,
+    WantUpstreamBuilding,
+)
+from databuild.domain.world import (
+    Condition,
+    JobDefinition,
+    JobOutcome,
+    JobRun,
+    OutcomeKind,
+    Want,
+    WantStatus,
+    World,
+)
+
+__all__ = [
+    "MAX_BACKOFF_SECONDS",
+    "Blocker",
+    "Plan",
+    "Resolution",
+    "Resolver",
+    "plan",
+]
+
+MAX_BACKOFF_SECONDS = 3600.0
+"""Upper bound of the exponential retry backoff."""
+
+_MESSAGE_REFS = 5  # refs named in a message before "and N more"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The actions to execute in order, and when to plan again if nothing else happens."""
+
+    actions: tuple[Action, ...]
+    next_wakeup: datetime | None = None
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self.actions)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """Why a ref cannot be built now: a Want condition reason and message."""
+
+    reason: str  # NoJobDefinition | AmbiguousJobDefinition | InvalidJobDefinition | ...
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A ref resolved to exactly one valid JobDefinition."""
+
+    job_definition: JobDefinition
+    captures: Mapping[str, str]
+    outputs: tuple[PartitionRef, ...]
+    inputs: tuple[PartitionRef, ...]
+
+
+class Resolver:
+    """Resolves refs to JobDefinitions, with patterns indexed by their first segment."""
+
+    def __init__(self, job_definitions: Mapping[str, JobDefinition]) -> None:
+        self._by_segment: dict[str, list[tuple[JobDefinition, OutputPattern]]] = {}
+        self._wildcard: list[tuple[JobDefinition, OutputPattern]] = []
+        for name in sorted(job_definitions):
+            jd = job_definitions[name]
+            for pattern in jd.patterns:
+                head, sep, _ = pattern.literal_prefix.partition("/")
+                if sep:
+                    self._by_segment.setdefault(head, []).append((jd, pattern))
+                else:
+                    self._wildcard.append((jd, pattern))
+        self._cache: dict[str, Resolution | Blocker] = {}
+
+    def resolve(self, ref: str) -> Resolution | Blocker:
+        """The one JobDefinition building ``ref``, or why there is not exactly one."""
+        cached = self._cache.get(ref)
+        if cached is None:
+            cached = self._cache[ref] = self._resolve(ref)
+        return cached
+
+    def _resolve(self, ref: str) -> Resolution | Blocker:
+        head = ref.partition("/")[0]
+        found: dict[str, tuple[JobDefinition, dict[str, str]]] = {}
+        for candidates in (self._by_segment.get(head, ()), self._wildcard):
+            for jd, pattern in candidates:
+                if jd.name in found:
+                    continue
+                captures = pattern.match(ref)
+                if captures is not None:
+                    found[jd.name] = (jd, captures)
+        if not found:
+            return Blocker(
+                "NoJobDefinition", f"no JobDefinition has an output pattern matching {ref!r}"
+            )
+        if len(found) > 1:
+            names = ", ".join(sorted(found))
+            return Blocker(
+                "AmbiguousJobDefinition",
+                f"{ref!r} matches the outputs of several JobDefinitions: {names}; "
+                "make exactly one of them match",
+            )
+        jd, captures = next(iter(found.values()))
+        if jd.error is not None:
+            return Blocker(
+                "InvalidJobDefinition", f"JobDefinition {jd.name!r} (for {ref!r}): {jd.error}"
+            )
+        try:
+            outputs = tuple(sorted({p.render(captures) for p in jd.patterns}))
+            inputs = tuple(dict.fromkeys(t.render(captures) for t in jd.templates))
+        except (PatternError, ValueError) as exc:
+            return Blocker(
+                "InvalidJobDefinition",
+                f"JobDefinition {jd.name!r} cannot build {ref!r}: {exc}",
+            )
+        if any(i in outputs for i in inputs):
+            return Blocker(
+                "DependencyCycle",
+                f"JobDefinition {jd.name!r} lists an output of its own as input for {ref!r}",
+            )
+        return Resolution(jd, captures, outputs, inputs)
+
+
+def plan(world: World, now: datetime) -> Plan:
+    """Decide what the operator must do now. Pure and deterministic."""
+    return _Planning(world, now, Resolver(world.job_definitions)).run()
+
+
+def _short(refs: Iterable[str]) -> str:
+    items = list(refs)
+    shown = ", ".join(items[:_MESSAGE_REFS])
+    more = len(items) - _MESSAGE_REFS
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+_ACTIVE = (JobRunQueued, JobRunWaitingForUpstream, JobRunRunning)
+_TERMINAL_WANT = (WantSuccessful, WantFailed, WantExpired)
+
+
+class _Planning:
+    """One planning pass over a mutable copy of the world."""
+
+    def __init__(self, world: World, now: datetime, resolver: Resolver) -> None:
+        self.world = world
+        self.now = now
+        self.resolver = resolver
+        self.actions: list[Action] = []
+        self.parts: dict[str, PartitionState] = {r: p.state for r, p in world.partitions.items()}
+        self.runs: dict[str, JobRun] = dict(world.job_runs)
+        self.wants: dict[str, Want] = {n: w for n, w in world.wants.items() if not w.deleted}
+        self.wakeups: list[datetime] = []
+        # Non-terminal run per output ref (invariant 1), computed from the JobRuns.
+        self.active: dict[str, str] = {}
+        self.wants_by_source: dict[str, list[str]] = {}
+        self.wants_by_ref: dict[str, list[str]] = {}
+        self.needers: dict[str, list[str]] = {}  # input ref -> active runs waiting on it
+        self.run_counts: dict[tuple[str, tuple[str, ...]], int] | None = None
+        self.blockers: dict[str, Blocker] = {}
+        self.doomed: dict[str, Blocker] = {}  # refs that can never be built (cycles)
+        self.needed_runs: set[str] = set()
+        self.needed_refs: list[str] = []  # post-order of the need graph: upstream first
+        self.started_here: set[str] = set()
+
+    # --- entry ---------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        self._index()
+        self._observe_outcomes()
+        self._reconcile_partitions()
+        while True:
+            self._cascade_failures(self._failed_inputs())
+            self._fail_wants_on_failed_partitions()
+            if not self._find_needs():
+                break
+        self._create_runs()
+        self._cancel_unneeded()
+        self._settle_waiting()
+        self._start_runs()
+        self._derive_wants()
+        wake = min(self.wakeups) if self.wakeups else None
+        return Plan(tuple(self.actions), wake)
+
+    # --- indexes --------------------------------------------------------------------------
+
+    def _index(self) -> None:
+        duplicates: list[str] = []
+        for name in sorted(self.runs, key=lambda n: (self.runs[n].created_at, n)):
+            run = self.runs[name]
+            if not isinstance(run.state, _ACTIVE):
+                continue
+            if any(ref in self.active for ref in run.partitions):
+                duplicates.append(name)  # never expected; repaired by cancelling the newer
+                continue
+            for ref in run.partitions:
+                self.active[ref] = name
+            self._index_needs(run)
+        for name in sorted(self.wants):
+            want = self.wants[name]
+            if want.source_job_run is not None:
+                self.wants_by_source.setdefault(want.source_job_run, []).append(name)
+            if not isinstance(want.state, _TERMINAL_WANT):
+                for ref in want.partitions:
+                    self.wants_by_ref.setdefault(ref, []).append(name)
+        for name in duplicates:
+            self._cancel(name, "DuplicateBuild: another JobRun builds the same partition")
+
+    def _index_needs(self, run: JobRun) -> None:
+        for ref in self._waits_of(run):
+            self.needers.setdefault(ref, []).append(run.name)
+
+    @staticmethod
+    def _waits_of(run: JobRun) -> tuple[str, ...]:
+        extra = run.state.ever_missing
+        return tuple(dict.fromkeys((*run.inputs, *extra))) if extra else run.inputs
+
+    # --- emitting ------------------------------------------------------------------------
+
+    def _set_run(self, name: str, state: JobRunState, event: Event) -> None:
+        run = self.runs[name]
+        self.actions.append(TransitionJobRun(name, run.state.STATE, state, event))
+        self.runs[name] = dataclasses.replace(run, state=state)
+        if not isinstance(state, _ACTIVE):
+            for ref in run.partitions:
+                if self.active.get(ref) == name:
+                    del self.active[ref]
+
+    def _set_part(self, ref: str, state: PartitionState, event: Event) -> None:
+        old = self.parts[ref]
+        self.actions.append(
+            TransitionPartition(partition_name(ref), PartitionRef(ref), old.STATE, state, event)
+        )
+        self.parts[ref] = state
+
+    def _set_want(self, name: str, state: WantState, event: Event) -> None:
+        want = self.wants[name]
+        self.actions.append(TransitionWant(name, want.state.STATE, state, event))
+        self.wants[name] = dataclasses.replace(want, state=state)
+
+    def _ensure_partition(self, ref: PartitionRef) -> PartitionState:
+        state = self.parts.get(ref)
+        if state is None:
+            name = partition_name(ref)
+            event = Event(
+                self.now, EntityKind.PARTITION, name, None, "Missing", "Created", {"ref": ref}
+            )
+            self.actions.append(CreatePartition(name, ref, event))
+            state = self.parts[ref] = PartitionMissing()
+        return state
+
+    # --- A: outcomes of running batch Jobs -------------------------------------------------
+
+    def _observe_outcomes(self) -> None:
+        for name in sorted(self.runs):
+            run = self.runs[name]
+            if not isinstance(run.state, JobRunRunning):
+                continue
+            outcome = self.world.outcomes.get((name, run.state.attempt))
+            if outcome is None or outcome.kind is OutcomeKind.RUNNING:
+                continue
+            self._apply_outcome(run, run.state, outcome)
+
+    def _apply_outcome(self, run: JobRun, state: JobRunRunning, outcome: JobOutcome) -> None:
+        now = self.now
+        if outcome.kind is OutcomeKind.SUCCEEDED:
+            self._set_run(run.name, *state.succeed(run.name, at=now))
+            self._finish_outputs(run.name)
+            return
+        if outcome.kind is OutcomeKind.DEPENDENCY_MISS and outcome.missing_partitions:
+            missing = tuple(dict.fromkeys(outcome.missing_partitions))
+            again = [r for r in missing if r in state.ever_missing or r in run.partitions]
+            if again:
+                message = (
+                    f"attempt {state.attempt} reported {_short(again)} missing again after it "
+                    "was built (or reported its own output): not retrying a dependency miss"
+                )
+                self._set_run(
+                    run.name, *state.fail(run.name, at=now, message=message, reason="RepeatedMiss")
+                )
+                self._finish_outputs(run.name)
+                return
+            want_name = derived_want_name(run.name, state.attempt)
+            if want_name not in self.wants:
+                event = Event(
+                    now,
+                    EntityKind.WANT,
+                    want_name,
+                    None,
+                    "Pending",
+                    "DependencyMiss",
+                    {"source": run.name, "partitions": _short(missing)},
+                )
+                self.actions.append(CreateWant(want_name, missing, run.name, now, event))
+                self.wants[want_name] = Want(
+                    want_name, missing, created_at=now, source_job_run=run.name
+                )
+                self.wants_by_source.setdefault(run.name, []).append(want_name)
+                for ref in missing:
+                    self.wants_by_ref.setdefault(ref, []).append(want_name)
+            self._set_run(run.name, *state.dependency_miss(run.name, at=now, missing=missing))
+            self._index_needs(self.runs[run.name])
+            return
+        # A plain failure (or a dependency miss naming nothing).
+        jd = self.world.job_definitions.get(run.job_definition)
+        limit = jd.retry.limit if jd is not None else 0
+        code = "" if outcome.exit_code is None else f" (exit code {outcome.exit_code})"
+        detail = f": {outcome.message}" if outcome.message else ""
+        message = f"attempt {state.attempt} failed{code}{detail}"[:1024]
+        if state.failed_attempts < limit and jd is not None:
+            backoff = jd.retry.backoff_seconds * (2**state.failed_attempts)
+            retry_after = now + timedelta(seconds=min(backoff, MAX_BACKOFF_SECONDS))
+            self._set_run(
+                run.name, *state.retry(run.name, at=now, retry_after=retry_after, message=message)
+            )
+            return
+        if limit:
+            message += f"; {limit} retries spent"
+        self._set_run(run.name, *state.fail(run.name, at=now, message=message))
+        self._finish_outputs(run.name)
+
+    def _finish_outputs(self, run_name: str) -> None:
+        """Move the partitions a run was building to match the run's (terminal) state."""
+        run = self.runs[run_name]
+        for ref in run.partitions:
+            part = self.parts.get(ref)
+            if isinstance(part, PartitionBuilding) and part.built_by == run_name:
+                self._settle_partition(ref, part, run)
+
+    def _settle_partition(self, ref: str, part: PartitionBuilding, run: JobRun | None) -> None:
+        now = self.now
+        match run.state if run is not None else None:
+            case JobRunSucceeded():
+                assert run is not None
+                inputs = self._waits_of(run)
+                self._set_part(ref, *part.go_live(ref, at=now, inputs=inputs))
+            case JobRunFailed(message=message):
+                self._set_part(ref, *part.fail(ref, at=now, message=message))
+            case JobRunCancelled():
+                self._set_part(ref, *part.reset(ref, at=now, reason="BuildCancelled"))
+            case None:
+                self._set_part(ref, *part.reset(ref, at=now, reason="BuildVanished"))
+            case JobRunQueued() | JobRunWaitingForUpstream() | JobRunRunning():
+                pass
+
+    # --- B: partitions agree with their runs ----------------------------------------------
+
+    def _reconcile_partitions(self) -> None:
+        for ref in sorted(self.parts):
+            part = self.parts[ref]
+            if isinstance(part, PartitionBuilding):
+                builder = self.active.get(ref)
+                if builder is None or builder != part.built_by:
+                    self._settle_partition(ref, part, self.runs.get(part.built_by or ""))
+        # Runs whose partitions were not (yet) moved to Building, e.g. after a crash.
+        for ref in sorted(self.active):
+            self._claim(PartitionRef(ref), self.active[ref])
+
+    def _claim(self, ref: PartitionRef, run_name: str) -> None:
+        part = self._ensure_partition(ref)
+        match part:
+            case PartitionMissing() | PartitionFailed() | PartitionTainted():
+                self._set_part(ref, *part.start_building(ref, at=self.now, job_run=run_name))
+            case PartitionBuilding():
+                if part.built_by != run_name:
+                    other = self.runs.get(part.built_by or "")
+                    if other is not None and isinstance(other.state, _ACTIVE):
+                        # A stale claim by a run that does not own the ref: take it over.
+                        self._set_part(ref, *part.reset(ref, at=self.now, reason="BuildReassigned"))
+                    else:
+                        self._settle_partition(ref, part, other)
+                    self._claim(ref, run_name)
+            case PartitionLive():
+                pass  # a sibling output already Live stays Live (Live -> Building is no edge)
+
+    # --- C: failures propagate downstream -------------------------------------------------
+
+    def _failed_inputs(self) -> list[str]:
+        return [
+            ref for ref in sorted(self.needers) if isinstance(self.parts.get(ref), PartitionFailed)
+        ]
+
+    def _cascade_failures(self, refs: list[str]) -> None:
+        """Fail the runs waiting on Failed partitions that failed after the run was decided.
+
+        A failure older than the run is rebuilt instead (the run is a newer need).
+        """
+        work = list(refs)
+        while work:
+            ref = work.pop()
+            part = self.parts.get(ref)
+            if not isinstance(part, PartitionFailed) or part.failed_at is None:
+                continue
+            for run_name in self.needers.get(ref, ()):
+                run = self.runs[run_name]
+                if not isinstance(run.state, JobRunQueued | JobRunWaitingForUpstream):
+                    continue
+                if part.failed_at <= run.created_at:
+                    continue
+                self._fail_waiting(run_name, f"input {ref} failed: {part.message}"[:1024])
+                work.extend(run.partitions)
+
+    def _fail_waiting(self, run_name: str, message: str) -> None:
+        run = self.runs[run_name]
+        state = run.state
+        if isinstance(state, JobRunQueued):
+            missing = tuple(r for r in self._waits_of(run) if not self._is_live(r))
+            self._set_run(
+                run_name, *state.wait_for_upstream(run_name, at=self.now, waiting_for=missing)
+            )
+            state = self.runs[run_name].state
+        if isinstance(state, JobRunWaitingForUpstream):
+            self._set_run(run_name, *state.fail(run_name, at=self.now, message=message))
+            self._finish_outputs(run_name)
+
+    def _fail_wants_on_failed_partitions(self) -> None:
+        for name in sorted(self.wants):
+            want = self.wants[name]
+            if isinstance(want.state, _TERMINAL_WANT):
+                continue
+            failed = []
+            for ref in want.partitions:
+                part = self.parts.get(ref)
+                if (
+                    isinstance(part, PartitionFailed)
+                    and part.failed_at is not None
+                    and part.failed_at > want.created_at
+                ):
+                    failed.append(ref)
+            if failed:
+                first = self.parts[failed[0]]
+                message = f"partition {_short(failed)} failed: {first.message}"[:1024]
+                self._set_want(
+                    name,
+                    *want.state.fail(name, at=self.now, reason="PartitionFailed", message=message),
+                )
+
+    def _is_live(self, ref: str) -> bool:
+        return isinstance(self.parts.get(ref), PartitionLive)
+
+    # --- D: what is needed, cycles --------------------------------------------------------
+
+    def _roots(self) -> list[str]:
+        return [
+            n
+            for n in sorted(self.wants)
+            if self.wants[n].source_job_run is None
+            and not isinstance(self.wants[n].state, _TERMINAL_WANT)
+        ]
+
+    def _edges(self, ref: str) -> tuple[str, ...]:
+        """Refs ``ref`` needs before it can be built (empty when Live or blocked)."""
+        run_name = self.active.get(ref)
+        if run_name is not None:
+            run = self.runs[run_name]
+            extra: list[str] = []
+            for want_name in self.wants_by_source.get(run_name, ()):
+                want = self.wants[want_name]
+                if not isinstance(want.state, _TERMINAL_WANT):
+                    extra.extend(want.partitions)
+            waits = self._waits_of(run)
+            return tuple(dict.fromkeys((*waits, *extra))) if extra else waits
+        if self._is_live(ref):
+            return ()
+        resolved = self.resolver.resolve(ref)
+        if isinstance(resolved, Blocker):
+            return ()
+        return resolved.inputs
+
+    def _find_needs(self) -> bool:
+        """Walk the need graph from the live Wants; fail cycles. True if anything failed."""
+        self.needed_refs = []
+        self.needed_runs = set()
+        self.blockers = {}
+        color: dict[str, int] = {}  # 1: on the stack, 2: done
+        cycles: list[list[str]] = []
+        for want_name in self._roots():
+            for root in self.wants[want_name].partitions:
+                if root in color:
+                    continue
+                stack: list[tuple[str, Iterator[str]]] = [(root, iter(self._edges(root)))]
+                path: list[str] = [root]
+                color[root] = 1
+                while stack:
+                    ref, it = stack[-1]
+                    nxt = next(it, None)
+                    if nxt is None:
+                        stack.pop()
+                        path.pop()
+                        color[ref] = 2
+                        self._visit_done(ref)
+                        continue
+                    seen = color.get(nxt)
+                    if seen is None:
+                        color[nxt] = 1
+                        path.append(nxt)
+                        stack.append((nxt, iter(self._edges(nxt))))
+                    elif seen == 1:
+                        cycles.append([*path[path.index(nxt) :], nxt])
+        if not cycles:
+            return False
+        return self._fail_cycles(cycles)
+
+    def _visit_done(self, ref: str) -> None:
+        self.needed_refs.append(ref)
+        run_name = self.active.get(ref)
+        if run_name is not None:
+            self.needed_runs.add(run_name)
+            return
+        if self._is_live(ref):
+            return
+        resolved = self.resolver.resolve(ref)
+        if isinstance(resolved, Blocker):
+            self.blockers[ref] = resolved
+            return
+        for dep in resolved.inputs:
+            doom = self.doomed.get(dep)
+            if doom is not None:
+                self.doomed[ref] = doom
+                return
+
+    def _fail_cycles(self, cycles: list[list[str]]) -> bool:
+        changed = False
+        for cycle in cycles:
+            text = " -> ".join(cycle)
+            blocker = Blocker("DependencyCycle", f"dependency cycle: {text}")
+            for ref in cycle[:-1]:
+                self.doomed.setdefault(ref, blocker)
+                run_name = self.active.get(ref)
+                if run_name is not None:
+                    self._fail_waiting(run_name, blocker.message)
+                    changed = True
+        # Wants whose closure reaches a doomed ref fail; recompute needs without them.
+        for want_name in self._roots():
+            want = self.wants[want_name]
+            doom = self._doom_of(want.partitions)
+            if doom is not None and not isinstance(want.state, _TERMINAL_WANT):
+                self._set_want(
+                    want_name,
+                    *want.state.fail(
+                        want_name, at=self.now, reason=doom.reason, message=doom.message
+                    ),
+                )
+                changed = True
+        return changed
+
+    def _doom_of(self, refs: Iterable[str]) -> Blocker | None:
+        """The cycle blocking one of ``refs`` (searching upstream), if any."""
+        seen: set[str] = set()
+        work = list(refs)
+        while work:
+            ref = work.pop()
+            if ref in seen:
+                continue
+            seen.add(ref)
+            doom = self.doomed.get(ref)
+            if doom is not None:
+                return doom
+            work.extend(self._edges(ref))
+        return None
+
+    # --- D2: create runs for needed refs nobody builds -------------------------------------
+
+    def _create_runs(self) -> None:
+        for ref in self.needed_refs:
+            if ref in self.active or self._is_live(ref) or ref in self.doomed:
+                continue
+            resolved = self.resolver.resolve(ref)
+            if isinstance(resolved, Blocker):
+                continue
+            if any(out in self.active for out in resolved.outputs):
+                self.blockers[ref] = Blocker(
+                    "OutputConflict",
+                    f"another JobRun builds an output of {resolved.job_definition.name!r} "
+                    f"for {ref!r}; waiting for it to finish",
+                )
+                continue
+            self._new_run(resolved)
+
+    def _new_run(self, res: Resolution) -> None:
+        jd = res.job_definition
+        key = (jd.name, res.outputs)
+        if self.run_counts is None:
+            self.run_counts = {}
+            for other in self.runs.values():
+                k = (other.job_definition, tuple(sorted(other.partitions)))
+                self.run_counts[k] = self.run_counts.get(k, 0) + 1
+        sequence = self.run_counts.get(key, 0) + 1
+        self.run_counts[key] = sequence
+        name = jobrun_name(jd.name, res.outputs, sequence)
+        event = Event(
+            self.now,
+            EntityKind.JOB_RUN,
+            name,
+            None,
+            "Queued",
+            "Created",
+            {"jobDefinition": jd.name, "partitions": _short(res.outputs)},
+        )
+        captures = dict(res.captures)
+        self.actions.append(
+            CreateJobRun(name, jd.name, res.outputs, res.inputs, captures, self.now, event)
+        )
+        run = JobRun(name, jd.name, res.outputs, res.inputs, self.now, captures, JobRunQueued())
+        self.runs[name] = run
+        for ref in res.outputs:
+            self.active[ref] = name
+        self._index_needs(run)
+        self.needed_runs.add(name)
+        for ref in res.outputs:
+            self._claim(ref, name)
+
+    # --- E: cancel what no live Want needs ---------------------------------------------------
+
+    def _cancel_unneeded(self) -> None:
+        for name in sorted(set(self.active.values()) - self.needed_runs):
+            self._cancel(name, "no live Want needs it any more")
+
+    def _cancel(self, name: str, reason: str) -> None:
+        run = self.runs[name]
+        state = run.state
+        if not isinstance(state, _ACTIVE):
+            return
+        if isinstance(state, JobRunRunning):
+            self.actions.append(DeleteBatchJob(state.batch_job, name))
+        self._set_run(name, *state.cancel(name, at=self.now, reason=reason))
+        self._finish_outputs(name)
+
+    # --- F: waiting <-> queued ----------------------------------------------------------------
+
+    def _settle_waiting(self) -> None:
+        for name in sorted(self.needed_runs):
+            run = self.runs[name]
+            state = run.state
+            if not isinstance(state, JobRunQueued | JobRunWaitingForUpstream):
+                continue
+            waits = self._waits_of(run)
+            if isinstance(state, JobRunWaitingForUpstream):
+                waits = tuple(dict.fromkeys((*waits, *state.missing_partitions)))
+            not_live = tuple(r for r in waits if not self._is_live(r))
+            if isinstance(state, JobRunWaitingForUpstream) and not not_live:
+                self._set_run(name, *state.inputs_ready(name, at=self.now))
+            elif isinstance(state, JobRunQueued) and not_live:
+                self._set_run(
+                    name, *state.wait_for_upstream(name, at=self.now, waiting_for=not_live)
+                )
+
+    # --- G: start queued runs within the limits -------------------------------------------
+
+    def _start_runs(self) -> None:
+        running_total = 0
+        running_by_jd: dict[str, int] = {}
+        ready: list[JobRun] = []
+        for name in sorted(set(self.active.values())):
+            run = self.runs[name]
+            if isinstance(run.state, JobRunRunning):
+                running_total += 1
+                running_by_jd[run.job_definition] = running_by_jd.get(run.job_definition, 0) + 1
+            elif isinstance(run.state, JobRunQueued):
+                ready.append(run)
+        ready.sort(key=lambda r: (r.created_at, r.name))
+        limit = self.world.settings.max_concurrent_runs
+        for run in ready:
+            state = run.state
+            assert isinstance(state, JobRunQueued)
+            if state.retry_after is not None and state.retry_after > self.now:
+                self.wakeups.append(state.retry_after)
+                continue
+            jd = self.world.job_definitions.get(run.job_definition)
+            if jd is None or jd.error is not None:
+                continue  # its JobDefinition vanished or broke; the run waits for a fix
+            if limit is not None and running_total >= limit:
+                continue
+            per_jd = running_by_jd.get(jd.name, 0)
+            if jd.max_concurrent_runs is not None and per_jd >= jd.max_concurrent_runs:
+                continue
+            running_total += 1
+            running_by_jd[jd.name] = per_jd + 1
+            self._set_run(run.name, *state.start(run.name, at=self.now))
+            self.started_here.add(run.name)
+        # Every Running run has its batch Job (created just now, or recreated after a crash).
+        for name in sorted(set(self.active.values())):
+            run = self.runs[name]
+            state = run.state
+            if not isinstance(state, JobRunRunning):
+                continue
+            if name not in self.started_here and (name, state.attempt) in self.world.outcomes:
+                continue
+            jd = self.world.job_definitions.get(run.job_definition)
+            self.actions.append(
+                CreateBatchJob(
+                    state.batch_job,
+                    name,
+                    state.attempt,
+                    run.job_definition,
+                    run.partitions,
+                    tuple(PartitionRef(r) for r in self._waits_of(run)),
+                    run.captures,
+                    jd.active_deadline_seconds if jd is not None else None,
+                )
+            )
+
+    # --- H: Want states, status, deadlines ---------------------------------------------------
+
+    def _derive_wants(self) -> None:
+        for name in sorted(self.wants):
+            self._derive_want(name)
+
+    def _derive_want(self, name: str) -> None:
+        want = self.wants[name]
+        now = self.now
+        counts: dict[str, int] = {}
+        live = 0
+        upstream = building = False
+        blocker: Blocker | None = None
+        for ref in want.partitions:
+            part = self.parts.get(ref)
+            state_name = part.STATE if part is not None else "Missing"
+            counts[state_name] = counts.get(state_name, 0) + 1
+            if isinstance(part, PartitionLive):
+                live += 1
+                continue
+            run_name = self.active.get(ref)
+            if run_name is not None:
+                run_state = self.runs[run_name].state
+                if isinstance(run_state, JobRunWaitingForUpstream):
+                    upstream = True
+                else:
+                    building = True
+            if blocker is None:
+                blocker = self._blocker_of(ref)
+        state = want.state
+        if not isinstance(state, _TERMINAL_WANT):
+            source = want.source_job_run
+            source_run = self.runs.get(source) if source is not None else None
+            deadline = (
+                want.clock_start + timedelta(seconds=want.ttl_seconds)
+                if want.ttl_seconds is not None
+                else None
+            )
+            if live == len(want.partitions):
+                if isinstance(state, WantPending | WantUpstreamBuilding):
+                    self._set_want(name, *state.build(name, at=now))
+                    state = self.wants[name].state
+                assert isinstance(state, WantBuilding)
+                self._set_want(name, *state.succeed(name, at=now))
+            elif source is not None and (
+                source_run is None or not isinstance(source_run.state, _ACTIVE)
+            ):
+                ended = "is gone" if source_run is None else f"is {source_run.state.STATE}"
+                self._set_want(
+                    name,
+                    *state.expire(
+                        name,
+                        at=now,
+                        reason="SourceJobRunEnded",
+                        message=f"the JobRun {source} that needed these partitions {ended}",
+                    ),
+                )
+            elif deadline is not None and now >= deadline:
+                self._set_want(
+                    name,
+                    *state.expire(
+                        name,
+                        at=now,
+                        reason="TTLExpired",
+                        message=f"ttlSeconds passed at {deadline.isoformat()}",
+                    ),
+                )
+            else:
+                if deadline is not None:
+                    self.wakeups.append(deadline)
+                if upstream and isinstance(state, WantPending | WantBuilding):
+                    self._set_want(name, *state.wait_for_upstream(name, at=now))
+                elif (
+                    building
+                    and not upstream
+                    and isinstance(state, WantPending | WantUpstreamBuilding)
+                ):
+                    self._set_want(name, *state.build(name, at=now))
+        want = self.wants[name]
+        sla_breached = want.status.sla_breached
+        if want.sla_seconds is not None and not isinstance(want.state, _TERMINAL_WANT):
+            sla = want.clock_start + timedelta(seconds=want.sla_seconds)
+            if now >= sla and not sla_breached:
+                sla_breached = True
+                self.actions.append(
+                    FlagSlaBreach(name, sla, f"not Successful by its SLA ({sla.isoformat()})")
+                )
+            elif now < sla:
+                self.wakeups.append(sla)
+        conditions = self._conditions(want, blocker)
+        status = WantStatus(dict(sorted(counts.items())), conditions, want.generation, sla_breached)
+        if status != want.status:
+            self.actions.append(
+                UpdateWantStatus(
+                    name,
+                    want.state.STATE,
+                    status.counts,
+                    conditions,
+                    want.generation,
+                    sla_breached,
+                )
+            )
+
+    def _blocker_of(self, ref: str) -> Blocker | None:
+        """The first reason found upstream of ``ref`` why it cannot progress."""
+        seen: set[str] = set()
+        work = [ref]
+        while work:
+            cur = work.pop()
+            if cur in seen:
+                continue
+            seen.add(cur)
+            found = self.blockers.get(cur) or self.doomed.get(cur)
+            if found is not None:
+                return found
+            if len(seen) > 10_000:  # bounded: a status message is best effort
+                return None
+            run_name = self.active.get(cur)
+            if run_name is not None and isinstance(
+                self.runs[run_name].state, JobRunWaitingForUpstream
+            ):
+                work.extend(r for r in self._edges(cur) if not self._is_live(r))
+        return None
+
+    def _conditions(self, want: Want, blocker: Blocker | None) -> tuple[Condition, ...]:
+        state = want.state
+        if isinstance(state, WantSuccessful):
+            ready = ("True", "Successful", "every partition is Live")
+        elif isinstance(state, WantFailed | WantExpired):
+            ready = ("False", state.reason or state.STATE, state.message)
+        elif blocker is not None:
+            ready = ("False", blocker.reason, blocker.message)
+        else:
+            ready = ("False", state.STATE, f"the Want is {state.STATE}")
+        wanted: list[tuple[str, str, str, str]] = [("Ready", *ready)]
+        if blocker is not None and not isinstance(state, _TERMINAL_WANT):
+            wanted.append(("Stalled", "True", blocker.reason, blocker.message))
+        old = {c.type: c for c in want.status.conditions}
+        out: list[Condition] = []
+        for ctype, status, reason, message in wanted:
+            prev = old.get(ctype)
+            since = prev.last_transition_time if prev and prev.status == status else self.now
+            out.append(Condition(ctype, status, reason, message, since))
+        return tuple(out)

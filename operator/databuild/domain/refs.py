@@ -1,0 +1,388 @@
+"""Partition refs, output patterns, input templates and deterministic resource names.
+
+A partition ref names one partition inside a namespace, e.g. ``reviews/date=2025-01-01``.
+The rule (also the CRD's validation regex, :data:`PARTITION_REF_PATTERN`):
+
+* one or more segments separated by ``/``; no empty segment (so no leading, trailing or
+  doubled ``/``);
+* every character is printable ASCII other than space: ``!`` (0x21) to ``~`` (0x7E);
+* at most :data:`MAX_REF_LENGTH` characters.
+
+Output patterns use ``{name}`` (one path-free segment, ``[^/]+``) and ``{name:REGEX}``
+(a segment constrained by REGEX) captures. Input templates use ``{name}`` only, and
+every name must be a capture of the output patterns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "MAX_REF_LENGTH",
+    "PARTITION_REF_PATTERN",
+    "InputTemplate",
+    "InvalidPartitionRef",
+    "OutputPattern",
+    "PartitionRef",
+    "PatternError",
+    "batch_job_name",
+    "derived_want_name",
+    "is_dns1123_label",
+    "jobrun_name",
+    "label_safe",
+    "match_ref",
+    "partition_name",
+    "ref_hash",
+    "stable_hash",
+    "substitute_captures",
+]
+
+MAX_REF_LENGTH = 1024
+"""Longest accepted partition ref, in characters."""
+
+_SEGMENT = r"[!-.0-~]+"  # printable ASCII except space and '/'
+PARTITION_REF_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
+"""Regex every partition ref matches (used verbatim by the CRD schemas)."""
+
+_REF_RE = re.compile(PARTITION_REF_PATTERN)
+_CAPTURE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DNS1123_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+
+MAX_NAME_LENGTH = 63
+"""Partition and JobRun names fit a label value (and a DNS-1123 label)."""
+MAX_JOBRUN_NAME_LENGTH = 56
+"""JobRun names leave room for ``-<attempt>`` (up to 6 digits) in batch Job names."""
+_HASH_LENGTH = 10
+
+
+class InvalidPartitionRef(ValueError):
+    """A string is not a valid partition ref; the message says which character is wrong."""
+
+    def __init__(self, ref: str, reason: str) -> None:
+        super().__init__(f"invalid partition ref {ref!r}: {reason}")
+        self.ref = ref
+        self.reason = reason
+
+
+def _ref_problem(value: str) -> str | None:
+    if not value:
+        return "it is empty"
+    if len(value) > MAX_REF_LENGTH:
+        return f"it is longer than {MAX_REF_LENGTH} characters"
+    if _REF_RE.match(value):
+        return None
+    for i, ch in enumerate(value):
+        if not ("!" <= ch <= "~"):
+            kind = "whitespace" if ch.isspace() else "a non-printable or non-ASCII character"
+            return f"{kind} {ch!r} at position {i}"
+    if value.startswith("/"):
+        return "empty segment at position 0 (it starts with '/')"
+    if value.endswith("/"):
+        return f"empty segment at position {len(value)} (it ends with '/')"
+    pos = value.index("//")
+    return f"empty segment at position {pos + 1} ('//')"
+
+
+class PartitionRef(str):
+    """A validated partition ref; constructing one raises :class:`InvalidPartitionRef`."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> PartitionRef:
+        if type(value) is PartitionRef:
+            return value
+        problem = _ref_problem(value)
+        if problem is not None:
+            raise InvalidPartitionRef(value, problem)
+        return super().__new__(cls, value)
+
+    @staticmethod
+    def is_valid(value: str) -> bool:
+        """Whether ``value`` satisfies the ref rule."""
+        return _ref_problem(value) is None
+
+
+class PatternError(ValueError):
+    """A malformed output pattern or input template, with the offending position."""
+
+    def __init__(self, pattern: str, position: int, reason: str) -> None:
+        super().__init__(f"invalid pattern {pattern!r} at position {position}: {reason}")
+        self.pattern = pattern
+        self.position = position
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Capture:
+    name: str
+    regex: str | None
+    position: int
+
+
+def _tokenize(text: str) -> list[str | _Capture]:
+    """Split a pattern into literal strings and captures, checking brace balance."""
+    parts: list[str | _Capture] = []
+    literal: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "}":
+            raise PatternError(text, i, "'}' without a matching '{'")
+        if ch != "{":
+            literal.append(ch)
+            i += 1
+            continue
+        start = i
+        depth = 1
+        j = i + 1
+        while j < n and depth:
+            if text[j] == "\\":
+                j += 2
+                continue
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+            j += 1
+        if depth:
+            raise PatternError(text, start, "'{' is never closed")
+        body = text[start + 1 : j - 1]
+        name, sep, regex = body.partition(":")
+        if not _CAPTURE_NAME_RE.match(name):
+            raise PatternError(
+                text, start + 1, f"capture name {name!r} must match [A-Za-z_][A-Za-z0-9_]*"
+            )
+        if sep and not regex:
+            raise PatternError(text, start + 1 + len(name), "empty regex after ':'")
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        parts.append(_Capture(name, regex if sep else None, start))
+        i = j
+    if literal:
+        parts.append("".join(literal))
+    return parts
+
+
+def _check_literals(text: str, parts: list[str | _Capture]) -> None:
+    """Literals may only hold ref characters, and the pattern may not make empty segments."""
+    if not parts:
+        raise PatternError(text, 0, "pattern is empty")
+    pos = 0
+    for index, part in enumerate(parts):
+        if isinstance(part, _Capture):
+            pos = part.position + 2 + len(part.name) + (len(part.regex) + 1 if part.regex else 0)
+            continue
+        for k, ch in enumerate(part):
+            if not ("!" <= ch <= "~"):
+                raise PatternError(text, pos + k, f"character {ch!r} is not allowed in a ref")
+        if "//" in part:
+            raise PatternError(text, pos + part.index("//") + 1, "empty segment ('//')")
+        if index == 0 and part.startswith("/"):
+            raise PatternError(text, 0, "empty segment (starts with '/')")
+        if index == len(parts) - 1 and part.endswith("/"):
+            raise PatternError(text, pos + len(part), "empty segment (ends with '/')")
+        pos += len(part)
+
+
+class OutputPattern:
+    """A compiled JobDefinition output pattern such as ``daily/date={date}``."""
+
+    __slots__ = ("_parts", "captures", "literal_prefix", "regex", "text")
+
+    def __init__(self, text: str) -> None:
+        parts = _tokenize(text)
+        _check_literals(text, parts)
+        names: list[str] = []
+        chunks: list[str] = []
+        for part in parts:
+            if isinstance(part, str):
+                chunks.append(re.escape(part))
+                continue
+            if part.name in names:
+                raise PatternError(text, part.position, f"capture {part.name!r} appears twice")
+            names.append(part.name)
+            inner = "[^/]+" if part.regex is None else part.regex
+            if part.regex is not None:
+                try:
+                    compiled = re.compile(part.regex)
+                except re.error as exc:
+                    offset = part.position + 2 + len(part.name) + (exc.pos or 0)
+                    raise PatternError(text, offset, f"bad regex: {exc.msg}") from None
+                if compiled.groupindex:
+                    raise PatternError(
+                        text, part.position, "named groups are not allowed inside a capture"
+                    )
+            chunks.append(f"(?P<{part.name}>(?:{inner}))")
+        self.text = text
+        self.captures: tuple[str, ...] = tuple(names)
+        self.regex = re.compile("".join(chunks) + r"\Z")
+        self._parts = tuple(parts)
+        first = parts[0]
+        # The literal text before the first capture, used to index patterns by prefix.
+        self.literal_prefix = first if isinstance(first, str) else ""
+
+    def match(self, ref: str) -> dict[str, str] | None:
+        """The captures if ``ref`` matches this pattern, else None."""
+        m = self.regex.match(ref)
+        if m is None:
+            return None
+        groups = m.groupdict()
+        for value in groups.values():
+            if "/" in value or not value:
+                return None
+        return groups
+
+    def render(self, captures: Mapping[str, str]) -> PartitionRef:
+        """The ref this pattern names for ``captures`` (which must satisfy it)."""
+        out: list[str] = []
+        for part in self._parts:
+            out.append(part if isinstance(part, str) else captures[part.name])
+        ref = PartitionRef("".join(out))
+        if self.match(ref) != {k: captures[k] for k in self.captures}:
+            raise PatternError(self.text, 0, f"captures {dict(captures)!r} do not satisfy it")
+        return ref
+
+    def __repr__(self) -> str:
+        return f"OutputPattern({self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OutputPattern) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+class InputTemplate:
+    """A JobDefinition input template such as ``reviews/date={date}``."""
+
+    __slots__ = ("_parts", "captures", "text")
+
+    def __init__(self, text: str, known_captures: Iterable[str] | None = None) -> None:
+        parts = _tokenize(text)
+        _check_literals(text, parts)
+        known = None if known_captures is None else set(known_captures)
+        names: list[str] = []
+        for part in parts:
+            if isinstance(part, _Capture):
+                if part.regex is not None:
+                    raise PatternError(
+                        text, part.position, "input templates take {name}, not {name:REGEX}"
+                    )
+                if known is not None and part.name not in known:
+                    raise PatternError(
+                        text,
+                        part.position,
+                        f"unknown capture {part.name!r} (outputs capture {sorted(known)})",
+                    )
+                names.append(part.name)
+        self.text = text
+        self.captures: tuple[str, ...] = tuple(names)
+        self._parts = tuple(parts)
+
+    def render(self, captures: Mapping[str, str]) -> PartitionRef:
+        """The input ref for ``captures``; raises PatternError for a missing capture."""
+        out: list[str] = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif part.name in captures:
+                out.append(captures[part.name])
+            else:
+                raise PatternError(self.text, part.position, f"unknown capture {part.name!r}")
+        return PartitionRef("".join(out))
+
+    def __repr__(self) -> str:
+        return f"InputTemplate({self.text!r})"
+
+
+def match_ref(
+    ref: str, patterns: Iterable[OutputPattern]
+) -> list[tuple[OutputPattern, dict[str, str]]]:
+    """Every pattern matching ``ref`` with its captures, in the given order."""
+    found: list[tuple[OutputPattern, dict[str, str]]] = []
+    for pattern in patterns:
+        captures = pattern.match(ref)
+        if captures is not None:
+            found.append((pattern, captures))
+    return found
+
+
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute_captures(text: str, captures: Mapping[str, str]) -> str:
+    """Replace ``{name}`` for known captures in free text (commands, args, env values).
+
+    Unknown placeholders are left alone, so shell snippets like ``${HOME}`` survive.
+    """
+    return _PLACEHOLDER_RE.sub(lambda m: captures.get(m.group(1), m.group(0)), text)
+
+
+# --- names -------------------------------------------------------------------------------
+
+
+def stable_hash(*parts: str, length: int = _HASH_LENGTH) -> str:
+    """A lowercase hex digest of ``parts``, identical in every process (sha256)."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return digest[:length]
+
+
+def ref_hash(ref: str) -> str:
+    """A label-safe (32 hex characters) hash of a ref, for label values and selectors."""
+    return stable_hash(ref, length=32)
+
+
+_LABEL_VALUE_RE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+
+
+def label_safe(value: str) -> str:
+    """``value`` itself if it is a valid label value (<= 63 chars), else its hash."""
+    if len(value) <= 63 and _LABEL_VALUE_RE.match(value):
+        return value
+    return ref_hash(value)
+
+
+def is_dns1123_label(name: str) -> bool:
+    """Whether ``name`` is a DNS-1123 label (also a valid subdomain and label value)."""
+    return len(name) <= 63 and _DNS1123_LABEL_RE.match(name) is not None
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = slug[:limit].rstrip("-")
+    return slug or "x"
+
+
+def _name(prefix_text: str, limit: int, *hash_parts: str) -> str:
+    digest = stable_hash(*hash_parts)
+    return f"{_slug(prefix_text, limit - len(digest) - 1)}-{digest}"
+
+
+def partition_name(ref: str) -> str:
+    """The Partition resource name for ``ref``: readable slug + hash, <= 63 characters."""
+    return _name(ref, MAX_NAME_LENGTH, "partition", ref)
+
+
+def jobrun_name(job_definition: str, outputs: Iterable[str], sequence: int) -> str:
+    """The JobRun name for the ``sequence``-th build (1-based) of ``outputs`` by a job.
+
+    At most 56 characters, so ``<jobrun>-<attempt>`` stays a valid 63-character name.
+    """
+    refs = sorted(outputs)
+    readable = f"{job_definition}-{refs[0] if refs else ''}"
+    return _name(readable, MAX_JOBRUN_NAME_LENGTH, "jobrun", job_definition, *refs, str(sequence))
+
+
+def batch_job_name(job_run: str, attempt: int) -> str:
+    """The batch Job name of ``attempt`` (1-based) of ``job_run``."""
+    return f"{job_run}-{attempt}"
+
+
+def derived_want_name(job_run: str, attempt: int) -> str:
+    """The name of the Want created for the dependency miss of ``attempt`` of ``job_run``."""
+    return _name(f"{job_run}-up{attempt}", MAX_NAME_LENGTH, "want", job_run, str(attempt))
