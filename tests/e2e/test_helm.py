@@ -1,0 +1,393 @@
+"""The Helm chart against the local control plane, with the operator under the chart's identity.
+
+No container really runs under kwok, so the chart's pod only becomes Ready; the operator
+itself runs on the host, started with exactly the arguments and environment of the
+rendered Deployment and authenticated as the chart's ServiceAccount (a TokenRequest
+token). A Want completing then proves the chart's RBAC is sufficient, and the same
+identity being refused elsewhere proves it is not more than that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from tests.unit.chart.helmtool import CHART, ROOT, HelmResult, helm
+
+from databuild.testing import Cluster, ExistingCluster
+
+T = TypeVar("T")
+
+GROUP, VERSION = "databuild.dev", "v1alpha1"
+CRDS = {f"{p}.{GROUP}" for p in ("jobdefinitions", "wants", "partitions", "jobruns")}
+TIMEOUT = 120.0
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
+    """Poll `probe` until it returns something other than None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_namespace(kube: ApiClient, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(kube).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+    )
+    return name
+
+
+def delete_namespace(kube: ApiClient, name: str) -> None:
+    with contextlib.suppress(ApiException):
+        client.CoreV1Api(kube).delete_namespace(name)
+
+
+class Release:
+    """One Helm release of the chart in the test cluster."""
+
+    def __init__(self, cluster: Cluster, name: str, namespace: str) -> None:
+        self.cluster = cluster
+        self.name = name
+        self.namespace = namespace
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.name}-databuild-operator"
+
+    def helm(self, *args: str, check: bool = True) -> HelmResult:
+        return helm(*args, kubeconfig=self.cluster.kubeconfig, check=check)
+
+    def install(self, *values: str) -> HelmResult:
+        return self.helm(
+            "install", self.name, str(CHART), "--namespace", self.namespace,
+            "--wait", "--timeout", "3m",
+            # Free host ports: the operator runs on this machine with the chart's args.
+            "--set", f"health.port={self.health_port}",
+            "--set", f"metrics.port={self.metrics_port}",
+            *values,
+        )  # fmt: skip
+
+    def upgrade(self, *values: str) -> HelmResult:
+        return self.helm(
+            "upgrade", self.name, str(CHART), "--namespace", self.namespace,
+            "--wait", "--timeout", "3m", "--reuse-values", *values,
+        )  # fmt: skip
+
+    def uninstall(self) -> HelmResult:
+        return self.helm("uninstall", self.name, "--namespace", self.namespace, "--wait")
+
+    def manifest(self) -> list[dict[str, Any]]:
+        out = self.helm("get", "manifest", self.name, "--namespace", self.namespace)
+        return out.documents()
+
+    def deployment(self) -> dict[str, Any]:
+        (deployment,) = [d for d in self.manifest() if d["kind"] == "Deployment"]
+        return deployment
+
+    def service_account_kubeconfig(self, kube: ApiClient, path: Path) -> Path:
+        """A kubeconfig authenticating as the chart's ServiceAccount (TokenRequest API)."""
+        sa = self.deployment()["spec"]["template"]["spec"]["serviceAccountName"]
+        token = (
+            client.CoreV1Api(kube)
+            .create_namespaced_service_account_token(
+                sa,
+                self.namespace,
+                client.AuthenticationV1TokenRequest(
+                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+                ),
+            )
+            .status.token
+        )
+        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
+        cluster = admin["clusters"][0]["cluster"]
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": cluster}],
+            "users": [{"name": sa, "user": {"token": token}}],
+            "contexts": [{"name": sa, "context": {"cluster": "local", "user": sa}}],
+            "current-context": sa,
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+
+def api_client_for(kubeconfig: Path) -> ApiClient:
+    return ExistingCluster(kubeconfig).api_client()
+
+
+@contextlib.contextmanager
+def operator_as_deployed(release: Release, kubeconfig: Path, log: Path) -> Iterator[None]:
+    """Run `python -m databuild.operator` on the host with the rendered Deployment's
+    arguments and environment, authenticated by `kubeconfig`."""
+    container = release.deployment()["spec"]["template"]["spec"]["containers"][0]
+    env = dict(os.environ)
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = var["value"]
+        else:
+            field = var["valueFrom"]["fieldRef"]["fieldPath"]
+            env[var["name"]] = {
+                "metadata.namespace": release.namespace,
+                "metadata.name": f"{release.fullname}-host",
+            }[field]
+    env.pop("KUBECONFIG", None)
+    command = [
+        sys.executable, "-m", "databuild.operator", "--kubeconfig", str(kubeconfig),
+        *container["args"],
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        # The chart's probes hit this endpoint; it must answer once the operator is up.
+        health = f"http://127.0.0.1:{release.health_port}/healthz"
+
+        def healthy() -> bool | None:
+            assert proc.poll() is None, f"the operator exited:\n{log.read_text()[-4000:]}"
+            try:
+                with urllib.request.urlopen(health, timeout=2) as response:
+                    return True if response.status == 200 else None
+            except OSError:
+                return None
+
+        wait_for(f"the operator's liveness endpoint {health}", healthy, timeout=60)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def apply_pipeline(kube: ApiClient, namespace: str, want_name: str) -> None:
+    """A two-step pipeline (raw -> summary) and a Want for one summary partition."""
+    custom = client.CustomObjectsApi(kube)
+
+    def create(plural: str, body: dict[str, Any]) -> None:
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+
+    def job(name: str, outputs: list[str], inputs: list[str]) -> dict[str, Any]:
+        return {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobDefinition",
+            "metadata": {"name": name},
+            "spec": {
+                "outputs": outputs,
+                "inputs": inputs,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": "example.invalid/build:1"}],
+                    }
+                },
+            },
+        }
+
+    create("jobdefinitions", job("ingest", ["raw/date={date}"], []))
+    create("jobdefinitions", job("summarize", ["summary/date={date}"], ["raw/date={date}"]))
+    create(
+        "wants",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Want",
+            "metadata": {"name": want_name},
+            "spec": {"partitions": ["summary/date=2025-01-01"]},
+        },
+    )
+
+
+def want_state(kube: ApiClient, namespace: str, name: str) -> str | None:
+    want = client.CustomObjectsApi(kube).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "wants", name
+    )
+    return want.get("status", {}).get("state")  # type: ignore[no-any-return]
+
+
+def wait_successful(kube: ApiClient, namespace: str, name: str, log: Path) -> None:
+    def done() -> bool | None:
+        state = want_state(kube, namespace, name)
+        assert state not in ("Failed", "Expired"), (
+            f"Want {name} is {state}:\n{log.read_text()[-4000:]}"
+        )
+        return True if state == "Successful" else None
+
+    wait_for(f"Want {namespace}/{name} to become Successful", done)
+
+
+def partitions(kube: ApiClient, namespace: str) -> dict[str, str]:
+    items = client.CustomObjectsApi(kube).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "partitions"
+    )["items"]
+    return {p["spec"]["ref"]: p.get("status", {}).get("state") for p in items}
+
+
+def crds_present(kube: ApiClient) -> set[str]:
+    names = {
+        c.metadata.name
+        for c in client.ApiextensionsV1Api(kube).list_custom_resource_definition().items
+    }
+    return names & CRDS
+
+
+def forbidden(call: Callable[[], object]) -> bool:
+    try:
+        call()
+    except ApiException as e:
+        return e.status == 403
+    return False
+
+
+def pod_ready(kube: ApiClient, release: Release) -> bool | None:
+    pods = client.CoreV1Api(kube).list_namespaced_pod(
+        release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
+    )
+    for pod in pods.items:
+        for condition in pod.status.conditions or []:
+            if condition.type == "Ready" and condition.status == "True":
+                return True
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Tests
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def release(control_plane: Cluster, kube: ApiClient) -> Iterator[Release]:
+    namespace = make_namespace(kube, "databuild-system")
+    rel = Release(control_plane, f"db-{uuid.uuid4().hex[:6]}", namespace)
+    try:
+        yield rel
+    finally:
+        # A test that failed half-way leaves its release: remove it (cluster-scoped RBAC).
+        if rel.helm("status", rel.name, "--namespace", namespace, check=False).returncode == 0:
+            rel.uninstall()
+        delete_namespace(kube, namespace)
+
+
+def test_cluster_wide_install_build_upgrade_uninstall(
+    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    # Install: CRDs from the chart, the operator's pod Ready (kwok simulates it).
+    release.install()
+    assert crds_present(kube) == CRDS
+    wait_for("the operator pod to be Ready", lambda: pod_ready(kube, release))
+    deployment = client.AppsV1Api(kube).read_namespaced_deployment(
+        release.fullname, release.namespace
+    )
+    assert deployment.status.ready_replicas == 1
+
+    # The chart's identity: everything the operator needs, and not Secrets.
+    sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
+    sa = api_client_for(sa_kubeconfig)
+    core = client.CoreV1Api(sa)
+    assert forbidden(lambda: core.list_namespaced_secret(namespace))
+    assert forbidden(core.list_secret_for_all_namespaces)
+    assert forbidden(lambda: core.read_namespaced_secret("anything", release.namespace))
+    assert forbidden(lambda: core.create_namespace(client.V1Namespace(
+        metadata=client.V1ObjectMeta(name=f"nope-{uuid.uuid4().hex[:6]}"))))  # fmt: skip
+    client.CustomObjectsApi(sa).list_cluster_custom_object(GROUP, VERSION, "wants")
+
+    # The operator as the chart deploys it builds a Want end to end under that identity.
+    log = tmp_path / "operator.log"
+    apply_pipeline(kube, namespace, "first")
+    with operator_as_deployed(release, sa_kubeconfig, log):
+        wait_successful(kube, namespace, "first", log)
+    built = partitions(kube, namespace)
+    assert built == {"raw/date=2025-01-01": "Live", "summary/date=2025-01-01": "Live"}
+
+    # Upgrade: a changed value rolls out; CRDs and the catalog are untouched.
+    release.upgrade("--set", "resources.requests.cpu=150m")
+    container = release.deployment()["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"]["cpu"] == "150m"
+    wait_for("the upgraded pod to be Ready", lambda: pod_ready(kube, release))
+    assert crds_present(kube) == CRDS
+    assert partitions(kube, namespace) == built
+
+    # Uninstall: the operator goes, the CRDs and every Partition stay.
+    release.uninstall()
+    apps = client.AppsV1Api(kube)
+    with pytest.raises(ApiException) as gone:
+        apps.read_namespaced_deployment(release.fullname, release.namespace)
+    assert gone.value.status == 404
+    with pytest.raises(ApiException) as gone:
+        client.RbacAuthorizationV1Api(kube).read_cluster_role(release.fullname)
+    assert gone.value.status == 404
+    assert crds_present(kube) == CRDS
+    assert partitions(kube, namespace) == built
+
+
+def test_namespaced_mode_confines_the_operator_to_its_namespaces(
+    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    outside = make_namespace(kube, "outside")
+    try:
+        release.install("--set", f"watchNamespaces={{{namespace}}}")
+        wait_for("the operator pod to be Ready", lambda: pod_ready(kube, release))
+        rbac = client.RbacAuthorizationV1Api(kube)
+        assert rbac.read_namespaced_role(release.fullname, namespace)
+        with pytest.raises(ApiException) as missing:
+            rbac.read_cluster_role(release.fullname)
+        assert missing.value.status == 404
+
+        sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
+        sa = api_client_for(sa_kubeconfig)
+        custom = client.CustomObjectsApi(sa)
+        core = client.CoreV1Api(sa)
+        # Inside: allowed. Outside, cluster-wide, or Secrets anywhere: refused.
+        custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "wants")
+        assert forbidden(
+            lambda: custom.list_namespaced_custom_object(GROUP, VERSION, outside, "wants")
+        )
+        assert forbidden(lambda: custom.list_cluster_custom_object(GROUP, VERSION, "wants"))
+        assert forbidden(lambda: client.BatchV1Api(sa).list_namespaced_job(outside))
+        assert forbidden(lambda: core.list_namespaced_pod(outside))
+        assert forbidden(lambda: core.list_namespaced_secret(namespace))
+
+        # A Want outside the watched namespace is left alone; the one inside completes.
+        log = tmp_path / "operator.log"
+        apply_pipeline(kube, namespace, "inside")
+        apply_pipeline(kube, outside, "outside")
+        with operator_as_deployed(release, sa_kubeconfig, log):
+            wait_successful(kube, namespace, "inside", log)
+            assert want_state(kube, outside, "outside") is None
+        assert "403" not in log.read_text(), "the operator hit a permission it lacks"
+    finally:
+        delete_namespace(kube, outside)
