@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import yaml
 from databuild.adapters.resources import (
     CATEGORY,
     GROUP,
+    PATTERN_MESSAGE_KEY,
     RESOURCES,
     VERSION,
     JobDefinition,
@@ -168,6 +170,11 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
             out[key] = {name: _inline(sub, defs) for name, sub in value.items()}
         else:
             out[key] = _inline(value, defs)
+    message = out.pop(PATTERN_MESSAGE_KEY, None)
+    if message is not None and "pattern" in out:
+        # Same regex (RE2 in both), but the API server then reports our message.
+        rule = {"rule": f"self.matches({json.dumps(out.pop('pattern'))})", "message": message}
+        out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), rule]
     if out.get("x-kubernetes-preserve-unknown-fields"):
         # Structural schemas spell "anything goes" with the extension, not additionalProperties.
         out.pop("additionalProperties", None)

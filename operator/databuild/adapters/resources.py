@@ -44,12 +44,28 @@ MAX_CONDITIONS = 16
 MAX_MESSAGE_LENGTH = 4096
 K8S_NAME_MAX_LENGTH = 253
 
+# The CRD generator turns "x-databuild-pattern-message" into a CEL rule with that message
+# instead of a bare regex, so kubectl tells users what a valid value looks like.
+PATTERN_MESSAGE_KEY = "x-databuild-pattern-message"
+REF_MESSAGE = (
+    "must be a partition ref: '/'-separated, non-empty segments of printable ASCII "
+    "without spaces, e.g. daily_summary/date=2025-01-01"
+)
+PATTERN_MESSAGE = (
+    "must be a partition pattern: '/'-separated, non-empty segments of printable ASCII "
+    "without spaces, where {name} captures a segment and {name:REGEX} constrains it, "
+    "e.g. daily_summary/date={date}"
+)
+
 PartitionRefStr = Annotated[
-    str, StringConstraints(pattern=REF_PATTERN, min_length=1, max_length=REF_MAX_LENGTH)
+    str,
+    StringConstraints(pattern=REF_PATTERN, min_length=1, max_length=REF_MAX_LENGTH),
+    Field(json_schema_extra={PATTERN_MESSAGE_KEY: REF_MESSAGE}),
 ]
 PatternStr = Annotated[
     str,
     StringConstraints(pattern=PATTERN_PATTERN, min_length=1, max_length=PATTERN_MAX_LENGTH),
+    Field(json_schema_extra={PATTERN_MESSAGE_KEY: PATTERN_MESSAGE}),
 ]
 ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=K8S_NAME_MAX_LENGTH)]
 
@@ -360,6 +376,16 @@ class WantStatus(Model):
         default=None,
         description="Pending, Building, UpstreamBuilding, Successful, Failed or Expired.",
     )
+    reason: str | None = Field(
+        default=None,
+        max_length=256,
+        description="CamelCase reason of the last state change, e.g. PartitionFailed.",
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_LENGTH,
+        description="Details of the last state change.",
+    )
     conditions: Conditions = Field(
         default_factory=list,
         description="Ready summarises the Want; its reason says why it waits or failed.",
@@ -433,6 +459,7 @@ class PartitionStatus(Model):
         description="The JobRun that built, or is building, this partition.",
     )
     live_since: datetime | None = Field(default=None, description="When it became Live.")
+    failed_at: datetime | None = Field(default=None, description="When its build failed.")
     inputs: list[PartitionRefStr] | None = Field(
         default=None,
         max_length=MAX_INPUTS,
@@ -492,6 +519,15 @@ class JobRunSpec(Model):
         description="The resolved input refs the run reads.",
         json_schema_extra=_x(x_kubernetes_list_type="set"),
     )
+    captures: dict[str, Annotated[str, StringConstraints(max_length=REF_MAX_LENGTH)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="The values the output pattern captured, substituted into the pod template.",
+    )
+    created_at: datetime | None = Field(
+        default=None,
+        description="When the operator decided this run (full precision; orders runs).",
+    )
 
 
 class JobRunStatus(Model):
@@ -519,7 +555,12 @@ class JobRunStatus(Model):
     missing_partitions: list[PartitionRefStr] | None = Field(
         default=None,
         max_length=MAX_INPUTS,
-        description="Partitions the job reported missing (a dependency miss).",
+        description="Partitions the last dependency miss reported.",
+    )
+    ever_missing: list[PartitionRefStr] | None = Field(
+        default=None,
+        max_length=MAX_INPUTS,
+        description="Every partition any attempt reported missing; reporting one again fails.",
     )
     retry_after: datetime | None = Field(
         default=None, description="The next attempt starts no earlier than this."

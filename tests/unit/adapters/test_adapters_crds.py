@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from databuild.adapters.crds import crd, render_all
-from databuild.adapters.resources import RESOURCES, Resource
+from databuild.adapters.resources import PATTERN_PATTERN, REF_PATTERN, RESOURCES, Resource
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 
@@ -121,8 +122,20 @@ def test_want_partitions_limits() -> None:
     assert partitions["minItems"] == 1
     assert partitions["maxItems"] >= 50
     assert partitions["x-kubernetes-list-type"] == "set"
-    assert partitions["items"]["pattern"].startswith("^")
+    [rule] = partitions["items"]["x-kubernetes-validations"]
+    assert rule["rule"].startswith('self.matches("^')
+    assert "e.g. daily_summary/date=2025-01-01" in rule["message"]
+    assert "pattern" not in partitions["items"]  # the CEL rule says it with a clear message
     assert partitions["items"]["maxLength"] > 0
+
+
+def test_pattern_rules_use_the_models_regexes() -> None:
+    outputs = _schema(RESOURCES[0])["properties"]["spec"]["properties"]["outputs"]
+    [rule] = outputs["items"]["x-kubernetes-validations"]
+    assert rule["rule"] == f"self.matches({json.dumps(PATTERN_PATTERN)})"
+    ref = _schema(RESOURCES[2])["properties"]["spec"]["properties"]["ref"]
+    [rule] = ref["x-kubernetes-validations"]
+    assert rule["rule"] == f"self.matches({json.dumps(REF_PATTERN)})"
 
 
 def test_template_preserves_unknown_fields() -> None:

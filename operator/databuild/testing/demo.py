@@ -1,0 +1,398 @@
+"""The demo, and the helpers it shares with end-to-end tests.
+
+``python -m databuild.testing.demo`` (``make demo``) starts the local control plane (or
+reuses the one ``make cluster-up`` started), applies ``crds/`` and the example graph in
+``examples/reviews/``, runs the operator, shows progress, prints a summary of Wants,
+Partitions and JobRuns, and exits 0 once every example Want is Successful.
+
+The helpers (:func:`apply_manifest`, :func:`install_crds`, :class:`OperatorProcess`,
+:func:`wait_until`, ...) are public so users' own tests can drive the operator the same
+way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import yaml
+
+from databuild.adapters.gateway import KINDS
+from databuild.adapters.resources import API_VERSION
+
+FIELD_MANAGER = "databuild-demo"
+_T = TypeVar("_T")
+
+
+class KubeError(RuntimeError):
+    """An API request of a helper failed; ``status`` is the HTTP status."""
+
+    def __init__(self, message: str, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def request(
+    api: Any,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    content_type: str = "application/json",
+    query: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """One raw API request with a kubernetes ``ApiClient``; the decoded JSON response."""
+    params = api.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=list(query),
+        header_params={"Accept": "application/json", "Content-Type": content_type},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*params, _request_timeout=30)
+    raw = response.read()
+    data = json.loads(raw) if raw else {}
+    if int(response.status) >= 300:
+        message = data.get("message", raw[:300]) if isinstance(data, dict) else raw[:300]
+        raise KubeError(
+            f"{method} {path}: HTTP {response.status}: {message}",
+            int(response.status),
+            data if isinstance(data, dict) else {},
+        )
+    return data if isinstance(data, dict) else {}
+
+
+def _object_path(doc: Mapping[str, Any], namespace: str | None) -> tuple[str, str]:
+    """(collection path, name) of a manifest."""
+    kind = str(doc.get("kind"))
+    name = str((doc.get("metadata") or {}).get("name"))
+    if kind == "CustomResourceDefinition":
+        return "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", name
+    if kind == "Namespace":
+        return "/api/v1/namespaces", name
+    ns = namespace or (doc.get("metadata") or {}).get("namespace") or "default"
+    return KINDS[kind].collection(str(ns)), name
+
+
+def apply_manifest(
+    api: Any, doc: Mapping[str, Any], namespace: str | None = None
+) -> dict[str, Any]:
+    """Server-side apply one manifest (into ``namespace`` when given)."""
+    doc = dict(doc)
+    if namespace and doc.get("kind") not in ("CustomResourceDefinition", "Namespace"):
+        doc["metadata"] = {**(doc.get("metadata") or {}), "namespace": namespace}
+    collection, name = _object_path(doc, namespace)
+    return request(
+        api,
+        "PATCH",
+        f"{collection}/{name}",
+        json.dumps(doc),
+        content_type="application/apply-patch+yaml",
+        query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+    )
+
+
+def create_object(api: Any, doc: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """Create one object (no apply bookkeeping, so large objects fit)."""
+    doc = {**doc, "metadata": {**(doc.get("metadata") or {}), "namespace": namespace}}
+    collection, _ = _object_path(doc, namespace)
+    return request(api, "POST", collection, doc)
+
+
+def load_manifests(*paths: Path) -> list[dict[str, Any]]:
+    """Every YAML document in the given files and directories (sorted by file name)."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    docs: list[dict[str, Any]] = []
+    for file in files:
+        docs.extend(d for d in yaml.safe_load_all(file.read_text(encoding="utf-8")) if d)
+    return docs
+
+
+def install_crds(api: Any, directory: Path, timeout: float = 60.0) -> None:
+    """Apply every CRD in ``directory`` and wait until the API server serves them."""
+    names = []
+    for doc in load_manifests(directory):
+        apply_manifest(api, doc)
+        names.append(doc["metadata"]["name"])
+
+    def established() -> bool:
+        for name in names:
+            crd = request(
+                api, "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+            )
+            conditions = {
+                c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
+            }
+            if conditions.get("Established") != "True":
+                return False
+        return True
+
+    wait_until(established, timeout=timeout, what="the CRDs to be Established")
+
+
+def get_object(api: Any, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """One object, or ``None`` if it does not exist."""
+    try:
+        return request(api, "GET", f"{KINDS[kind].collection(namespace)}/{name}")
+    except KubeError as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def list_objects(
+    api: Any, kind: str, namespace: str, label_selector: str | None = None
+) -> list[dict[str, Any]]:
+    """Every object of ``kind`` in ``namespace``, sorted by name."""
+    query = [("labelSelector", label_selector)] if label_selector else []
+    items = request(api, "GET", KINDS[kind].collection(namespace), query=query).get("items", [])
+    for item in items:
+        item.setdefault("kind", kind)
+    return sorted(items, key=lambda o: str(o["metadata"]["name"]))
+
+
+def delete_object(api: Any, kind: str, namespace: str, name: str) -> None:
+    """Delete one object (dependents in the background); a missing object is fine."""
+    try:
+        request(
+            api,
+            "DELETE",
+            f"{KINDS[kind].collection(namespace)}/{name}",
+            {"propagationPolicy": "Background"},
+        )
+    except KubeError as error:
+        if error.status != 404:
+            raise
+
+
+class Timeout(AssertionError):
+    """A condition did not become true in time."""
+
+
+def wait_until(
+    predicate: Callable[[], _T | bool | None],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    describe: Callable[[], str] | None = None,
+) -> _T:
+    """Poll ``predicate`` until it returns a truthy value; raise :class:`Timeout` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            detail = f"\n{describe()}" if describe else ""
+            raise Timeout(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def want_state(want: Mapping[str, Any]) -> str:
+    """A Want's ``status.state`` ("" when the operator has not written it yet)."""
+    return str((want.get("status") or {}).get("state") or "")
+
+
+def condition(obj: Mapping[str, Any], type_: str = "Ready") -> dict[str, Any]:
+    """The condition of ``type_`` in ``status.conditions`` ({} if absent)."""
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item.get("type") == type_:
+            return dict(item)
+    return {}
+
+
+# ---------------------------------------------------------------------------------------
+# The operator as a subprocess
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class OperatorProcess:
+    """``python -m databuild.operator`` as a child process, logging to ``log_path``.
+
+    A subprocess is the operator as users run it, and can be SIGKILLed like a crashed
+    pod. ``metrics_port`` serves Prometheus metrics, including the API writes it made.
+    """
+
+    kubeconfig: Path
+    namespaces: Sequence[str]
+    log_path: Path
+    metrics_port: int | None = None
+    extra_args: Sequence[str] = ()
+    env: Mapping[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        """Start the operator (it does not wait until the operator is ready)."""
+        argv = [sys.executable, "-m", "databuild.operator", "--kubeconfig", str(self.kubeconfig)]
+        for ns in self.namespaces:
+            argv += ["--namespace", ns]
+        if self.metrics_port is not None:
+            argv += ["--metrics-port", str(self.metrics_port)]
+        argv += list(self.extra_args)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})}
+        self.process = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is running."""
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the operator, like a crash (no cleanup runs)."""
+        if self.process is not None and self.alive:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the operator and wait (SIGKILL after ``timeout``); the exit code."""
+        if self.process is None:
+            return None
+        if self.alive:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the operator's log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def metrics(self) -> dict[str, float]:
+        """Scrape the metrics endpoint: ``"name{labels}" -> value``."""
+        if self.metrics_port is None:
+            raise RuntimeError("the operator was started without --metrics-port")
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    values[key] = float(value)
+        return values
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def api_writes(metrics: Mapping[str, float]) -> float:
+    """Total successful API writes the operator reported, Events included."""
+    return sum(v for k, v in metrics.items() if k.startswith("databuild_api_writes_total{"))
+
+
+# ---------------------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------------------
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def summary(api: Any, namespace: str) -> str:
+    """A table of the Wants, Partitions and JobRuns in ``namespace``."""
+    out = []
+    wants = list_objects(api, "Want", namespace)
+    rows = [["WANT", "STATE", "PARTITIONS", "READY-REASON", "SOURCE"]]
+    for w in wants:
+        st = w.get("status") or {}
+        rows.append(
+            [
+                w["metadata"]["name"],
+                st.get("state", ""),
+                st.get("progress", ""),
+                condition(w).get("reason", ""),
+                ((w["spec"].get("source") or {}).get("jobRun", "")),
+            ]
+        )
+    out.append(_table(rows))
+    rows = [["PARTITION", "STATE", "BUILT-BY", "INPUTS"]]
+    for p in list_objects(api, "Partition", namespace):
+        st = p.get("status") or {}
+        inputs = st.get("inputs") or []
+        shown = ", ".join(inputs[:2]) + (f" (+{len(inputs) - 2})" if len(inputs) > 2 else "")
+        rows.append([p["spec"]["ref"], st.get("state", ""), st.get("jobRun", ""), shown])
+    out.append(_table(rows))
+    rows = [["JOBRUN", "JOB-DEFINITION", "STATE", "ATTEMPT", "REASON"]]
+    for r in list_objects(api, "JobRun", namespace):
+        st = r.get("status") or {}
+        rows.append(
+            [
+                r["metadata"]["name"],
+                r["spec"]["jobDefinition"],
+                st.get("state", ""),
+                str(st.get("attempt", "")),
+                st.get("reason", ""),
+            ]
+        )
+    out.append(_table(rows))
+    return "\n\n".join(out)
+
+
+__all__ = [
+    "API_VERSION",
+    "KubeError",
+    "OperatorProcess",
+    "Timeout",
+    "api_writes",
+    "apply_manifest",
+    "condition",
+    "create_object",
+    "delete_object",
+    "get_object",
+    "install_crds",
+    "list_objects",
+    "load_manifests",
+    "request",
+    "summary",
+    "wait_until",
+    "want_state",
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; the process exit code."""
+    parser = argparse.ArgumentParser(description="Run the DataBuild demo end to end.")
+    parser.parse_args(argv)
+    print("the demo is not implemented yet", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The generated CRDs, checked by the real API server: valid objects in, invalid ones out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from databuild.testing.demo import KubeError, create_object, request
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+TEMPLATE = {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+
+
+def _want(name: str, partitions: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Want",
+        "metadata": {"name": name},
+        "spec": {"partitions": partitions},
+    }
+
+
+def _jobdef(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "JobDefinition",
+        "metadata": {"name": name},
+        "spec": {"outputs": ["daily/date={date}"], "template": TEMPLATE, **spec},
+    }
+
+
+def _rejected(kube: ApiClient, namespace: str, doc: dict[str, Any]) -> str:
+    with pytest.raises(KubeError) as info:
+        create_object(kube, doc, namespace)
+    assert info.value.status == 422, info.value
+    return str(info.value)
+
+
+def test_valid_objects_are_accepted_and_defaulted(kube: ApiClient, namespace: str) -> None:
+    jd = create_object(
+        kube, _jobdef("daily", inputs=["raw/date={date}"], retry={"limit": 2}), namespace
+    )
+    assert jd["spec"]["retry"] == {"limit": 2, "backoffSeconds": 10}
+    want = create_object(kube, _want("w", ["daily/date=2025-01-01"]), namespace)
+    assert want["spec"]["partitions"] == ["daily/date=2025-01-01"]
+    listed = request(kube, "GET", f"/apis/databuild.dev/v1alpha1/namespaces/{namespace}/wants")
+    assert [w["metadata"]["name"] for w in listed["items"]] == ["w"]
+
+
+def test_empty_partitions_are_rejected(kube: ApiClient, namespace: str) -> None:
+    message = _rejected(kube, namespace, _want("empty", []))
+    assert "spec.partitions" in message
+    assert "at least 1" in message
+
+
+def test_malformed_refs_are_rejected_with_an_example(kube: ApiClient, namespace: str) -> None:
+    message = _rejected(kube, namespace, _want("bad", ["daily//2025", "has space"]))
+    assert "spec.partitions[0]" in message
+    assert "spec.partitions[1]" in message
+    assert "e.g. daily_summary/date=2025-01-01" in message
+
+
+def test_duplicate_refs_are_rejected(kube: ApiClient, namespace: str) -> None:
+    message = _rejected(kube, namespace, _want("dup", ["a/1", "a/1"]))
+    assert "Duplicate value" in message
+
+
+def test_malformed_patterns_are_rejected(kube: ApiClient, namespace: str) -> None:
+    message = _rejected(kube, namespace, _jobdef("bad", outputs=["daily/date={date"]))
+    assert "spec.outputs[0]" in message
+    assert "must be a partition pattern" in message
+    message = _rejected(kube, namespace, _jobdef("bad2", inputs=["raw/{1date}"]))
+    assert "spec.inputs[0]" in message
+
+
+def test_negative_retry_limit_is_rejected(kube: ApiClient, namespace: str) -> None:
+    message = _rejected(kube, namespace, _jobdef("neg", retry={"limit": -1}))
+    assert "retry.limit must be 0 or more" in message
+
+
+def test_want_partitions_are_immutable(kube: ApiClient, namespace: str) -> None:
+    create_object(kube, _want("w", ["daily/date=2025-01-01"]), namespace)
+    path = f"/apis/databuild.dev/v1alpha1/namespaces/{namespace}/wants/w"
+    with pytest.raises(KubeError) as info:
+        request(
+            kube,
+            "PATCH",
+            path,
+            {"spec": {"partitions": ["daily/date=2025-01-02"]}},
+            content_type="application/merge-patch+json",
+        )
+    assert info.value.status == 422
+    assert "spec.partitions is immutable: create a new Want" in str(info.value)
+    # Other fields stay editable.
+    patched = request(
+        kube,
+        "PATCH",
+        path,
+        {"spec": {"ttlSeconds": 60}},
+        content_type="application/merge-patch+json",
+    )
+    assert patched["spec"]["ttlSeconds"] == 60
+
+
+def test_partition_ref_is_immutable(kube: ApiClient, namespace: str) -> None:
+    doc = {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Partition",
+        "metadata": {"name": "p"},
+        "spec": {"ref": "daily/date=2025-01-01"},
+    }
+    create_object(kube, doc, namespace)
+    with pytest.raises(KubeError) as info:
+        request(
+            kube,
+            "PATCH",
+            f"/apis/databuild.dev/v1alpha1/namespaces/{namespace}/partitions/p",
+            {"spec": {"ref": "daily/date=2025-01-02"}},
+            content_type="application/merge-patch+json",
+        )
+    assert "spec.ref is immutable" in str(info.value)
+
+
+def test_status_is_a_subresource(kube: ApiClient, namespace: str) -> None:
+    doc = _want("w", ["daily/date=2025-01-01"])
+    doc["status"] = {"state": "Successful"}
+    created = create_object(kube, doc, namespace)
+    assert "status" not in created or not created["status"].get("state")
+
+
+def test_category_lists_every_kind(kube: ApiClient) -> None:
+    resources = request(kube, "GET", "/apis/databuild.dev/v1alpha1")["resources"]
+    by_name = {r["name"]: r for r in resources if "/" not in r["name"]}
+    assert set(by_name) == {"wants", "partitions", "jobruns", "jobdefinitions"}
+    for resource in by_name.values():
+        assert resource["categories"] == ["databuild"]
+        assert len(resource["shortNames"]) == 1
