@@ -1,0 +1,1 @@
+"""Build Event Log store tests."""
