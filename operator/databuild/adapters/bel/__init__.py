@@ -14,6 +14,7 @@ from databuild.adapters.bel.model import (
     StoredEvent,
     stable_event_id,
 )
+from databuild.adapters.bel.replay import from_domain, replay_at, replay_stored, to_domain
 from databuild.adapters.bel.retention import RetentionPolicy
 from databuild.adapters.bel.store import (
     Baseline,
@@ -41,7 +42,11 @@ __all__ = [
     "RetentionPolicy",
     "StoredEvent",
     "WriterHealth",
+    "from_domain",
     "open_store",
     "redact_url",
+    "replay_at",
+    "replay_stored",
     "stable_event_id",
+    "to_domain",
 ]
