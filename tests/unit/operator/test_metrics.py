@@ -1,0 +1,174 @@
+"""The operator's Prometheus metrics: names, units, labels and what feeds them."""
+
+from __future__ import annotations
+
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from databuild.adapters.bel import BelEvent, BelWriter, open_store
+from databuild.domain import (
+    JobRun,
+    JobRunFailed,
+    JobRunRunning,
+    Partition,
+    PartitionLive,
+    PartitionRef,
+    Want,
+    WantBuilding,
+    WantSuccessful,
+    World,
+)
+from databuild.operator.metrics import OperatorMetrics, start_metrics_server
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def _run_event(
+    to_state: str, from_state: str | None, *, jd: str = "daily", attempt: str = "1"
+) -> BelEvent:
+    return BelEvent(
+        "data",
+        "JobRun",
+        f"run-{to_state}-{attempt}",
+        from_state,
+        to_state,
+        "X",
+        T0,
+        details={"attempt": attempt},
+        job_definition=jd,
+    )
+
+
+def test_job_run_totals_per_job_definition() -> None:
+    m = OperatorMetrics()
+    m.record_event(_run_event("Running", "Queued"))
+    m.record_event(_run_event("Queued", "Running"))  # attempt failed, retried
+    m.record_event(_run_event("Running", "Queued", attempt="2"))
+    m.record_event(_run_event("Succeeded", "Running"))
+    m.record_event(_run_event("Running", "Queued", jd="raw"))
+    m.record_event(_run_event("Failed", "Running", jd="raw"))
+    value = m.registry.get_sample_value
+    labels = {"namespace": "data", "job_definition": "daily"}
+    assert value("databuild_job_runs_started_total", labels) == 1
+    assert value("databuild_job_attempts_started_total", labels) == 2
+    assert value("databuild_job_attempts_failed_total", labels) == 1
+    assert value("databuild_job_runs_succeeded_total", labels) == 1
+    assert value("databuild_job_runs_failed_total", labels) is None
+    raw = {"namespace": "data", "job_definition": "raw"}
+    assert value("databuild_job_runs_failed_total", raw) == 1
+    assert value("databuild_transitions_total", {"kind": "JobRun", "to_state": "Running"}) == 3
+
+
+def test_want_latency_is_observed_from_the_clock_start() -> None:
+    m = OperatorMetrics()
+    done = BelEvent("data", "Want", "w", "Building", "Successful", "AllLive", T0)
+    m.record_event(done, want_clock_start=T0 - timedelta(seconds=42))
+    failed = BelEvent("data", "Want", "v", "Building", "Failed", "BuildFailed", T0)
+    m.record_event(failed, want_clock_start=T0 - timedelta(seconds=1))
+    value = m.registry.get_sample_value
+    assert value("databuild_want_latency_seconds_count") == 1
+    assert value("databuild_want_latency_seconds_sum") == 42
+    assert value("databuild_want_latency_seconds_bucket", {"le": "30.0"}) == 0
+    assert value("databuild_want_latency_seconds_bucket", {"le": "60.0"}) == 1
+    finished = {"namespace": "data", "state": "Failed"}
+    assert value("databuild_wants_finished_total", finished) == 1
+
+
+def test_state_gauges_from_the_world_reset_drained_states() -> None:
+    m = OperatorMetrics()
+    ref = PartitionRef("raw/date=2025-01-01")
+    world = World(
+        wants={
+            "a": Want("a", (ref,), T0, state=WantBuilding()),
+            "b": Want("b", (ref,), T0, state=WantBuilding()),
+        },
+        partitions={ref: Partition(ref, PartitionLive())},
+        job_runs={"r": JobRun("r", "raw", (ref,), (), T0, state=JobRunRunning(attempt=1))},
+    )
+    m.observe_world("data", world)
+    value = m.registry.get_sample_value
+    assert value("databuild_wants", {"namespace": "data", "state": "Building"}) == 2
+    assert value("databuild_wants", {"namespace": "data", "state": "Failed"}) == 0
+    assert value("databuild_job_runs", {"namespace": "data", "state": "Running"}) == 1
+    assert value("databuild_partitions", {"namespace": "data", "state": "Live"}) == 1
+    later = World(
+        wants={"a": Want("a", (ref,), T0, state=WantSuccessful())},
+        job_runs={"r": JobRun("r", "raw", (ref,), (), T0, state=JobRunFailed())},
+    )
+    m.observe_world("data", later)
+    assert value("databuild_wants", {"namespace": "data", "state": "Building"}) == 0
+    assert value("databuild_wants", {"namespace": "data", "state": "Successful"}) == 1
+    assert value("databuild_job_runs", {"namespace": "data", "state": "Running"}) == 0
+
+
+def test_reconcile_duration_queue_depth_and_sla() -> None:
+    m = OperatorMetrics()
+    with m.reconcile():
+        pass
+    try:
+        with m.reconcile():
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    m.set_queue_depth(7)
+    m.sla_breached("data")
+    value = m.registry.get_sample_value
+    assert value("databuild_reconcile_duration_seconds_count", {"result": "ok"}) == 1
+    assert value("databuild_reconcile_duration_seconds_count", {"result": "error"}) == 1
+    assert value("databuild_queue_depth") == 7
+    assert value("databuild_sla_breaches_total", {"namespace": "data"}) == 1
+
+
+def test_bel_writer_health_is_read_at_scrape_time(tmp_path: Path) -> None:
+    m = OperatorMetrics()
+    store = open_store(f"sqlite:///{tmp_path / 'bel.db'}")
+    writer = BelWriter(store, max_buffer=2)
+    m.watch_bel_writer(writer)
+    value = m.registry.get_sample_value
+    assert value("databuild_bel_store_up") == 1
+    assert value("databuild_bel_buffered_events") == 0
+    events = [BelEvent("data", "Want", f"w{i}", None, "Pending", "Created", T0) for i in range(3)]
+    writer.submit(events)  # not started yet: stays buffered, one is dropped
+    assert value("databuild_bel_buffered_events") == 2
+    assert value("databuild_bel_dropped_events_total") == 1
+    writer.start()
+    assert writer.flush(timeout=10)
+    assert value("databuild_bel_buffered_events") == 0
+    assert value("databuild_bel_written_events_total") == 2
+    assert value("databuild_bel_store_errors_total") == 0
+    writer.close()
+    store.close()
+
+
+def test_naming_conventions() -> None:
+    m = OperatorMetrics()
+    m.record_event(_run_event("Running", "Queued"))
+    with m.reconcile():
+        pass
+    families = list(text_string_to_metric_families(m.render().decode()))
+    assert families
+    for family in families:
+        assert family.name.startswith("databuild_"), family.name
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+        if family.type == "histogram":
+            assert family.name.endswith("_seconds"), family.name
+            for sample in family.samples:
+                # No object names: only bounded labels on histograms.
+                assert set(sample.labels) <= {"le", "result"}, sample
+
+
+def test_http_endpoint_serves_metrics() -> None:
+    m = OperatorMetrics()
+    m.sla_breached("data")
+    server = start_metrics_server(m, port=0, addr="127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+        assert 'databuild_sla_breaches_total{namespace="data"} 1.0' in body
+    finally:
+        server.stop()
