@@ -59,4 +59,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 
 ENTRYPOINT ["python", "-m", "databuild.operator"]
-CMD ["--all-namespaces", "--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090"]
+# No --namespace: every namespace. The chart passes its own arguments.
+CMD ["--health-port=8080", "--metrics-port=9090"]

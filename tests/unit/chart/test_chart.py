@@ -190,9 +190,9 @@ def test_cluster_wide_mode_grants_exactly_the_operators_needs() -> None:
     assert lease_role["metadata"]["namespace"] == RELEASE_NS
     assert _permissions(lease_role["rules"]) == EXPECTED_LEASE_RULES
 
+    # No --namespace flag: the operator serves every namespace.
     args = _container(docs)["args"]
-    assert "--all-namespaces" in args
-    assert not [a for a in args if a.startswith("--namespace")]
+    assert not [a for a in args if a.startswith(("--namespace", "-n"))]
 
 
 def test_namespaced_mode_renders_roles_only_in_the_listed_namespaces() -> None:
@@ -222,7 +222,6 @@ def test_namespaced_mode_renders_roles_only_in_the_listed_namespaces() -> None:
         "--namespace=team-a",
         "--namespace=team-b",
     ]
-    assert "--all-namespaces" not in args
 
 
 def test_rbac_create_false_renders_no_rbac_objects() -> None:
@@ -270,7 +269,7 @@ def test_probes_hit_kopfs_health_endpoint() -> None:
     assert ports["health"] == 8181
     for probe in ("livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
-    assert "--liveness=http://0.0.0.0:8181/healthz" in container["args"]
+    assert "--health-port=8181" in container["args"]
 
 
 def test_resources_and_image_are_configurable() -> None:
@@ -363,3 +362,38 @@ def test_equal_health_and_metrics_ports_are_rejected() -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "metrics.port and health.port must differ" in result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# The chart and the operator's command line agree
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "namespaces"),
+    [([], ()), (["--set", "watchNamespaces={team-a,team-b}"], ("team-a", "team-b"))],
+    ids=["cluster-wide", "namespaced"],
+)
+def test_the_operator_accepts_the_rendered_arguments(
+    values: list[str], namespaces: tuple[str, ...]
+) -> None:
+    from databuild.operator import settings  # noqa: PLC0415
+
+    docs = template(
+        "--set", "health.port=8181", "--set", "metrics.port=9191",
+        "--set", "operator.maxConcurrentRuns=3", *values,
+    )  # fmt: skip
+    container = _container(docs)
+    # The downward API fills POD_NAMESPACE in the pod; here it is the release namespace.
+    env = {v["name"]: v.get("value", RELEASE_NS) for v in container["env"]}
+    loaded = settings.load(container["args"], env)
+    assert loaded.namespaces == namespaces
+    assert loaded.clusterwide is (not namespaces)
+    assert loaded.health_port == 8181
+    assert loaded.metrics_port == 9191
+    assert loaded.max_concurrent_runs == 3
+    assert loaded.job_ttl_seconds == 86400
+    assert loaded.kubeconfig is None, "in the pod the operator uses its ServiceAccount"
+    assert loaded.leader_election is True
+    assert loaded.lease_namespace == RELEASE_NS
+    assert loaded.lease_name == FULLNAME

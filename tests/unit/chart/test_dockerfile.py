@@ -158,9 +158,9 @@ def test_health_and_metrics_ports_are_exposed_and_checked() -> None:
     assert healthchecks[-1].json
     assert "8080/healthz" in " ".join(healthchecks[-1].value)
     # The default command must serve what HEALTHCHECK and EXPOSE promise.
-    cmd = " ".join(v for c in _final() if c.cmd == "CMD" for v in c.value)
-    assert "8080/healthz" in cmd
-    assert "9090" in cmd
+    cmd = [v for c in _final() if c.cmd == "CMD" for v in c.value]
+    assert "--health-port=8080" in cmd
+    assert "--metrics-port=9090" in cmd
 
 
 def test_dependencies_are_installed_before_the_sources_are_copied() -> None:
