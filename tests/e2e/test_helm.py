@@ -306,7 +306,9 @@ def test_cluster_wide_install_build_upgrade_uninstall(
     release: Release, kube: ApiClient, namespace: str, tmp_path: Path
 ) -> None:
     # Install: CRDs from the chart, the operator's pod Ready (kwok simulates it).
-    release.install()
+    notes = release.install().stdout
+    assert "It watches every namespace" in notes
+    assert f"rollout status deployment/{release.fullname}" in notes
     assert crds_present(kube) == CRDS
     wait_for("the operator pod to be Ready", lambda: pod_ready(kube, release))
     deployment = client.AppsV1Api(kube).read_namespaced_deployment(
@@ -359,7 +361,12 @@ def test_namespaced_mode_confines_the_operator_to_its_namespaces(
 ) -> None:
     outside = make_namespace(kube, "outside")
     try:
-        release.install("--set", f"watchNamespaces={{{namespace}}}")
+        notes = release.install("--set", f"watchNamespaces={{{namespace}}}").stdout
+        assert (
+            f"It watches only these namespaces (a Role and RoleBinding in each):\n  - {namespace}\n"
+            in notes
+        )
+        assert f"kubectl apply --namespace {namespace} -f examples/gitops/wants.yaml" in notes
         wait_for("the operator pod to be Ready", lambda: pod_ready(kube, release))
         rbac = client.RbacAuthorizationV1Api(kube)
         assert rbac.read_namespaced_role(release.fullname, namespace)
