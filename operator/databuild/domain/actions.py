@@ -26,6 +26,7 @@ __all__ = [
     "CreateWant",
     "DeleteBatchJob",
     "FlagSlaBreach",
+    "RecordWant",
     "TransitionJobRun",
     "TransitionPartition",
     "TransitionWant",
@@ -63,6 +64,18 @@ class CreateWant:
     partitions: tuple[PartitionRef, ...]
     source_job_run: str
     created_at: datetime
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWant:
+    """Append the creation event of a user's Want seen for the first time.
+
+    Emitted while the Want's status was never written (no ``observedGeneration`` and
+    state Pending), so the Build Event Log knows every Want from its start.
+    """
+
+    name: str
     event: Event
 
 
@@ -150,6 +163,7 @@ Action = (
     CreatePartition
     | CreateJobRun
     | CreateWant
+    | RecordWant
     | CreateBatchJob
     | DeleteBatchJob
     | TransitionPartition

@@ -10,6 +10,7 @@ finishes, time passes a deadline, a Want or JobDefinition changes).
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from databuild.domain.actions import (
     CreateWant,
     DeleteBatchJob,
     FlagSlaBreach,
+    RecordWant,
     TransitionJobRun,
     TransitionPartition,
     TransitionWant,
@@ -166,7 +168,10 @@ class Resolver:
                 "InvalidJobDefinition", f"JobDefinition {jd.name!r} (for {ref!r}): {jd.error}"
             )
         try:
-            outputs = tuple(sorted({p.render(captures) for p in jd.patterns}))
+            if len(jd.patterns) == 1:
+                outputs: tuple[PartitionRef, ...] = (PartitionRef(ref),)
+            else:
+                outputs = tuple(sorted({p.render(captures) for p in jd.patterns}))
             inputs = tuple(dict.fromkeys(t.render(captures) for t in jd.templates))
         except (PatternError, ValueError) as exc:
             return Blocker(
@@ -183,7 +188,15 @@ class Resolver:
 
 def plan(world: World, now: datetime) -> Plan:
     """Decide what the operator must do now. Pure and deterministic."""
-    return _Planning(world, now, Resolver(world.job_definitions)).run()
+    # A plan allocates many small objects and frees none of them until it returns:
+    # pausing the cyclic collector avoids repeated full scans of a big world.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _Planning(world, now, Resolver(world.job_definitions)).run()
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _short(refs: Iterable[str]) -> str:
@@ -224,12 +237,14 @@ class _Planning:
     # --- entry ---------------------------------------------------------------------------
 
     def run(self) -> Plan:
+        self._record_new_wants()
         self._index()
         self._observe_outcomes()
         self._reconcile_partitions()
         while True:
             self._cascade_failures(self._failed_inputs())
             self._fail_wants_on_failed_partitions()
+            self._expire_wants()
             if not self._find_needs():
                 break
         self._create_runs()
@@ -239,6 +254,25 @@ class _Planning:
         self._derive_wants()
         wake = min(self.wakeups) if self.wakeups else None
         return Plan(tuple(self.actions), wake)
+
+    def _record_new_wants(self) -> None:
+        for name in sorted(self.wants):
+            want = self.wants[name]
+            if (
+                want.source_job_run is None
+                and want.status.observed_generation == 0
+                and isinstance(want.state, WantPending)
+            ):
+                event = Event(
+                    self.now,
+                    EntityKind.WANT,
+                    name,
+                    None,
+                    "Pending",
+                    "Created",
+                    {"partitions": _short(want.partitions)},
+                )
+                self.actions.append(RecordWant(name, event))
 
     # --- indexes --------------------------------------------------------------------------
 
@@ -492,6 +526,26 @@ class _Planning:
                     name,
                     *want.state.fail(name, at=self.now, reason="PartitionFailed", message=message),
                 )
+
+    def _expire_wants(self) -> None:
+        """Wants past their TTL stop being needs (before needs are computed)."""
+        for name in sorted(self.wants):
+            want = self.wants[name]
+            state = want.state
+            if want.ttl_seconds is None or isinstance(state, _TERMINAL_WANT):
+                continue
+            deadline = want.clock_start + timedelta(seconds=want.ttl_seconds)
+            if self.now < deadline or all(self._is_live(r) for r in want.partitions):
+                continue  # not yet; or it is Successful now (success wins)
+            self._set_want(
+                name,
+                *state.expire(
+                    name,
+                    at=self.now,
+                    reason="TTLExpired",
+                    message=f"ttlSeconds passed at {deadline.isoformat()}",
+                ),
+            )
 
     def _is_live(self, ref: str) -> bool:
         return isinstance(self.parts.get(ref), PartitionLive)
@@ -813,16 +867,6 @@ class _Planning:
                         at=now,
                         reason="SourceJobRunEnded",
                         message=f"the JobRun {source} that needed these partitions {ended}",
-                    ),
-                )
-            elif deadline is not None and now >= deadline:
-                self._set_want(
-                    name,
-                    *state.expire(
-                        name,
-                        at=now,
-                        reason="TTLExpired",
-                        message=f"ttlSeconds passed at {deadline.isoformat()}",
                     ),
                 )
             else:

@@ -15,6 +15,7 @@ every name must be a capture of the output patterns.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -363,6 +364,7 @@ def _name(prefix_text: str, limit: int, *hash_parts: str) -> str:
     return f"{_slug(prefix_text, limit - len(digest) - 1)}-{digest}"
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def partition_name(ref: str) -> str:
     """The Partition resource name for ``ref``: readable slug + hash, <= 63 characters."""
     return _name(ref, MAX_NAME_LENGTH, "partition", ref)

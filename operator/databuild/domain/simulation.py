@@ -21,6 +21,7 @@ from databuild.domain.actions import (
     CreateWant,
     DeleteBatchJob,
     FlagSlaBreach,
+    RecordWant,
     TransitionJobRun,
     TransitionPartition,
     TransitionWant,
@@ -84,6 +85,9 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
                         source_job_run=action.source_job_run,
                     )
                     events.append(action.event)
+            case RecordWant():
+                transition(EntityKind.WANT, None, action.event.to_state, action.name)
+                events.append(action.event)
             case CreateBatchJob():
                 if action.job_run not in runs:
                     raise ValueError(f"batch Job for unknown JobRun {action.job_run}")
@@ -153,6 +157,8 @@ class Simulator:
     script: JobScript = _always_succeed
     log: list[Event] = field(default_factory=list)
     plans: int = 0
+    deleted: set[str] = field(default_factory=set)
+    """Names of Wants deleted so far."""
 
     def add_job_definition(self, jd: JobDefinition) -> None:
         defs = dict(self.world.job_definitions)
@@ -180,6 +186,7 @@ class Simulator:
     def delete_want(self, name: str) -> None:
         wants = dict(self.world.wants)
         del wants[name]
+        self.deleted.add(name)
         self.world = dataclasses.replace(self.world, wants=wants)
 
     def plan(self) -> Plan:

@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 _S = TypeVar("_S")
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _details(**items: str) -> dict[str, str]:
@@ -78,7 +79,10 @@ class _State:
     KIND: ClassVar[EntityKind]
 
     def _to(self, cls: type[_S], **changes: Any) -> _S:
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        values = {name: getattr(self, name) for name in names}
         values.update(changes)
         return cls(**values)
 
