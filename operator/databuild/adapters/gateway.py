@@ -43,9 +43,11 @@ class KindInfo:
     plural: str
     has_status: bool = True
 
-    def collection(self, namespace: str) -> str:
-        """The URL path of the kind's collection in ``namespace``."""
+    def collection(self, namespace: str | None) -> str:
+        """The URL path of the kind's collection in ``namespace`` (``None``: all namespaces)."""
         prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if namespace is None:
+            return f"{prefix}/{self.plural}"
         return f"{prefix}/namespaces/{namespace}/{self.plural}"
 
 
@@ -59,6 +61,7 @@ KINDS: Mapping[str, KindInfo] = {
         KindInfo("Job", "batch/v1", "jobs"),
         KindInfo("Pod", "v1", "pods"),
         KindInfo("Event", "v1", "events", has_status=False),
+        KindInfo("Lease", "coordination.k8s.io/v1", "leases", has_status=False),
     )
 }
 
@@ -173,6 +176,12 @@ class Gateway(Protocol):
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """Read one object; :class:`NotFound` when it does not exist."""
+        ...
+
+    async def list(
+        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace`` (``None``: all), each with its ``kind``."""
         ...
 
     async def patch(
@@ -401,6 +410,19 @@ class KubernetesGateway:
         info = kind_info(kind)
         return await self._request("get", kind, "GET", f"{info.collection(namespace)}/{name}")
 
+    async def list(
+        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """See :meth:`Gateway.list`."""
+        info = kind_info(kind)
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = await self._request("list", kind, "GET", info.collection(namespace), query=query)
+        items = result.get("items") or []
+        for item in items:
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", info.api_version)
+        return list(items)
+
     async def patch(
         self,
         kind: str,
@@ -627,6 +649,23 @@ class FakeGateway:
         obj = self._existing("get", kind, namespace, name)
         self.stats.record("get", kind)
         return copy.deepcopy(obj)
+
+    async def list(
+        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """See :meth:`Gateway.list` (``label_selector``: ``key`` or ``key=value`` only)."""
+        self._begin("list", kind)
+        kind_info(kind)
+        out = []
+        for obj in self.of_kind(kind, namespace):
+            labels = obj["metadata"].get("labels") or {}
+            if label_selector:
+                key, _, value = label_selector.partition("=")
+                if key not in labels or (value and labels[key] != value):
+                    continue
+            out.append(copy.deepcopy(obj))
+        self.stats.record("list", kind)
+        return out
 
     async def patch(
         self,

@@ -1,0 +1,540 @@
+"""Translation between API objects and the domain: reading the World, writing actions.
+
+Reading turns the raw objects the watches deliver into the domain's frozen entities
+(``Want``, ``Partition``, ``JobRun``, ``JobDefinition``, ``JobOutcome``); writing turns
+the planner's actions into manifests and status patches in the CRDs' wire format.
+
+The CRDs name a few status fields differently from the domain's own serialisers
+(``jobRun`` vs ``builtBy``, ``jobName`` vs ``batchJob``, ``startedAt``/``finishedAt`` vs
+``startTime``/``finishTime``); this module is the one place that knows both spellings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from databuild import domain
+from databuild.adapters.jobs import (
+    AttemptActive,
+    AttemptFailed,
+    AttemptMissedDependencies,
+    AttemptSucceeded,
+    read_outcome,
+)
+from databuild.adapters.labels import (
+    APP_COMPONENT,
+    APP_MANAGED_BY,
+    APP_PART_OF,
+    ATTEMPT_ANNOTATION,
+    JOB_DEFINITION_LABEL,
+    JOB_RUN_LABEL,
+    MANAGED_BY,
+    PART_OF,
+    label_value,
+)
+from databuild.adapters.resources import (
+    API_VERSION,
+    JobDefinition,
+    JobRun,
+    Partition,
+    Want,
+)
+
+REF_HASH_LABEL = "databuild.dev/ref-hash"
+SOURCE_LABEL = "databuild.dev/source-job-run"
+
+# A Job's Failed condition can reach us before its pod's termination state (two
+# watches); this long we wait for the pod before judging the failure without it.
+POD_GRACE = timedelta(seconds=5)
+
+
+class BadObject(ValueError):
+    """An object the operator cannot use; the message says what is wrong with it."""
+
+    def __init__(self, kind: str, name: str, problem: str) -> None:
+        super().__init__(f"{kind} {name!r}: {problem}")
+        self.kind = kind
+        self.name = name
+        self.problem = problem
+
+
+def iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC with microseconds, so a time read back compares equal."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _name(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("name", "?"))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------
+
+
+def job_definition_from(body: Mapping[str, Any]) -> domain.JobDefinition:
+    """The domain JobDefinition (its ``error`` says when the patterns do not parse)."""
+    try:
+        jd = JobDefinition.model_validate(body)
+    except ValidationError as error:
+        raise BadObject("JobDefinition", _name(body), _first_error(error)) from None
+    spec = jd.spec
+    return domain.JobDefinition(
+        name=jd.metadata.name,
+        outputs=tuple(spec.outputs),
+        inputs=tuple(spec.inputs),
+        retry=domain.Retry(limit=spec.retry.limit, backoff_seconds=spec.retry.backoff_seconds),
+        max_concurrent_runs=spec.max_concurrent_runs,
+        active_deadline_seconds=spec.active_deadline_seconds,
+    )
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"{where}: {first['msg']}"
+
+
+def _conditions_from(items: Sequence[Any]) -> tuple[domain.Condition, ...]:
+    out = []
+    for item in items:
+        out.append(
+            domain.Condition(
+                type=item.type,
+                status=item.status,
+                reason=item.reason,
+                message=item.message,
+                last_transition_time=item.last_transition_time,
+            )
+        )
+    return tuple(out)
+
+
+def want_from(body: Mapping[str, Any]) -> domain.Want:
+    """The domain Want (spec, persisted state and the derived status last written)."""
+    try:
+        want = Want.model_validate(body)
+        refs = tuple(domain.PartitionRef(r) for r in want.spec.partitions)
+        state = domain.load_want_state(
+            {
+                "state": want.status.state,
+                "reason": want.status.reason,
+                "message": want.status.message,
+            }
+        )
+    except (ValidationError, domain.InvalidPartitionRef, domain.InvalidStatus) as error:
+        problem = _first_error(error) if isinstance(error, ValidationError) else str(error)
+        raise BadObject("Want", _name(body), problem) from None
+    meta = want.metadata
+    counts = want.status.partitions
+    count_map: dict[str, int] = {}
+    if counts is not None:
+        for state_name, n in (
+            ("Building", counts.building),
+            ("Failed", counts.failed),
+            ("Live", counts.live),
+            ("Missing", counts.missing),
+            ("Tainted", counts.tainted),
+        ):
+            if n:
+                count_map[state_name] = n
+    return domain.Want(
+        name=meta.name,
+        partitions=refs,
+        created_at=meta.creation_timestamp or datetime.now(UTC),
+        ttl_seconds=want.spec.ttl_seconds,
+        sla_seconds=want.spec.sla_seconds,
+        data_timestamp=want.spec.data_timestamp,
+        source_job_run=want.spec.source.job_run if want.spec.source else None,
+        deleted=meta.deletion_timestamp is not None,
+        generation=meta.generation or 1,
+        state=state,
+        status=domain.WantStatus(
+            counts=count_map,
+            conditions=_conditions_from(want.status.conditions),
+            observed_generation=want.status.observed_generation or 0,
+            sla_breached=bool(want.status.sla_breached),
+        ),
+    )
+
+
+def partition_from(body: Mapping[str, Any]) -> domain.Partition:
+    """The domain Partition. A status that is not a valid state reads as Missing."""
+    try:
+        part = Partition.model_validate(body)
+        ref = domain.PartitionRef(part.spec.ref)
+    except (ValidationError, domain.InvalidPartitionRef) as error:
+        problem = _first_error(error) if isinstance(error, ValidationError) else str(error)
+        raise BadObject("Partition", _name(body), problem) from None
+    status = part.status
+    try:
+        state = domain.load_partition_state(
+            {
+                "state": status.state,
+                "builtBy": status.job_run,
+                "liveSince": status.live_since,
+                "inputs": status.inputs,
+                "failedAt": status.failed_at,
+                "message": status.message,
+            }
+        )
+    except domain.InvalidStatus:
+        # The catalog entry cannot be trusted: rebuilding is the safe reading.
+        state = domain.PartitionMissing()
+    return domain.Partition(ref=ref, state=state)
+
+
+def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:
+    """The domain JobRun (spec and persisted state)."""
+    try:
+        run = JobRun.model_validate(body)
+        partitions = tuple(domain.PartitionRef(r) for r in run.spec.partitions)
+        inputs = tuple(domain.PartitionRef(r) for r in run.spec.inputs)
+        status = run.status
+        state = domain.load_jobrun_state(
+            {
+                "state": status.state,
+                "attempt": status.attempt,
+                "failedAttempts": status.failed_attempts,
+                "retryAfter": status.retry_after,
+                "batchJob": status.job_name,
+                "startTime": status.started_at,
+                "finishTime": status.finished_at,
+                "missingPartitions": status.missing_partitions,
+                "everMissing": status.ever_missing,
+                "message": status.message,
+            }
+        )
+    except (ValidationError, domain.InvalidPartitionRef, domain.InvalidStatus) as error:
+        problem = _first_error(error) if isinstance(error, ValidationError) else str(error)
+        raise BadObject("JobRun", _name(body), problem) from None
+    meta = run.metadata
+    return domain.JobRun(
+        name=meta.name,
+        job_definition=run.spec.job_definition,
+        partitions=partitions,
+        inputs=inputs,
+        created_at=run.spec.created_at or meta.creation_timestamp or datetime.now(UTC),
+        captures=dict(run.spec.captures),
+        state=state,
+    )
+
+
+def job_run_of(job: Mapping[str, Any]) -> str | None:
+    """The JobRun a batch Job belongs to: its controller owner (else its label)."""
+    meta = job.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "JobRun" and ref.get("controller"):
+            return str(ref.get("name"))
+    label = (meta.get("labels") or {}).get(JOB_RUN_LABEL)
+    return str(label) if label else None
+
+
+def attempt_of(obj: Mapping[str, Any]) -> int | None:
+    """The attempt number a batch Job or pod carries, if any."""
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(ATTEMPT_ANNOTATION)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _failed_at(job: Mapping[str, Any]) -> datetime | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Failed" and cond.get("status") == "True":
+            try:
+                return _parse_time(cond.get("lastTransitionTime"))
+            except ValueError:
+                return None
+    return None
+
+
+def _has_termination(pods: Sequence[Mapping[str, Any]], job_name: str) -> bool:
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        if labels.get("batch.kubernetes.io/job-name", labels.get("job-name")) != job_name:
+            continue
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if (status.get("state") or {}).get("terminated"):
+                return True
+    return False
+
+
+def outcome_from(
+    job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
+) -> domain.JobOutcome | None:
+    """The domain's view of one batch Job, or None if it is not one of ours."""
+    run = job_run_of(job)
+    attempt = attempt_of(job)
+    if run is None or attempt is None:
+        return None
+    outcome = read_outcome(job, pods)
+    kind = domain.OutcomeKind
+    match outcome:
+        case AttemptActive():
+            return domain.JobOutcome(run, attempt, kind.RUNNING)
+        case AttemptSucceeded():
+            return domain.JobOutcome(run, attempt, kind.SUCCEEDED)
+        case AttemptMissedDependencies(missing=missing, exit_code=code):
+            refs = tuple(domain.PartitionRef(r) for r in missing)
+            return domain.JobOutcome(
+                run, attempt, kind.DEPENDENCY_MISS, code, "", missing_partitions=refs
+            )
+        case AttemptFailed(reason=reason, message=message, exit_code=code):
+            job_name = str((job.get("metadata") or {}).get("name", ""))
+            failed_at = _failed_at(job)
+            if (
+                code is None
+                and not _has_termination(pods, job_name)
+                and failed_at is not None
+                and now - failed_at < POD_GRACE
+            ):
+                return domain.JobOutcome(run, attempt, kind.RUNNING)
+            return domain.JobOutcome(run, attempt, kind.FAILED, code, f"{reason}: {message}")
+    return None  # pragma: no cover - the match is exhaustive
+
+
+# ---------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------
+
+
+def _labels(component: str, **extra: str) -> dict[str, str]:
+    return {
+        APP_COMPONENT: component,
+        APP_PART_OF: PART_OF,
+        APP_MANAGED_BY: MANAGED_BY,
+        **{k: label_value(v) for k, v in extra.items()},
+    }
+
+
+def partition_manifest(action: domain.CreatePartition, namespace: str) -> dict[str, Any]:
+    """The Partition to create for :class:`~databuild.domain.CreatePartition`."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Partition",
+        "metadata": {
+            "name": action.name,
+            "namespace": namespace,
+            "labels": _labels("partition", **{REF_HASH_LABEL: domain.ref_hash(action.ref)}),
+        },
+        "spec": {"ref": str(action.ref)},
+    }
+
+
+def job_run_manifest(action: domain.CreateJobRun, namespace: str) -> dict[str, Any]:
+    """The JobRun to create for :class:`~databuild.domain.CreateJobRun`."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "JobRun",
+        "metadata": {
+            "name": action.name,
+            "namespace": namespace,
+            "labels": _labels("job-run", **{JOB_DEFINITION_LABEL: action.job_definition}),
+        },
+        "spec": {
+            "jobDefinition": action.job_definition,
+            "partitions": [str(r) for r in action.partitions],
+            "inputs": [str(r) for r in action.inputs],
+            "captures": dict(action.captures),
+            "createdAt": iso(action.created_at),
+        },
+    }
+
+
+def want_manifest(
+    action: domain.CreateWant, namespace: str, owner_uid: str | None
+) -> dict[str, Any]:
+    """The derived Want to create for :class:`~databuild.domain.CreateWant`.
+
+    It names its JobRun in ``spec.source`` and is owned by it, so it goes away with it.
+    """
+    metadata: dict[str, Any] = {
+        "name": action.name,
+        "namespace": namespace,
+        "labels": _labels("want", **{SOURCE_LABEL: action.source_job_run}),
+    }
+    if owner_uid:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "JobRun",
+                "name": action.source_job_run,
+                "uid": owner_uid,
+                "blockOwnerDeletion": False,
+            }
+        ]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Want",
+        "metadata": metadata,
+        "spec": {
+            "partitions": [str(r) for r in action.partitions],
+            "source": {"jobRun": action.source_job_run},
+        },
+    }
+
+
+def _none_if_empty(value: Any) -> Any:
+    # Merge patches delete keys set to null: empty values are removed, not stored.
+    return None if value in ("", [], (), {}) else value
+
+
+def partition_status(state: domain.PartitionState, generation: int) -> dict[str, Any]:
+    """The status patch that persists a Partition state."""
+    return {
+        "state": state.STATE,
+        "jobRun": state.built_by,
+        "liveSince": iso(state.live_since),
+        "inputs": _none_if_empty(list(state.inputs)),
+        "failedAt": iso(state.failed_at),
+        "message": _none_if_empty(state.message),
+        "observedGeneration": generation,
+    }
+
+
+_RUN_CONDITION = {
+    "Succeeded": ("True", "Succeeded"),
+    "Failed": ("False", "Failed"),
+    "Cancelled": ("False", "Cancelled"),
+}
+
+
+def job_run_status(
+    state: domain.JobRunState,
+    *,
+    reason: str,
+    exit_code: int | None,
+    generation: int,
+    now: datetime,
+    previous_conditions: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """The status patch that persists a JobRun state (plus its Succeeded condition)."""
+    status, cond_reason = _RUN_CONDITION.get(state.STATE, ("Unknown", state.STATE))
+    previous = {c.get("type"): c for c in previous_conditions}
+    old = previous.get("Succeeded")
+    since = (
+        old.get("lastTransitionTime")
+        if old is not None and old.get("status") == status
+        else iso(now)
+    )
+    condition = {
+        "type": "Succeeded",
+        "status": status,
+        "reason": reason if status == "False" else cond_reason,
+        "message": state.message[:4096] or f"the JobRun is {state.STATE}",
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+    return {
+        "state": state.STATE,
+        "attempt": state.attempt,
+        "failedAttempts": state.failed_attempts,
+        "retryAfter": iso(state.retry_after),
+        "jobName": _none_if_empty(state.batch_job),
+        "startedAt": iso(state.started_at),
+        "finishedAt": iso(state.finished_at),
+        "missingPartitions": _none_if_empty(list(state.missing_partitions)),
+        "everMissing": _none_if_empty(list(state.ever_missing)),
+        "message": _none_if_empty(state.message[:4096]),
+        "reason": reason,
+        "exitCode": exit_code,
+        "conditions": [condition],
+        "observedGeneration": generation,
+    }
+
+
+_TERMINAL_WANT_STATES = frozenset({"Successful", "Failed", "Expired"})
+
+
+def want_state_status(state: domain.WantState, now: datetime) -> dict[str, Any]:
+    """The status patch that persists a Want's state."""
+    return {
+        "state": state.STATE,
+        "reason": _none_if_empty(state.reason),
+        "message": _none_if_empty(state.message[:4096]),
+        "finishedAt": iso(now) if state.STATE in _TERMINAL_WANT_STATES else None,
+    }
+
+
+def want_derived_status(action: domain.UpdateWantStatus) -> dict[str, Any]:
+    """The status patch for a Want's derived status: counts, progress, conditions."""
+    counts = {k.lower(): v for k, v in action.counts.items()}
+    total = sum(action.counts.values())
+    return {
+        "partitions": {
+            "total": total,
+            "missing": counts.get("missing", 0),
+            "building": counts.get("building", 0),
+            "live": counts.get("live", 0),
+            "failed": counts.get("failed", 0),
+            "tainted": counts.get("tainted", 0),
+        },
+        "progress": f"{counts.get('live', 0)}/{total}",
+        "conditions": [
+            {
+                "type": c.type,
+                "status": c.status,
+                "reason": c.reason,
+                "message": c.message[:4096],
+                "lastTransitionTime": iso(c.last_transition_time),
+                "observedGeneration": action.observed_generation,
+            }
+            for c in action.conditions
+        ],
+        "observedGeneration": action.observed_generation,
+        "slaBreached": action.sla_breached or None,
+    }
+
+
+def bad_want_status(problem: str, generation: int, now: datetime) -> dict[str, Any]:
+    """The status of a Want the operator cannot read (it never reaches the planner)."""
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "InvalidSpec",
+                "message": f"the operator cannot use this Want: {problem}"[:4096],
+                "lastTransitionTime": iso(now),
+                "observedGeneration": generation,
+            }
+        ],
+        "observedGeneration": generation,
+    }
+
+
+__all__ = [
+    "POD_GRACE",
+    "BadObject",
+    "attempt_of",
+    "bad_want_status",
+    "iso",
+    "job_definition_from",
+    "job_run_from",
+    "job_run_manifest",
+    "job_run_of",
+    "job_run_status",
+    "outcome_from",
+    "partition_from",
+    "partition_manifest",
+    "partition_status",
+    "want_derived_status",
+    "want_from",
+    "want_manifest",
+    "want_state_status",
+]

@@ -1,0 +1,483 @@
+"""Executing a plan: the planner's actions become API writes through the gateway.
+
+Actions run in the planner's order. Status changes of one object within a plan are
+merged into one status patch (written where the object's first change was), so a Want
+that goes Pending -> Building and gets new counts costs one write, not three; every
+transition still appends its own BEL event and emits its own Kubernetes Event.
+
+Creates use deterministic names, so AlreadyExists is success; deletes treat NotFound
+as success. A status patch carries the resourceVersion the plan was based on and
+checks the from-state first: a Conflict, or an object no longer in the expected
+state, stops the plan and asks for a re-plan from fresh data. Each write's response
+goes straight into the world store, so the next plan sees it without waiting for the
+watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from databuild import domain
+from databuild.adapters import codec
+from databuild.adapters.gateway import (
+    AlreadyExists,
+    Conflict,
+    EventType,
+    Gateway,
+    GatewayError,
+    Invalid,
+    NotFound,
+    ObjectReference,
+)
+from databuild.adapters.jobs import JobRunIdentity, render_job
+from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
+from databuild.operator.eventlog import BuildEventLog
+from databuild.operator.snapshot import Snapshot
+from databuild.operator.store import WorldStore
+
+log = logging.getLogger(__name__)
+
+_INITIAL_STATE = {"Partition": "Missing", "JobRun": "Queued", "Want": "Pending"}
+_EVENT_CONCURRENCY = 8
+
+
+@dataclass
+class ExecutionResult:
+    """What executing one plan did."""
+
+    writes: int = 0
+    skipped: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    replan: bool = False
+    """Something did not go as planned; plan again from fresh data right away."""
+
+
+@dataclass
+class _StatusOp:
+    kind: str
+    name: str
+    expect_state: str | None
+    patch: dict[str, Any] = field(default_factory=dict)
+    events: list[domain.Event] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    job_run_reason: str = ""
+    job_run_exit_code: int | None = None
+    job_run_state: domain.JobRunState | None = None
+
+
+@dataclass
+class _Create:
+    kind: str
+    manifest: dict[str, Any]
+    event: domain.Event | None
+
+
+@dataclass
+class _CreateWant:
+    action: domain.CreateWant
+
+
+@dataclass
+class _CreateBatchJob:
+    action: domain.CreateBatchJob
+
+
+@dataclass
+class _DeleteBatchJob:
+    action: domain.DeleteBatchJob
+
+
+_Op = _StatusOp | _Create | _CreateWant | _CreateBatchJob | _DeleteBatchJob
+
+
+def event_type(event: domain.Event) -> EventType:
+    """Warning for failures, expiries and failed attempts; Normal otherwise."""
+    if event.to_state in ("Failed", "Expired"):
+        return "Warning"
+    if event.kind is domain.EntityKind.JOB_RUN and (event.from_state, event.to_state) == (
+        "Running",
+        "Queued",
+    ):
+        return "Warning"  # an attempt failed and will be retried
+    return "Normal"
+
+
+def event_message(event: domain.Event) -> str:
+    """The Kubernetes Event message of a transition: the edge, then the details."""
+    edge = (
+        f"{event.from_state} -> {event.to_state}"
+        if event.from_state
+        else (f"created in state {event.to_state}")
+    )
+    details = "; ".join(f"{k}={v}" for k, v in sorted(event.details.items()) if v)
+    return f"{edge}: {details}" if details else edge
+
+
+class Executor:
+    """Carries out plans for the orchestration loop (never concurrently with itself)."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        store: WorldStore,
+        bel: BuildEventLog,
+        *,
+        job_ttl_seconds: int = 86400,
+        is_leading: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.bel = bel
+        self.job_ttl_seconds = job_ttl_seconds
+        self.is_leading = is_leading
+        self._synthetic: dict[str, dict[tuple[str, int], domain.JobOutcome]] = {}
+
+    def synthetic_outcomes(self, namespace: str) -> Mapping[tuple[str, int], domain.JobOutcome]:
+        """Failed outcomes of batch Jobs the API server refused to create."""
+        return self._synthetic.get(namespace, {})
+
+    # -- grouping ----------------------------------------------------------------------
+
+    def _operations(self, snapshot: Snapshot, plan: domain.Plan) -> list[_Op]:
+        ns = snapshot.namespace
+        ops: list[_Op] = []
+        status_ops: dict[tuple[str, str], _StatusOp] = {}
+
+        def status_op(kind: str, name: str, expect: str | None) -> _StatusOp:
+            op = status_ops.get((kind, name))
+            if op is None:
+                op = status_ops[kind, name] = _StatusOp(kind, name, expect)
+                ops.append(op)
+            return op
+
+        for action in plan.actions:
+            match action:
+                case domain.CreatePartition():
+                    ops.append(
+                        _Create("Partition", codec.partition_manifest(action, ns), action.event)
+                    )
+                case domain.CreateJobRun():
+                    ops.append(_Create("JobRun", codec.job_run_manifest(action, ns), action.event))
+                case domain.CreateWant():
+                    ops.append(_CreateWant(action))
+                case domain.CreateBatchJob():
+                    ops.append(_CreateBatchJob(action))
+                case domain.DeleteBatchJob():
+                    ops.append(_DeleteBatchJob(action))
+                case domain.TransitionPartition():
+                    op = status_op("Partition", action.name, action.from_state)
+                    op.patch.update(codec.partition_status(action.state, 0))
+                    op.events.append(action.event)
+                case domain.TransitionJobRun():
+                    op = status_op("JobRun", action.name, action.from_state)
+                    op.job_run_state = action.state
+                    op.job_run_reason = action.event.reason
+                    op.job_run_exit_code = None
+                    run = snapshot.world.job_runs.get(action.name)
+                    if action.from_state == "Running" and run is not None:
+                        outcome = snapshot.world.outcomes.get((action.name, run.state.attempt))
+                        if outcome is not None:
+                            op.job_run_exit_code = outcome.exit_code
+                    op.events.append(action.event)
+                case domain.TransitionWant():
+                    op = status_op("Want", action.name, action.from_state)
+                    op.patch.update(codec.want_state_status(action.state, action.event.time))
+                    op.events.append(action.event)
+                case domain.UpdateWantStatus():
+                    op = status_op("Want", action.name, None)
+                    op.patch.update(codec.want_derived_status(action))
+                case domain.FlagSlaBreach():
+                    op = status_op("Want", action.name, None)
+                    op.patch["slaBreached"] = True
+                    op.warnings.append(("SLABreached", action.message or "SLA breached"))
+        return ops
+
+    # -- execution ---------------------------------------------------------------------
+
+    async def execute(
+        self, snapshot: Snapshot, plan: domain.Plan, now: datetime
+    ) -> ExecutionResult:
+        """Apply ``plan`` (planned from ``snapshot``) in order; stop early on surprises."""
+        result = ExecutionResult()
+        pending_events: list[tuple[ObjectReference, EventType, str, str]] = []
+        ns = snapshot.namespace
+        try:
+            for op in self._operations(snapshot, plan):
+                if not self.is_leading():
+                    log.warning("lost the leader Lease: abandoning the rest of the plan")
+                    result.replan = False
+                    break
+                ok = await self._run(ns, op, now, result, pending_events)
+                if not ok:
+                    result.replan = True
+                    break
+            await self._bad_wants(snapshot, now, result)
+        finally:
+            await self._emit_events(pending_events)
+        return result
+
+    async def _run(
+        self,
+        ns: str,
+        op: _Op,
+        now: datetime,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> bool:
+        try:
+            match op:
+                case _Create():
+                    return await self._create(ns, op, result, events)
+                case _CreateWant():
+                    return await self._create_want(ns, op.action, result, events)
+                case _CreateBatchJob():
+                    return await self._create_batch_job(ns, op.action, result, events)
+                case _DeleteBatchJob():
+                    return await self._delete_batch_job(ns, op.action, result)
+                case _StatusOp():
+                    return await self._status(ns, op, now, result, events)
+        except GatewayError as error:
+            result.errors += 1
+            log.error("API request failed, will plan %s again: %s", ns, error)
+            return False
+        return True  # pragma: no cover - the match is exhaustive
+
+    async def _current(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        obj = self.store.get(kind, ns, name)
+        if obj is not None:
+            return obj
+        try:
+            fetched = await self.gateway.get(kind, ns, name)
+        except NotFound:
+            return None
+        self.store.put(kind, fetched)
+        return self.store.get(kind, ns, name)
+
+    def _record(
+        self,
+        ns: str,
+        obj: Mapping[str, Any],
+        event: domain.Event,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> None:
+        self.bel.append(ns, event)
+        events.append(
+            (ObjectReference.of(obj), event_type(event), event.reason, event_message(event))
+        )
+
+    async def _create(
+        self,
+        ns: str,
+        op: _Create,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> bool:
+        name = op.manifest["metadata"]["name"]
+        try:
+            created = await self.gateway.create(op.manifest)
+        except AlreadyExists:
+            # Made before a restart (or the watch is behind): the plan goes on with it.
+            result.skipped += 1
+            return await self._current(op.kind, ns, name) is not None
+        result.writes += 1
+        self.store.put(op.kind, created)
+        if op.event is not None:
+            self._record(ns, created, op.event, events)
+        return True
+
+    async def _create_want(
+        self,
+        ns: str,
+        action: domain.CreateWant,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> bool:
+        owner = await self._current("JobRun", ns, action.source_job_run)
+        uid = str((owner or {}).get("metadata", {}).get("uid", "")) or None
+        return await self._create(
+            ns,
+            _Create("Want", codec.want_manifest(action, ns, uid), action.event),
+            result,
+            events,
+        )
+
+    async def _create_batch_job(
+        self,
+        ns: str,
+        action: domain.CreateBatchJob,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> bool:
+        run = await self._current("JobRun", ns, action.job_run)
+        jd = self.store.get("JobDefinition", ns, action.job_definition)
+        if run is None or jd is None:
+            log.warning(
+                "cannot create %s: JobRun or JobDefinition %s is gone",
+                action.name,
+                action.job_definition,
+            )
+            return False
+        identity = JobRunIdentity(
+            name=action.job_run,
+            namespace=ns,
+            uid=str(run["metadata"].get("uid", "")),
+            job_definition=action.job_definition,
+        )
+        try:
+            spec = JobDefinitionSpec.model_validate(jd.get("spec") or {})
+            manifest = render_job(
+                run=identity,
+                definition=spec,
+                partitions=[str(r) for r in action.partitions],
+                inputs=[str(r) for r in action.inputs],
+                captures=action.captures,
+                attempt=action.attempt,
+                ttl_seconds_after_finished=self.job_ttl_seconds,
+            )
+            if action.active_deadline_seconds is not None:
+                manifest["spec"]["activeDeadlineSeconds"] = action.active_deadline_seconds
+            created = await self.gateway.create(manifest)
+        except AlreadyExists:
+            result.skipped += 1  # created before a restart: never a duplicate
+            return True
+        except (Invalid, ValidationError, ValueError) as error:
+            # A pod template the API server refuses would be refused on every retry of
+            # the plan; count it as a failed attempt so retries and failure follow.
+            message = f"InvalidPodTemplate: the batch Job was rejected: {error}"[:1024]
+            log.warning("%s/%s: %s", ns, action.name, message)
+            self._synthetic.setdefault(ns, {})[action.job_run, action.attempt] = domain.JobOutcome(
+                action.job_run, action.attempt, domain.OutcomeKind.FAILED, None, message
+            )
+            events.append((ObjectReference.of(run), "Warning", "InvalidPodTemplate", message))
+            return False
+        result.writes += 1
+        self.store.put("Job", created)
+        return True
+
+    async def _delete_batch_job(
+        self, ns: str, action: domain.DeleteBatchJob, result: ExecutionResult
+    ) -> bool:
+        try:
+            await self.gateway.delete("Job", ns, action.name, propagation="Background")
+        except NotFound:
+            result.skipped += 1
+        else:
+            result.writes += 1
+        self.store.forget("Job", ns, action.name)
+        return True
+
+    async def _status(
+        self,
+        ns: str,
+        op: _StatusOp,
+        now: datetime,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> bool:
+        current = await self._current(op.kind, ns, op.name)
+        if current is None:
+            log.info("%s %s/%s is gone; planning again", op.kind, ns, op.name)
+            return False
+        state = str((current.get("status") or {}).get("state") or _INITIAL_STATE[op.kind])
+        if op.expect_state is not None and state != op.expect_state:
+            # Already applied (or changed meanwhile): never apply a transition twice.
+            log.info(
+                "%s %s/%s is %s, not %s as planned; planning again",
+                op.kind,
+                ns,
+                op.name,
+                state,
+                op.expect_state,
+            )
+            result.skipped += 1
+            return False
+        generation = int(current["metadata"].get("generation") or 1)
+        patch = dict(op.patch)
+        if op.kind == "Partition":
+            patch["observedGeneration"] = generation
+        if op.job_run_state is not None:
+            patch.update(
+                codec.job_run_status(
+                    op.job_run_state,
+                    reason=op.job_run_reason,
+                    exit_code=op.job_run_exit_code,
+                    generation=generation,
+                    now=now,
+                    previous_conditions=(current.get("status") or {}).get("conditions") or [],
+                )
+            )
+        try:
+            updated = await self.gateway.patch_status(
+                op.kind,
+                ns,
+                op.name,
+                patch,
+                resource_version=str(current["metadata"].get("resourceVersion") or "") or None,
+            )
+        except Conflict:
+            result.conflicts += 1
+            try:
+                self.store.put(op.kind, await self.gateway.get(op.kind, ns, op.name))
+            except NotFound:
+                self.store.forget(op.kind, ns, op.name)
+            return False
+        except NotFound:
+            self.store.forget(op.kind, ns, op.name)
+            return False
+        result.writes += 1
+        self.store.put(op.kind, updated)
+        for event in op.events:
+            self._record(ns, updated, event, events)
+        for reason, message in op.warnings:
+            events.append((ObjectReference.of(updated), "Warning", reason, message))
+        return True
+
+    async def _bad_wants(self, snapshot: Snapshot, now: datetime, result: ExecutionResult) -> None:
+        for bad in snapshot.bad_wants:
+            expected = codec.bad_want_status(bad.problem, bad.generation, now)
+            condition = expected["conditions"][0]
+            if (bad.ready_reason, bad.ready_message) == (condition["reason"], condition["message"]):
+                continue  # already says so: writing again would only loop
+            try:
+                updated = await self.gateway.patch_status(
+                    "Want", snapshot.namespace, bad.name, expected
+                )
+            except GatewayError as error:
+                log.warning(
+                    "cannot flag Want %s/%s as invalid: %s", snapshot.namespace, bad.name, error
+                )
+                continue
+            result.writes += 1
+            self.store.put("Want", updated)
+            log.warning(
+                "Want %s/%s cannot be planned: %s", snapshot.namespace, bad.name, bad.problem
+            )
+
+    async def _emit_events(self, events: list[tuple[ObjectReference, EventType, str, str]]) -> None:
+        if not events:
+            return
+        limit = asyncio.Semaphore(_EVENT_CONCURRENCY)
+
+        async def emit(item: tuple[ObjectReference, EventType, str, str]) -> None:
+            ref, type_, reason, message = item
+            async with limit:
+                try:
+                    await self.gateway.emit_event(ref, type=type_, reason=reason, message=message)
+                except GatewayError as error:
+                    # Events are for humans; losing one must not stop a build.
+                    log.warning(
+                        "could not emit event %s on %s %s: %s", reason, ref.kind, ref.name, error
+                    )
+
+        await asyncio.gather(*(emit(item) for item in events))
+
+
+__all__ = ["API_VERSION", "ExecutionResult", "Executor", "event_message", "event_type"]

@@ -1,0 +1,72 @@
+"""The kopf handlers: watch events go into the world store, nothing else.
+
+This module only holds the decorators. kopf delivers every event of the four custom
+kinds and of the batch Jobs and pods carrying the ``databuild.dev/job-run`` label
+(selected on the server, so other pods never reach the operator); the orchestration
+loop does all the thinking. Handlers are trivial and async, so none blocks the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from databuild.adapters.labels import JOB_RUN_LABEL
+from databuild.adapters.resources import GROUP, VERSION
+from databuild.operator.store import WorldStore
+
+# kind -> (group, version, plural); "" is the core group.
+WATCHED: Mapping[str, tuple[str, str, str]] = {
+    "JobDefinition": (GROUP, VERSION, "jobdefinitions"),
+    "Want": (GROUP, VERSION, "wants"),
+    "Partition": (GROUP, VERSION, "partitions"),
+    "JobRun": (GROUP, VERSION, "jobruns"),
+    "Job": ("batch", "v1", "jobs"),
+    "Pod": ("", "v1", "pods"),
+}
+LABELLED = frozenset({"Job", "Pod"})
+"""Kinds watched only with the job-run label (a server-side label selector)."""
+
+
+def observe(store: WorldStore, kind: str, event: Mapping[str, Any]) -> None:
+    """Apply one raw watch event to the store."""
+    obj = event.get("object")
+    if not isinstance(obj, Mapping):
+        return
+    if event.get("type") == "DELETED":
+        store.delete(kind, obj)
+    else:
+        store.put(kind, obj)
+
+
+def register(registry: kopf.OperatorRegistry, store: WorldStore) -> None:
+    """Register one event handler per watched kind."""
+    for kind, (group, version, plural) in WATCHED.items():
+
+        async def on_event(event: Mapping[str, Any], _kind: str = kind, **_: Any) -> None:
+            observe(store, _kind, event)
+
+        labels = {JOB_RUN_LABEL: kopf.PRESENT} if kind in LABELLED else None
+        resource = (group, version, plural) if group else (version, plural)
+        kopf.on.event(*resource, labels=labels, registry=registry, id=f"watch-{plural}")(on_event)
+
+
+def configure(settings: kopf.OperatorSettings, *, inactivity_timeout: float) -> None:
+    """kopf settings: our own storage prefixes, server-side selectors, quiet posting."""
+    # Our own prefix for anything kopf may ever store on objects (we use no handlers
+    # that need it, but a stray kopf default must never appear on users' objects).
+    settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.watching.inactivity_timeout = inactivity_timeout
+    settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_RUN_LABEL
+    settings.watching.label_selectors["v1", "pods"] = JOB_RUN_LABEL
+    # The Lease elects the orchestrator; kopf's own peering (and its CRDs) is not needed.
+    settings.peering.standalone = True
+    # Kubernetes Events are ours to write (through the gateway, one per transition).
+    settings.posting.enabled = False
+    settings.posting.reporting_component = "databuild-operator"

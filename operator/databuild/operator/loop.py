@@ -1,0 +1,194 @@
+"""The orchestration loop: the one task that plans and writes.
+
+It sleeps until the world store changes or the planner's next deadline (retry backoff,
+TTL, SLA) passes, waits a moment for the burst of changes to settle (debounce), builds
+the World of every changed namespace, calls the domain planner, and executes the plan.
+A plan that met a surprise (a conflict, an object not in the expected state) is
+re-planned at once from fresh data, a few times; API errors back off per namespace, so
+bad input or a struggling API server never makes the loop spin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from databuild import domain
+from databuild.operator import snapshot
+from databuild.operator.executor import ExecutionResult, Executor
+from databuild.operator.store import WorldStore
+
+log = logging.getLogger(__name__)
+
+MAX_REPLANS = 5
+"""Immediate re-plans after surprises before the namespace waits for the next change."""
+MAX_ERROR_BACKOFF = 60.0
+
+
+class Leadership(Protocol):
+    """What the loop needs of leader election."""
+
+    def is_leading(self) -> bool:
+        """Whether this process may write now."""
+        ...
+
+    async def wait_until_leading(self) -> None:
+        """Return once this process may write."""
+        ...
+
+
+@dataclass
+class LoopStats:
+    """Counters the metrics endpoint and tests read."""
+
+    plans: int = 0
+    actions: int = 0
+    writes: int = 0
+    conflicts: int = 0
+    errors: int = 0
+    plan_seconds: list[float] = field(default_factory=list)
+    last_plan_at: float = 0.0
+
+    def observe(self, seconds: float, actions: int, result: ExecutionResult) -> None:
+        """Count one plan and its execution."""
+        self.plans += 1
+        self.actions += actions
+        self.writes += result.writes
+        self.conflicts += result.conflicts
+        self.errors += result.errors
+        self.plan_seconds.append(seconds)
+        del self.plan_seconds[:-1000]
+        self.last_plan_at = time.monotonic()
+
+
+class Orchestrator:
+    """Plans and executes, one namespace at a time, in a single asyncio task."""
+
+    def __init__(
+        self,
+        store: WorldStore,
+        executor: Executor,
+        leadership: Leadership,
+        *,
+        settings: domain.Settings | None = None,
+        debounce_seconds: float = 0.05,
+        max_debounce_seconds: float = 0.5,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.leadership = leadership
+        self.settings = settings or domain.Settings()
+        self.debounce = debounce_seconds
+        self.max_debounce = max_debounce_seconds
+        self.clock = clock
+        self.stats = LoopStats()
+        self._deadlines: dict[str, datetime] = {}
+        self._backoff: dict[str, tuple[float, float]] = {}  # ns -> (delay, not before)
+        self.idle = asyncio.Event()
+        """Set while the loop has nothing to do (tests wait on it)."""
+
+    async def run(self) -> None:
+        """Run forever (cancel to stop)."""
+        while True:
+            await self.leadership.wait_until_leading()
+            await self._wait()
+            if not self.leadership.is_leading():
+                continue
+            for namespace in self._due():
+                if not self.leadership.is_leading():
+                    break
+                await self.reconcile(namespace)
+
+    async def _wait(self) -> None:
+        timeout = self._sleep_seconds()
+        self.idle.set()
+        changed = await self.store.wait_for_change(timeout)
+        self.idle.clear()
+        if changed:
+            # Let the burst settle (one write often brings several watch events), but
+            # never delay planning by more than max_debounce.
+            started = time.monotonic()
+            version = self.store.version
+            while time.monotonic() - started < self.max_debounce:
+                await asyncio.sleep(self.debounce)
+                if self.store.version == version:
+                    break
+                version = self.store.version
+
+    def _sleep_seconds(self) -> float | None:
+        now = self.clock()
+        waits = [(d - now).total_seconds() for d in self._deadlines.values()]
+        mono = time.monotonic()
+        waits += [not_before - mono for _, not_before in self._backoff.values()]
+        if not waits:
+            return None
+        return max(0.0, min(waits))
+
+    def _due(self) -> list[str]:
+        due = self.store.take_dirty()
+        now = self.clock()
+        for ns, deadline in list(self._deadlines.items()):
+            if deadline <= now:
+                due.add(ns)
+                del self._deadlines[ns]
+        mono = time.monotonic()
+        for ns, (_, not_before) in list(self._backoff.items()):
+            if ns in due and not_before > mono:
+                due.discard(ns)  # still backing off; it is retried when the time comes
+            elif not_before <= mono:
+                due.add(ns)
+        return sorted(due)
+
+    async def reconcile(self, namespace: str) -> ExecutionResult:
+        """Plan ``namespace`` and execute the plan, re-planning after surprises."""
+        result = ExecutionResult()
+        for _ in range(MAX_REPLANS):
+            now = self.clock()
+            started = time.monotonic()
+            snap = snapshot.build(
+                self.store,
+                namespace,
+                now,
+                self.settings,
+                self.executor.synthetic_outcomes(namespace),
+            )
+            try:
+                plan = domain.plan(snap.world, now)
+            except Exception:
+                # A planner bug must not kill the operator; the namespace waits and
+                # is tried again with backoff.
+                log.exception("planning namespace %s failed", namespace)
+                self._back_off(namespace)
+                return result
+            result = await self.executor.execute(snap, plan, now)
+            self.stats.observe(time.monotonic() - started, len(plan), result)
+            if plan.actions:
+                log.debug(
+                    "namespace %s: %d actions, %d writes", namespace, len(plan), result.writes
+                )
+            wakeups = [w for w in (plan.next_wakeup, *snap.wakeups) if w is not None]
+            if wakeups:
+                self._deadlines[namespace] = min(wakeups)
+            else:
+                self._deadlines.pop(namespace, None)
+            if result.errors:
+                self._back_off(namespace)
+                return result
+            self._backoff.pop(namespace, None)
+            if not result.replan:
+                return result
+        # Still surprised after several tries: wait for the next change (or a second).
+        self._back_off(namespace, initial=1.0)
+        return result
+
+    def _back_off(self, namespace: str, initial: float = 0.5) -> None:
+        delay, _ = self._backoff.get(namespace, (initial / 2, 0.0))
+        delay = min(MAX_ERROR_BACKOFF, max(initial, delay * 2))
+        self._backoff[namespace] = (delay, time.monotonic() + delay)
+        log.info("namespace %s: trying again in %.1fs", namespace, delay)

@@ -1,0 +1,229 @@
+"""Wiring: settings, logging, the API client, kopf, the Lease and the orchestration loop.
+
+``python -m databuild.operator`` runs :func:`main`. :class:`Operator` is the assembled
+operator, also usable in-process (tests start it with a stop flag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from databuild import domain
+from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway
+from databuild.adapters.labels import JOB_RUN_LABEL
+from databuild.operator import handlers, metrics
+from databuild.operator.eventlog import BuildEventLog
+from databuild.operator.executor import Executor
+from databuild.operator.leader import AlwaysLeader, LeaderElection
+from databuild.operator.loop import Orchestrator
+from databuild.operator.settings import Settings, load
+from databuild.operator.store import WATCHED_KINDS, WorldStore
+
+log = logging.getLogger("databuild.operator")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (time, level, logger, message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format ``record`` as JSON."""
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr in the configured format; keep kopf's per-event chatter quiet."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
+
+
+def api_client(kubeconfig: Path | None) -> Any:
+    """A kubernetes ``ApiClient``: the kubeconfig if given, else in-cluster, else default."""
+    if kubeconfig is not None:
+        return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration)
+
+
+def connection_info(api: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials, taken from the same client configuration the gateway uses."""
+    cfg = api.configuration
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)  # in-cluster tokens rotate
+    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
+    scheme, token = None, None
+    if auth:
+        scheme, _, token = str(auth).partition(" ")
+        if not token:
+            scheme, token = "Bearer", scheme
+    return kopf.ConnectionInfo(
+        server=cfg.host,
+        ca_path=cfg.ssl_ca_cert,
+        insecure=not cfg.verify_ssl,
+        scheme=scheme,
+        token=token,
+        certificate_path=cfg.cert_file,
+        private_key_path=cfg.key_file,
+        username=cfg.username or None,
+        password=cfg.password or None,
+    )
+
+
+class Operator:
+    """The assembled operator: store, gateway, Lease, loop and kopf's watches."""
+
+    def __init__(
+        self, settings: Settings, *, api: Any | None = None, gateway: Gateway | None = None
+    ) -> None:
+        self.settings = settings
+        self.api = api if api is not None else api_client(settings.kubeconfig)
+        self.gateway: Gateway = gateway or KubernetesGateway(self.api)
+        self.store = WorldStore()
+        self.bel = BuildEventLog()
+        self.leadership: LeaderElection | AlwaysLeader
+        if settings.leader_election:
+            self.leadership = LeaderElection(
+                self.gateway,
+                namespace=settings.lease_namespace,
+                name=settings.lease_name,
+                identity=settings.identity,
+                duration_seconds=settings.lease_duration_seconds,
+            )
+        else:
+            self.leadership = AlwaysLeader()
+        self.executor = Executor(
+            self.gateway,
+            self.store,
+            self.bel,
+            job_ttl_seconds=settings.job_ttl_seconds,
+            is_leading=self.leadership.is_leading,
+        )
+        self.orchestrator = Orchestrator(
+            self.store,
+            self.executor,
+            self.leadership,
+            settings=domain.Settings(max_concurrent_runs=settings.max_concurrent_runs),
+            debounce_seconds=settings.debounce_seconds,
+            max_debounce_seconds=settings.max_debounce_seconds,
+        )
+        self.registry = kopf.OperatorRegistry()
+        handlers.register(self.registry, self.store)
+        self.synced = asyncio.Event()
+
+        @kopf.on.login(registry=self.registry, id="login")
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return connection_info(self.api)
+
+    async def initial_sync(self) -> None:
+        """List every watched kind once, so the first plan sees the whole world.
+
+        kopf's watches fill the store too, but a plan made from a half-listed world
+        would re-create what exists; so planning waits for this complete listing.
+        """
+        scopes: Sequence[str | None] = self.settings.namespaces or (None,)
+        delay = 0.5
+        while True:
+            try:
+                for kind in WATCHED_KINDS:
+                    selector = JOB_RUN_LABEL if kind in handlers.LABELLED else None
+                    for ns in scopes:
+                        items = await self.gateway.list(kind, ns, label_selector=selector)
+                        self.store.load(kind, items)
+                break
+            except GatewayError as error:
+                log.warning("initial listing failed, retrying in %.0fs: %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+        self.synced.set()
+        log.info("initial listing done: %d namespaces", len(self.store.namespaces()))
+
+    async def _orchestrate(self) -> None:
+        await self.initial_sync()
+        await self.orchestrator.run()
+
+    async def run(self, stop_flag: asyncio.Event | None = None) -> None:
+        """Run until ``stop_flag`` is set or a SIGINT/SIGTERM arrives."""
+        kopf_settings = kopf.OperatorSettings()
+        handlers.configure(kopf_settings, inactivity_timeout=self.settings.watch_inactivity_timeout)
+        if self.settings.metrics_port is not None:
+            metrics.serve(
+                metrics.OperatorCollector(
+                    self.gateway.stats,
+                    self.orchestrator.stats,
+                    self.bel,
+                    self.leadership.is_leading,
+                ),
+                self.settings.metrics_port,
+            )
+        liveness = (
+            f"http://0.0.0.0:{self.settings.health_port}/healthz"
+            if self.settings.health_port is not None
+            else None
+        )
+        tasks = [
+            asyncio.create_task(self.leadership.run(), name="databuild-lease"),
+            asyncio.create_task(self._orchestrate(), name="databuild-orchestrator"),
+        ]
+        scope = (
+            f"namespaces {', '.join(self.settings.namespaces)}"
+            if self.settings.namespaces
+            else "all namespaces"
+        )
+        log.info("starting: serving %s as %s", scope, self.settings.identity)
+        try:
+            await kopf.operator(
+                registry=self.registry,
+                settings=kopf_settings,
+                clusterwide=self.settings.clusterwide,
+                namespaces=list(self.settings.namespaces),
+                standalone=True,
+                liveness_endpoint=liveness,
+                stop_flag=stop_flag,
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self.leadership.release()
+            log.info("stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; the exit code."""
+    settings = load(argv)
+    configure_logging(settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(Operator(settings).run())
+    return 0

@@ -1,0 +1,138 @@
+"""Building the domain's World snapshot of one namespace from the world store."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from databuild import domain
+from databuild.adapters import codec
+from databuild.operator.store import WorldStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BadWant:
+    """A Want the operator cannot plan for, and why."""
+
+    name: str
+    problem: str
+    generation: int
+    ready_reason: str
+    ready_message: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The World to plan from, plus what could not go into it."""
+
+    namespace: str
+    world: domain.World
+    bad_wants: tuple[BadWant, ...] = ()
+    wakeups: tuple[datetime, ...] = ()
+    """Times the snapshot would read differently (e.g. a failed pod's grace period)."""
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+    """Other objects left out, as messages for the log."""
+
+
+def build(
+    store: WorldStore,
+    namespace: str,
+    now: datetime,
+    settings: domain.Settings | None = None,
+    extra_outcomes: Mapping[tuple[str, int], domain.JobOutcome] | None = None,
+) -> Snapshot:
+    """The World of ``namespace`` as the store holds it at ``now``.
+
+    ``extra_outcomes`` are outcomes of batch Jobs that could not even be created (the
+    API server rejected them), so the planner counts them as failed attempts.
+    """
+    skipped: list[str] = []
+    job_definitions: dict[str, domain.JobDefinition] = {}
+    for name, body in store.objects("JobDefinition", namespace).items():
+        try:
+            job_definitions[name] = codec.job_definition_from(body)
+        except codec.BadObject as error:
+            skipped.append(str(error))
+
+    wants: dict[str, domain.Want] = {}
+    bad: list[BadWant] = []
+    for name, body in store.objects("Want", namespace).items():
+        try:
+            wants[name] = codec.want_from(body)
+        except codec.BadObject as error:
+            ready: dict[str, object] = next(
+                (
+                    c
+                    for c in (body.get("status") or {}).get("conditions") or []
+                    if c.get("type") == "Ready"
+                ),
+                {},
+            )
+            bad.append(
+                BadWant(
+                    name,
+                    error.problem,
+                    int((body.get("metadata") or {}).get("generation") or 1),
+                    str(ready.get("reason", "")),
+                    str(ready.get("message", "")),
+                )
+            )
+
+    partitions: dict[str, domain.Partition] = {}
+    for body in store.objects("Partition", namespace).values():
+        try:
+            part = codec.partition_from(body)
+        except codec.BadObject as error:
+            skipped.append(str(error))
+            continue
+        partitions[part.ref] = part
+
+    job_runs: dict[str, domain.JobRun] = {}
+    for name, body in store.objects("JobRun", namespace).items():
+        try:
+            job_runs[name] = codec.job_run_from(body)
+        except codec.BadObject as error:
+            skipped.append(str(error))
+
+    outcomes: dict[tuple[str, int], domain.JobOutcome] = {}
+    wakeups: list[datetime] = []
+    for body in store.objects("Job", namespace).values():
+        run = codec.job_run_of(body)
+        if run is None:
+            continue
+        outcome = codec.outcome_from(body, store.pods_of(namespace, run), now)
+        if outcome is None:
+            continue
+        if outcome.kind is domain.OutcomeKind.RUNNING and _failed(body):
+            wakeups.append(now + codec.POD_GRACE)
+        outcomes[outcome.job_run, outcome.attempt] = outcome
+
+    for key, outcome in (extra_outcomes or {}).items():
+        outcomes.setdefault(key, outcome)
+
+    for message in skipped:
+        log.warning("left out of planning: %s", message)
+    world = domain.World(
+        job_definitions=job_definitions,
+        wants=wants,
+        partitions=partitions,
+        job_runs=job_runs,
+        outcomes=outcomes,
+        settings=settings or domain.Settings(),
+    )
+    return Snapshot(namespace, world, tuple(bad), tuple(wakeups), tuple(skipped))
+
+
+def _failed(job: dict[str, object]) -> bool:
+    status = job.get("status")
+    if not isinstance(status, dict):
+        return False
+    return any(
+        c.get("type") == "Failed" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+        if isinstance(c, dict)
+    )

@@ -1,0 +1,192 @@
+"""The in-memory world store: the latest version of every object the operator watches.
+
+Watch events (from kopf) and the operator's own writes (their responses) both land
+here; the newer ``resourceVersion`` wins, so a late watch event never rolls back what
+the operator just wrote, and a tombstone keeps a deleted object from coming back from
+a stale list. Every real change marks its namespace dirty and wakes the orchestration
+loop; echoes of the operator's own writes do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from databuild.adapters.labels import JOB_RUN_LABEL
+
+WatchedKind = Literal["JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod"]
+WATCHED_KINDS: tuple[WatchedKind, ...] = (
+    "JobDefinition",
+    "Want",
+    "Partition",
+    "JobRun",
+    "Job",
+    "Pod",
+)
+
+_TOMBSTONE_SECONDS = 300.0
+
+
+def _version(obj: Mapping[str, Any]) -> int | None:
+    raw = (obj.get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None  # opaque versions: treat every event as new
+
+
+def _newer(new: int | None, old: int | None) -> bool:
+    return new is None or old is None or new > old
+
+
+@dataclass
+class _Namespace:
+    objects: dict[str, dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: {k: {} for k in WATCHED_KINDS}
+    )
+    # Pods by JobRun name, so outcomes read only the pods of one run.
+    pods_by_run: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+class WorldStore:
+    """Latest objects by namespace, kind and name, plus change notification."""
+
+    def __init__(self) -> None:
+        self._namespaces: dict[str, _Namespace] = {}
+        self._tombstones: dict[tuple[str, str, str], tuple[int | None, float]] = {}
+        self._dirty: set[str] = set()
+        self._changed = asyncio.Event()
+        self.version = 0
+        """Increments on every change (tests wait on it)."""
+
+    # -- writing -----------------------------------------------------------------------
+
+    def put(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        """Record ``obj`` unless the store has a newer version; whether it changed."""
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        if not name:
+            return False
+        ns = self._namespaces.setdefault(namespace, _Namespace())
+        bucket = ns.objects.setdefault(kind, {})
+        version = _version(obj)
+        tomb = self._tombstones.get((kind, namespace, name))
+        if tomb is not None and not _newer(version, tomb[0]):
+            return False  # a stale copy of something already deleted
+        current = bucket.get(name)
+        if current is not None and not _newer(version, _version(current)):
+            return False
+        stored = dict(obj)
+        stored.setdefault("kind", kind)
+        bucket[name] = stored
+        if kind == "Pod":
+            self._index_pod(ns, name, stored, current)
+        self._touch(namespace)
+        return True
+
+    def delete(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        """Forget ``obj`` (a DELETED event, or a delete the operator made)."""
+        meta = obj.get("metadata") or {}
+        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+        self._tombstones[kind, namespace, name] = (_version(obj), time.monotonic())
+        self._expire_tombstones()
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            return False
+        current = ns.objects.get(kind, {}).pop(name, None)
+        if current is None:
+            return False
+        if kind == "Pod":
+            self._index_pod(ns, name, None, current)
+        self._touch(namespace)
+        return True
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """Forget an object by name (it turned out not to exist)."""
+        self.delete(kind, {"metadata": {"namespace": namespace, "name": name}})
+
+    def _index_pod(
+        self,
+        ns: _Namespace,
+        name: str,
+        new: Mapping[str, Any] | None,
+        old: Mapping[str, Any] | None,
+    ) -> None:
+        for pod, add in ((old, False), (new, True)):
+            if pod is None:
+                continue
+            run = ((pod.get("metadata") or {}).get("labels") or {}).get(JOB_RUN_LABEL)
+            if not run:
+                continue
+            pods = ns.pods_by_run.setdefault(str(run), {})
+            if add:
+                pods[name] = dict(pod)
+            else:
+                pods.pop(name, None)
+                if not pods:
+                    del ns.pods_by_run[str(run)]
+
+    def _expire_tombstones(self) -> None:
+        if len(self._tombstones) < 10_000:
+            return
+        cutoff = time.monotonic() - _TOMBSTONE_SECONDS
+        for key in [k for k, (_, at) in self._tombstones.items() if at < cutoff]:
+            del self._tombstones[key]
+
+    def _touch(self, namespace: str) -> None:
+        self.version += 1
+        self._dirty.add(namespace)
+        self._changed.set()
+
+    def mark_dirty(self, namespace: str) -> None:
+        """Ask the loop to plan ``namespace`` again."""
+        self._touch(namespace)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The latest copy of one object, or None."""
+        ns = self._namespaces.get(namespace)
+        return None if ns is None else ns.objects.get(kind, {}).get(name)
+
+    def objects(self, kind: str, namespace: str) -> Mapping[str, dict[str, Any]]:
+        """Every object of ``kind`` in ``namespace``, by name (do not mutate)."""
+        ns = self._namespaces.get(namespace)
+        return {} if ns is None else ns.objects.get(kind, {})
+
+    def pods_of(self, namespace: str, job_run: str) -> list[dict[str, Any]]:
+        """The pods labelled as belonging to ``job_run``."""
+        ns = self._namespaces.get(namespace)
+        if ns is None:
+            return []
+        return list(ns.pods_by_run.get(job_run, {}).values())
+
+    def namespaces(self) -> list[str]:
+        """Every namespace the store has seen objects in."""
+        return sorted(self._namespaces)
+
+    # -- change notification -----------------------------------------------------------
+
+    def take_dirty(self) -> set[str]:
+        """The namespaces changed since the last call (and clear them)."""
+        dirty, self._dirty = self._dirty, set()
+        self._changed.clear()
+        return dirty
+
+    async def wait_for_change(self, timeout: float | None) -> bool:
+        """Wait until something changes (True) or ``timeout`` seconds pass (False)."""
+        if self._dirty:
+            return True
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def load(self, kind: str, items: Iterable[Mapping[str, Any]]) -> None:
+        """Record a full listing of ``kind`` (newer versions win, as always)."""
+        for item in items:
+            self.put(kind, item)
