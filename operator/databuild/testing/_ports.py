@@ -31,7 +31,7 @@ def candidate_ranges(ephemeral: tuple[int, int]) -> list[range]:
     taken by someone binding them explicitly.
     """
     low, high = ephemeral
-    ranges = [range(_LOWEST, max(_LOWEST, low)), range(min(_HIGHEST, high + 1), _HIGHEST + 1)]
+    ranges = [range(_LOWEST, max(_LOWEST, low)), range(max(_LOWEST, high + 1), _HIGHEST + 1)]
     ranges = [r for r in ranges if len(r) > 0]
     if not ranges:  # the whole space is ephemeral: nothing better than all of it
         ranges = [range(_LOWEST, _HIGHEST + 1)]
