@@ -1,21 +1,327 @@
-"""Prometheus metrics: one ``databuild_`` prefix, base units, ``_total`` counters.
+"""Prometheus metrics of the operator: one prefix (``databuild_``), base units.
 
-Read at scrape time from the gateway's counters, the loop's statistics and the Build
-Event Log, so nothing on the hot path touches Prometheus objects.
+Conventions: counters end in ``_total``, durations are ``_seconds`` histograms, and
+histograms carry no object names in their labels (a Want's or JobRun's name would make
+one time series per object). Counters may carry the JobDefinition's name: there are few
+of those, and "which job fails" is the question they answer.
+
+Two sources, one registry. :class:`OperatorCollector` is read at scrape time from the
+gateway's request counters, the orchestration loop's statistics and the in-memory BEL,
+so nothing on the hot path touches Prometheus objects. :class:`OperatorMetrics` holds
+what must be observed as it happens, in its own registry (so tests, and several
+operators in one process, do not share global state). The operator feeds it:
+
+* :meth:`OperatorMetrics.record_event` for every BEL event it appends (JobRun started,
+  succeeded, failed totals; want latency; SLA breaches are separate);
+* :meth:`OperatorMetrics.set_state_counts` (or :meth:`OperatorMetrics.observe_world`)
+  after each orchestration pass, for the Want/JobRun/Partition gauges;
+* :meth:`OperatorMetrics.reconcile` around each orchestration pass;
+* :meth:`OperatorMetrics.set_queue_depth` when its work queue changes;
+* :meth:`OperatorMetrics.sla_breached` when a Want misses its SLA;
+* :meth:`OperatorMetrics.watch_bel_writer` once, so the BEL writer's health is read at
+  every scrape;
+
+and :func:`serve` (or :func:`start_metrics_server`) serves ``/metrics`` over HTTP.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterator
+import contextlib
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol, get_args
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
-from databuild.adapters.gateway import GatewayStats
-from databuild.operator.eventlog import BuildEventLog
-from databuild.operator.loop import LoopStats
+from databuild.adapters.bel import BelEvent, BelWriter
+from databuild.adapters.resources import JobRunState, PartitionState, WantState
+from databuild.domain import Event, World
+
+__all__ = [
+    "JOB_RUN_STATES",
+    "PARTITION_STATES",
+    "PREFIX",
+    "WANT_STATES",
+    "MetricsServer",
+    "OperatorCollector",
+    "OperatorMetrics",
+    "serve",
+    "start_metrics_server",
+]
+
+PREFIX = "databuild_"
+
+WANT_STATES: tuple[str, ...] = get_args(WantState)
+JOB_RUN_STATES: tuple[str, ...] = get_args(JobRunState)
+PARTITION_STATES: tuple[str, ...] = get_args(PartitionState)
+_STATES: Mapping[str, tuple[str, ...]] = {
+    "Want": WANT_STATES,
+    "JobRun": JOB_RUN_STATES,
+    "Partition": PARTITION_STATES,
+}
+
+# From a second to a day: a want covers anything from one quick job to a daily backfill.
+_WANT_LATENCY_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+_RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _BelWriterCollector(Collector):
+    """Reads the BEL writer's health at scrape time (no bookkeeping twice)."""
+
+    def __init__(self) -> None:
+        self._writers: list[BelWriter] = []
+        self._lock = threading.Lock()
+
+    def add(self, writer: BelWriter) -> None:
+        with self._lock:
+            self._writers.append(writer)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            healths = [w.health() for w in self._writers]
+        buffered = GaugeMetricFamily(
+            PREFIX + "bel_buffered_events",
+            "BEL events accepted by the writer but not yet stored.",
+        )
+        up = GaugeMetricFamily(
+            PREFIX + "bel_store_up",
+            "1 when the last append to the BEL store succeeded (or none failed yet), else 0.",
+        )
+        errors = CounterMetricFamily(
+            PREFIX + "bel_store_errors",
+            "Failed appends to the BEL store (each is retried).",
+        )
+        dropped = CounterMetricFamily(
+            PREFIX + "bel_dropped_events",
+            "BEL events lost because the writer's buffer was full.",
+        )
+        written = CounterMetricFamily(
+            PREFIX + "bel_written_events",
+            "BEL events appended to the store.",
+        )
+        buffered.add_metric([], sum(h.buffered for h in healths))
+        up.add_metric([], 1.0 if all(h.last_error is None for h in healths) else 0.0)
+        errors.add_metric([], sum(h.errors_total for h in healths))
+        dropped.add_metric([], sum(h.dropped_total for h in healths))
+        written.add_metric([], sum(h.written_total for h in healths))
+        return [buffered, up, errors, dropped, written]
+
+
+class OperatorMetrics:
+    """The operator's metrics, in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.wants = Gauge(PREFIX + "wants", "Wants by state.", ["namespace", "state"], registry=r)
+        self.job_runs = Gauge(
+            PREFIX + "job_runs", "JobRuns by state.", ["namespace", "state"], registry=r
+        )
+        self.partitions = Gauge(
+            PREFIX + "partitions", "Partitions by state.", ["namespace", "state"], registry=r
+        )
+        self.job_runs_started = Counter(
+            PREFIX + "job_runs_started",
+            "JobRuns started (their first attempt), per JobDefinition.",
+            ["namespace", "job_definition"],
+            registry=r,
+        )
+        self.job_runs_succeeded = Counter(
+            PREFIX + "job_runs_succeeded",
+            "JobRuns that succeeded, per JobDefinition.",
+            ["namespace", "job_definition"],
+            registry=r,
+        )
+        self.job_runs_failed = Counter(
+            PREFIX + "job_runs_failed",
+            "JobRuns that failed for good, per JobDefinition.",
+            ["namespace", "job_definition"],
+            registry=r,
+        )
+        self.attempts_started = Counter(
+            PREFIX + "job_attempts_started",
+            "Batch Jobs started (every attempt), per JobDefinition.",
+            ["namespace", "job_definition"],
+            registry=r,
+        )
+        self.attempts_failed = Counter(
+            PREFIX + "job_attempts_failed",
+            "Failed attempts that were retried, per JobDefinition.",
+            ["namespace", "job_definition"],
+            registry=r,
+        )
+        self.want_latency = Histogram(
+            PREFIX + "want_latency_seconds",
+            "Time from a Want's creation (or dataTimestamp) to Successful.",
+            buckets=_WANT_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.wants_finished = Counter(
+            PREFIX + "wants_finished",
+            "Wants that reached a terminal state, by that state.",
+            ["namespace", "state"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            PREFIX + "queue_depth",
+            "Reconcile requests waiting for the orchestrator.",
+            registry=r,
+        )
+        self.reconcile_duration = Histogram(
+            PREFIX + "reconcile_duration_seconds",
+            "Duration of one orchestration pass (read world, plan, execute).",
+            ["result"],
+            buckets=_RECONCILE_BUCKETS,
+            registry=r,
+        )
+        self.sla_breaches = Counter(
+            PREFIX + "sla_breaches",
+            "Wants that missed their SLA.",
+            ["namespace"],
+            registry=r,
+        )
+        self._bel = _BelWriterCollector()
+        r.register(self._bel)
+
+    # --- feeding -------------------------------------------------------------------------
+
+    def record_event(self, event: BelEvent, *, want_clock_start: datetime | None = None) -> None:
+        """Count one transition. For a Want becoming Successful pass its clock start
+        (``dataTimestamp`` or creation time) to observe its latency."""
+        ns = event.namespace
+        if event.kind == "JobRun":
+            jd = event.job_definition or "unknown"
+            if event.to_state == "Running" and event.from_state == "Queued":
+                self.attempts_started.labels(ns, jd).inc()
+                if event.details.get("attempt", "1") == "1":
+                    self.job_runs_started.labels(ns, jd).inc()
+            elif event.to_state == "Succeeded":
+                self.job_runs_succeeded.labels(ns, jd).inc()
+            elif event.to_state == "Failed":
+                self.job_runs_failed.labels(ns, jd).inc()
+            elif event.from_state == "Running" and event.to_state == "Queued":
+                self.attempts_failed.labels(ns, jd).inc()
+        elif event.kind == "Want" and event.to_state in ("Successful", "Failed", "Expired"):
+            self.wants_finished.labels(ns, event.to_state).inc()
+            if event.to_state == "Successful" and want_clock_start is not None:
+                latency = (event.time - want_clock_start).total_seconds()
+                self.want_latency.observe(max(0.0, latency))
+
+    def set_state_counts(self, namespace: str, kind: str, counts: Mapping[str, int]) -> None:
+        """Set the gauge of `kind` (Want, JobRun, Partition) in `namespace`; states not
+        in `counts` are set to 0 so a drained state does not keep a stale value."""
+        gauge = {"Want": self.wants, "JobRun": self.job_runs, "Partition": self.partitions}[kind]
+        for state in _STATES[kind]:
+            gauge.labels(namespace, state).set(counts.get(state, 0))
+
+    def observe_world(self, namespace: str, world: World) -> None:
+        """Set every state gauge of `namespace` from the orchestrator's world."""
+        for kind, states in (
+            ("Want", [w.state.STATE for w in world.wants.values()]),
+            ("JobRun", [r.state.STATE for r in world.job_runs.values()]),
+            ("Partition", [p.state.STATE for p in world.partitions.values()]),
+        ):
+            counts: dict[str, int] = {}
+            for state in states:
+                counts[state] = counts.get(state, 0) + 1
+            self.set_state_counts(namespace, kind, counts)
+
+    @contextlib.contextmanager
+    def reconcile(self) -> Iterator[None]:
+        """Time one orchestration pass: ``with metrics.reconcile(): ...``."""
+        started = time.perf_counter()
+        result = "error"
+        try:
+            yield
+            result = "ok"
+        finally:
+            self.reconcile_duration.labels(result).observe(time.perf_counter() - started)
+
+    def set_queue_depth(self, depth: int) -> None:
+        """How many reconcile requests wait for the orchestrator."""
+        self.queue_depth.set(depth)
+
+    def sla_breached(self, namespace: str) -> None:
+        """A Want missed its SLA (call once per Want, when it is flagged)."""
+        self.sla_breaches.labels(namespace).inc()
+
+    def watch_bel_writer(self, writer: BelWriter) -> None:
+        """Report `writer`'s health (buffered events, errors, drops) at every scrape."""
+        self._bel.add(writer)
+
+    # --- exposing ------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus' text format."""
+        return generate_latest(self.registry)
+
+
+class MetricsServer:
+    """A running ``/metrics`` HTTP endpoint; :meth:`stop` shuts it down."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful when started on port 0)."""
+        port: int = self._server.server_address[1]
+        return port
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def start_metrics_server(
+    metrics: OperatorMetrics, port: int = 8080, addr: str = "0.0.0.0"
+) -> MetricsServer:
+    """Serve `metrics` at ``http://addr:port/metrics`` from a daemon thread."""
+    server, thread = start_http_server(port, addr=addr, registry=metrics.registry)
+    return MetricsServer(server, thread)
+
+
+# ---------------------------------------------------------------------------------------
+# Read at scrape time: the gateway's, the loop's and the in-memory BEL's counters
+# ---------------------------------------------------------------------------------------
+
+
+class _GatewayCounts(Protocol):
+    @property
+    def requests(self) -> Mapping[tuple[str, str], int]: ...
+    @property
+    def writes(self) -> Mapping[tuple[str, str], int]: ...
+    @property
+    def errors(self) -> Mapping[tuple[str, str, str], int]: ...
+
+
+class _LoopCounts(Protocol):
+    @property
+    def plans(self) -> int: ...
+    @property
+    def actions(self) -> int: ...
+    @property
+    def conflicts(self) -> int: ...
+
+
+class _Logged(Protocol):
+    @property
+    def event(self) -> Event: ...
+
+
+class _EventList(Protocol):
+    @property
+    def events(self) -> Sequence[_Logged]: ...
 
 
 class OperatorCollector(Collector):
@@ -23,9 +329,9 @@ class OperatorCollector(Collector):
 
     def __init__(
         self,
-        gateway: GatewayStats,
-        loop: LoopStats,
-        bel: BuildEventLog,
+        gateway: _GatewayCounts,
+        loop: _LoopCounts,
+        bel: _EventList,
         is_leading: Callable[[], bool],
     ) -> None:
         self.gateway = gateway
@@ -73,7 +379,7 @@ class OperatorCollector(Collector):
             "State transitions applied (BEL events), by kind and state.",
             labels=["kind", "to_state"],
         )
-        counts = Counter((str(e.event.kind), e.event.to_state) for e in self.bel.events)
+        counts = Tally((str(e.event.kind), e.event.to_state) for e in self.bel.events)
         for (kind, state), n in sorted(counts.items()):
             transitions.add_metric([kind, state], n)
         yield transitions
@@ -84,8 +390,14 @@ class OperatorCollector(Collector):
         )
 
 
-def serve(collector: OperatorCollector, port: int, address: str = "0.0.0.0") -> None:
-    """Serve ``/metrics`` on ``port`` from a background thread."""
-    registry = CollectorRegistry()
-    registry.register(collector)
-    start_http_server(port, addr=address, registry=registry)
+def serve(
+    collector: Collector,
+    port: int,
+    address: str = "0.0.0.0",
+    metrics: OperatorMetrics | None = None,
+) -> MetricsServer:
+    """Serve ``/metrics`` on ``port`` from a background thread: `collector`'s samples
+    and, when given, `metrics` (both in `metrics`' registry)."""
+    metrics = metrics or OperatorMetrics()
+    metrics.registry.register(collector)
+    return start_metrics_server(metrics, port, address)

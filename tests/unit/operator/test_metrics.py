@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from databuild.adapters.bel import BelEvent, BelWriter, open_store
 from databuild.domain import (
+    EntityKind,
+    Event,
     JobRun,
     JobRunFailed,
     JobRunRunning,
@@ -21,7 +25,12 @@ from databuild.domain import (
     WantSuccessful,
     World,
 )
-from databuild.operator.metrics import OperatorMetrics, start_metrics_server
+from databuild.operator.metrics import (
+    OperatorCollector,
+    OperatorMetrics,
+    serve,
+    start_metrics_server,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -59,7 +68,6 @@ def test_job_run_totals_per_job_definition() -> None:
     assert value("databuild_job_runs_failed_total", labels) is None
     raw = {"namespace": "data", "job_definition": "raw"}
     assert value("databuild_job_runs_failed_total", raw) == 1
-    assert value("databuild_transitions_total", {"kind": "JobRun", "to_state": "Running"}) == 3
 
 
 def test_want_latency_is_observed_from_the_clock_start() -> None:
@@ -172,3 +180,57 @@ def test_http_endpoint_serves_metrics() -> None:
         assert 'databuild_sla_breaches_total{namespace="data"} 1.0' in body
     finally:
         server.stop()
+
+
+@dataclass
+class _Gateway:
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    writes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+
+@dataclass
+class _Loop:
+    plans: int = 0
+    actions: int = 0
+    conflicts: int = 0
+
+
+@dataclass(frozen=True)
+class _Logged:
+    namespace: str
+    event: Event
+
+
+@dataclass
+class _Bel:
+    events: list[_Logged] = field(default_factory=list)
+
+
+def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
+    gateway, loop, bel = _Gateway(), _Loop(plans=3, actions=9), _Bel()
+    gateway.requests["create", "JobRun"] += 2
+    gateway.writes["create", "JobRun"] += 1
+    gateway.errors["create", "JobRun", "AlreadyExists"] += 1
+    bel.events.append(
+        _Logged("data", Event(T0, EntityKind.WANT, "w", "Pending", "Building", "Building"))
+    )
+    m = OperatorMetrics()
+    m.sla_breached("data")
+    server = serve(OperatorCollector(gateway, loop, bel, lambda: True), 0, "127.0.0.1", m)
+    try:
+        url = f"http://127.0.0.1:{server.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        server.stop()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+    assert samples["databuild_plans_total", ()] == 3
+    assert samples["databuild_api_writes_total", (("kind", "JobRun"), ("verb", "create"))] == 1
+    assert samples["databuild_transitions_total", (("kind", "Want"), ("to_state", "Building"))] == 1
+    assert samples["databuild_leader", ()] == 1
+    assert samples["databuild_sla_breaches_total", (("namespace", "data"),)] == 1

@@ -20,7 +20,7 @@ from databuild.adapters.bel._sql import Migration, SqlBelStore
 from databuild.adapters.bel.model import BelEvent, glob_to_sqlite_glob, utc
 from databuild.adapters.bel.store import BelStoreError, BelStoreUnavailable
 
-__all__ = ["SqliteBelStore"]
+__all__ = ["SqliteBelStore", "sqlite_path"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -63,6 +63,22 @@ _MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def sqlite_path(url: str) -> Path:
+    """The file of ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain path."""
+    parts = urlsplit(url)
+    if parts.scheme == "":
+        return Path(url)
+    if parts.scheme != "sqlite" or parts.netloc:
+        raise BelStoreError(
+            f"invalid SQLite URL {url!r}: use sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db (three slashes, then the path)"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise BelStoreError(f"invalid SQLite URL {url!r}: no file path")
+    return Path(path)
+
+
 class SqliteBelStore(SqlBelStore):
     """The embedded Build Event Log: an SQLite database file (WAL mode)."""
 
@@ -84,18 +100,7 @@ class SqliteBelStore(SqlBelStore):
     @classmethod
     def from_url(cls, url: str) -> SqliteBelStore:
         """``sqlite:///relative.db``, ``sqlite:////absolute.db`` or a plain path."""
-        parts = urlsplit(url)
-        if parts.scheme == "":
-            return cls(url)
-        if parts.netloc:
-            raise BelStoreError(
-                f"invalid SQLite URL {url!r}: use sqlite:///relative/path.db or "
-                "sqlite:////absolute/path.db (three slashes, then the path)"
-            )
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if not path:
-            raise BelStoreError(f"invalid SQLite URL {url!r}: no file path")
-        return cls(path)
+        return cls(sqlite_path(url))
 
     @property
     def url(self) -> str:
