@@ -57,6 +57,7 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
     outcomes = dict(world.outcomes)
     events = log if log is not None else []
     for action in actions:
+        _check_event(action)
         match action:
             case CreatePartition(name=_, ref=ref, event=event):
                 if ref not in parts:
@@ -138,6 +139,18 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
     return dataclasses.replace(
         world, wants=wants, partitions=parts, job_runs=runs, outcomes=outcomes
     )
+
+
+def _check_event(action: Action) -> None:
+    """A transition's event describes exactly that transition (invariant 3)."""
+    if isinstance(action, TransitionPartition | TransitionJobRun | TransitionWant):
+        event = action.event
+        if (event.name, event.from_state, event.to_state) != (
+            action.name,
+            action.from_state,
+            action.state.STATE,
+        ):
+            raise ValueError(f"event {event} does not describe {action}")
 
 
 JobScript = Callable[[JobRun, int], JobOutcome | None]
