@@ -106,7 +106,9 @@ def job_definition_from(body: Mapping[str, Any]) -> domain.JobDefinition:
 def _first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
-    return f"{where}: {first['msg']}"
+    got = repr(first.get("input"))
+    got = got if len(got) <= 120 else got[:117] + "..."
+    return f"{where}: {first['msg']} (got {got})"
 
 
 def _conditions_from(items: Sequence[Any]) -> tuple[domain.Condition, ...]:
@@ -125,9 +127,18 @@ def _conditions_from(items: Sequence[Any]) -> tuple[domain.Condition, ...]:
 
 
 def want_from(body: Mapping[str, Any]) -> domain.Want:
-    """The domain Want (spec, persisted state and the derived status last written)."""
+    """The domain Want (spec, persisted state and the derived status last written).
+
+    A status that does not parse is ignored (the planner derives it again); a spec
+    that does not parse is a :class:`BadObject`.
+    """
     try:
-        want = Want.model_validate(body)
+        try:
+            want = Want.model_validate(body)
+        except ValidationError as error:
+            if not all(e["loc"] and e["loc"][0] == "status" for e in error.errors()):
+                raise
+            want = Want.model_validate({k: v for k, v in body.items() if k != "status"})
         refs = tuple(domain.PartitionRef(r) for r in want.spec.partitions)
         state = domain.load_want_state(
             {

@@ -198,6 +198,14 @@ class Executor:
                     op = status_op("Want", action.name, None)
                     op.patch["slaBreached"] = True
                     op.warnings.append(("SLABreached", action.message or "SLA breached"))
+                case domain.RecordWant():
+                    # A user's Want seen for the first time: its creation event, and a
+                    # status (observedGeneration) so it is not recorded again.
+                    op = status_op("Want", action.name, None)
+                    op.patch.setdefault("state", "Pending")
+                    op.events.insert(0, action.event)
+                case _:
+                    log.error("the planner asked for an unknown action: %r", action)
         return ops
 
     # -- execution ---------------------------------------------------------------------
@@ -401,8 +409,8 @@ class Executor:
             return False
         generation = int(current["metadata"].get("generation") or 1)
         patch = dict(op.patch)
-        if op.kind == "Partition":
-            patch["observedGeneration"] = generation
+        if op.kind in ("Partition", "Want"):
+            patch.setdefault("observedGeneration", generation)
         if op.job_run_state is not None:
             patch.update(
                 codec.job_run_status(

@@ -1,0 +1,212 @@
+"""The codec: what it writes, it reads back as the same domain state (no status churn)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from databuild import domain
+from databuild.adapters import codec
+
+T = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def _body(kind: str, spec: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "metadata": {
+            "name": "x",
+            "namespace": "n",
+            "uid": "u",
+            "generation": 3,
+            "creationTimestamp": "2025-01-01T00:00:00Z",
+        },
+        "spec": spec,
+        "status": status or {},
+    }
+
+
+def test_partition_states_round_trip() -> None:
+    states: list[domain.PartitionState] = [
+        domain.PartitionMissing(),
+        domain.PartitionBuilding(built_by="run"),
+        domain.PartitionLive(built_by="run", live_since=T, inputs=("a/1", "b/2")),
+        domain.PartitionFailed(built_by="run", failed_at=T, message="boom"),
+    ]
+    for state in states:
+        status = {k: v for k, v in codec.partition_status(state, 1).items() if v is not None}
+        part = codec.partition_from(_body("Partition", {"ref": "p/1"}, status))
+        assert part.state == state
+        assert part.ref == "p/1"
+
+
+def test_job_run_states_round_trip() -> None:
+    states: list[domain.JobRunState] = [
+        domain.JobRunQueued(),
+        domain.JobRunQueued(attempt=1, failed_attempts=1, retry_after=T, message="m"),
+        domain.JobRunRunning(attempt=2, batch_job="x-2", started_at=T),
+        domain.JobRunWaitingForUpstream(
+            attempt=1, missing_partitions=("a/1",), ever_missing=("a/1",)
+        ),
+        domain.JobRunSucceeded(attempt=1, batch_job="x-1", started_at=T, finished_at=T),
+    ]
+    for state in states:
+        written = codec.job_run_status(state, reason="R", exit_code=None, generation=1, now=T)
+        status = {k: v for k, v in written.items() if v is not None}
+        run = codec.job_run_from(
+            _body(
+                "JobRun",
+                {
+                    "jobDefinition": "jd",
+                    "partitions": ["o/1"],
+                    "inputs": ["i/1"],
+                    "captures": {"d": "1"},
+                    "createdAt": codec.iso(T),
+                },
+                status,
+            )
+        )
+        assert run.state == state
+        assert run.created_at == T
+        assert run.captures == {"d": "1"}
+
+
+def test_want_status_round_trips_so_the_planner_sees_no_change() -> None:
+    action = domain.UpdateWantStatus(
+        name="x",
+        state="Building",
+        counts={"Building": 2, "Live": 1},
+        conditions=(domain.Condition("Ready", "False", "Building", "the Want is Building", T),),
+        observed_generation=3,
+    )
+    status = {
+        **codec.want_derived_status(action),
+        **codec.want_state_status(domain.WantBuilding(), T),
+    }
+    status = {k: v for k, v in status.items() if v is not None}
+    assert status["progress"] == "1/3"
+    want = codec.want_from(_body("Want", {"partitions": ["a/1", "a/2", "a/3"]}, status))
+    assert want.status == domain.WantStatus(
+        counts={"Building": 2, "Live": 1},
+        conditions=action.conditions,
+        observed_generation=3,
+        sla_breached=False,
+    )
+    assert isinstance(want.state, domain.WantBuilding)
+    assert want.generation == 3
+
+
+def test_want_spec_fields() -> None:
+    want = codec.want_from(
+        _body(
+            "Want",
+            {
+                "partitions": ["a/1"],
+                "ttlSeconds": 5,
+                "source": {"jobRun": "r"},
+                "dataTimestamp": "2025-01-01T00:00:00Z",
+            },
+        )
+    )
+    assert want.ttl_seconds == 5
+    assert want.source_job_run == "r"
+    assert want.clock_start == datetime(2025, 1, 1, tzinfo=UTC)
+    assert not want.deleted
+
+
+def test_bad_objects_are_reported_not_raised_as_crashes() -> None:
+    with pytest.raises(codec.BadObject, match="partitions"):
+        codec.want_from(_body("Want", {"partitions": ["a b"]}))
+    # A Want whose (operator-owned) status is garbage is derived again from Pending.
+    want = codec.want_from(_body("Want", {"partitions": ["a/1"]}, {"state": "Weird"}))
+    assert isinstance(want.state, domain.WantPending)
+    # A Partition whose status lies is simply rebuilt.
+    part = codec.partition_from(_body("Partition", {"ref": "a/1"}, {"state": "Live"}))
+    assert part.state == domain.PartitionMissing()
+
+
+def test_job_definition_errors_surface_through_the_domain() -> None:
+    jd = codec.job_definition_from(
+        _body(
+            "JobDefinition",
+            {
+                "outputs": ["a/{x}"],
+                "inputs": ["b/{y}"],
+                "template": {},
+                "retry": {"limit": 2, "backoffSeconds": 3},
+            },
+        )
+    )
+    assert jd.error is not None and "unknown capture" in jd.error
+    assert jd.retry == domain.Retry(limit=2, backoff_seconds=3)
+
+
+def _job(condition: str | None, at: datetime = T) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if condition:
+        status["conditions"] = [
+            {"type": condition, "status": "True", "lastTransitionTime": codec.iso(at)}
+        ]
+    return {
+        "metadata": {
+            "name": "r-2",
+            "annotations": {"databuild.dev/attempt": "2"},
+            "ownerReferences": [{"kind": "JobRun", "name": "r", "controller": True}],
+        },
+        "status": status,
+    }
+
+
+def test_outcomes() -> None:
+    assert codec.outcome_from(_job(None), [], T) == domain.JobOutcome(
+        "r", 2, domain.OutcomeKind.RUNNING
+    )
+    assert codec.outcome_from(_job("Complete"), [], T) == domain.JobOutcome(
+        "r", 2, domain.OutcomeKind.SUCCEEDED
+    )
+    not_ours = _job(None)
+    not_ours["metadata"] = {"name": "j"}
+    assert codec.outcome_from(not_ours, [], T) is None
+
+
+def test_a_failure_waits_briefly_for_its_pod() -> None:
+    early = codec.outcome_from(_job("Failed"), [], T + timedelta(seconds=1))
+    assert early is not None and early.kind is domain.OutcomeKind.RUNNING
+    late = codec.outcome_from(_job("Failed"), [], T + codec.POD_GRACE + timedelta(seconds=1))
+    assert late is not None and late.kind is domain.OutcomeKind.FAILED
+
+
+def test_dependency_miss_outcome() -> None:
+    pod = {
+        "metadata": {"labels": {"batch.kubernetes.io/job-name": "r-2"}},
+        "status": {
+            "containerStatuses": [
+                {
+                    "state": {
+                        "terminated": {"exitCode": 2, "message": '{"missingPartitions": ["raw/1"]}'}
+                    }
+                }
+            ]
+        },
+    }
+    outcome = codec.outcome_from(_job("Failed"), [pod], T)
+    assert outcome == domain.JobOutcome(
+        "r", 2, domain.OutcomeKind.DEPENDENCY_MISS, 2, "", (domain.PartitionRef("raw/1"),)
+    )
+
+
+def test_manifests() -> None:
+    event = domain.Event(T, domain.EntityKind.WANT, "d", None, "Pending", "DependencyMiss")
+    want = codec.want_manifest(
+        domain.CreateWant("d", (domain.PartitionRef("a/1"),), "run", T, event), "n", "uid-1"
+    )
+    assert want["spec"] == {"partitions": ["a/1"], "source": {"jobRun": "run"}}
+    assert want["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert want["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "databuild-operator"
+    part = codec.partition_manifest(
+        domain.CreatePartition("p", domain.PartitionRef("a/1"), event), "n"
+    )
+    assert part["spec"] == {"ref": "a/1"}
+    assert len(part["metadata"]["labels"]["databuild.dev/ref-hash"]) <= 63

@@ -1,0 +1,280 @@
+"""The executor and loop against the in-memory cluster: whole builds, step by step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from operator_fakes import NS, FakeCluster, jobdef, want
+
+from databuild.adapters.gateway import Conflict, Invalid
+
+
+def _one(cluster: FakeCluster, kind: str) -> dict:  # type: ignore[type-arg]
+    [obj] = cluster.of_kind(kind)
+    return obj
+
+
+def _run_of(cluster: FakeCluster, job_definition: str) -> dict:  # type: ignore[type-arg]
+    [run] = [r for r in cluster.of_kind("JobRun") if r["spec"]["jobDefinition"] == job_definition]
+    return run
+
+
+def test_single_partition_builds_and_settles() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    [job] = c.jobs()
+    assert job["metadata"]["annotations"]["databuild.dev/attempt"] == "1"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["2025-01-01"]
+    assert c.status("Want", "w")["state"] == "Building"
+    assert c.settle() == 0  # the plan reached a fixpoint: nothing more to write
+    c.finish_job(job["metadata"]["name"])
+    c.reconcile()
+    part = _one(c, "Partition")
+    run = _one(c, "JobRun")
+    assert part["status"]["state"] == "Live"
+    assert part["status"]["jobRun"] == run["metadata"]["name"]
+    assert run["status"]["state"] == "Succeeded"
+    assert run["status"]["conditions"][0]["status"] == "True"
+    ws = c.status("Want", "w")
+    assert ws["state"] == "Successful"
+    assert ws["progress"] == "1/1"
+    assert ws["conditions"][0]["type"] == "Ready"
+    assert ws["conditions"][0]["status"] == "True"
+    assert c.settle() == 0
+
+
+def test_every_transition_is_one_bel_event_and_one_kubernetes_event() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    c.finish_job(c.jobs()[0]["metadata"]["name"])
+    c.settle()
+    transitions = [(e.event.kind, e.event.from_state, e.event.to_state) for e in c.bel.events]
+    assert len(transitions) == len(set(transitions))
+    assert len(c.gateway.events) == len(c.bel.events)
+    assert [e.reason for e in c.gateway.events if e.regarding.kind == "Want"] == [
+        "Created",
+        "Building",
+        "AllPartitionsLive",
+    ]
+
+
+def test_status_changes_of_one_object_are_merged_into_one_write() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    # Pending -> Building plus the counts and conditions: a single status write.
+    assert c.gateway.stats.writes_of(verb="patch_status", kind="Want") == 1
+
+
+def test_chain_builds_upstream_first_and_records_lineage() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("raw", ["raw/date={date}"]))
+    c.apply(jobdef("clean", ["clean/date={date}"], ["raw/date={date}"]))
+    c.apply(want("w", ["clean/date=2025-01-01"]))
+    c.reconcile()
+    [raw_job] = c.jobs()
+    assert raw_job["metadata"]["labels"]["databuild.dev/job-definition"] == "raw"
+    assert c.status("Want", "w")["state"] == "UpstreamBuilding"
+    c.finish_job(raw_job["metadata"]["name"])
+    c.reconcile()
+    clean_job = next(j for j in c.jobs() if j["metadata"]["name"] != raw_job["metadata"]["name"])
+    env = {
+        e["name"]: e["value"] for e in clean_job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert json.loads(env["DATABUILD_INPUTS"]) == ["raw/date=2025-01-01"]
+    c.finish_job(clean_job["metadata"]["name"])
+    c.reconcile()
+    clean = next(p for p in c.of_kind("Partition") if p["spec"]["ref"].startswith("clean"))
+    assert clean["status"]["inputs"] == ["raw/date=2025-01-01"]
+    assert c.status("Want", "w")["state"] == "Successful"
+
+
+def test_two_wants_for_one_partition_share_one_build() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("a", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    c.apply(want("b", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    assert len(c.jobs()) == 1
+    assert len(c.of_kind("JobRun")) == 1
+
+
+def test_retry_then_success_and_failure_with_exit_code() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
+    c.reconcile()
+    run = _one(c, "JobRun")
+    assert run["status"]["state"] == "Queued"
+    assert run["status"]["exitCode"] == 3
+    assert "disk full" in run["status"]["message"]
+    assert run["status"]["retryAfter"]
+    assert len(c.jobs()) == 1  # backing off
+    c.advance(6)
+    c.reconcile()
+    assert len(c.jobs()) == 2
+    second = max(c.jobs(), key=lambda j: j["metadata"]["name"])
+    assert second["metadata"]["annotations"]["databuild.dev/attempt"] == "2"
+    c.finish_job(second["metadata"]["name"], exit_code=4, message="again")
+    c.reconcile()
+    run = _one(c, "JobRun")
+    assert run["status"]["state"] == "Failed"
+    assert run["status"]["exitCode"] == 4
+    assert run["status"]["conditions"][0]["status"] == "False"
+    assert _one(c, "Partition")["status"]["state"] == "Failed"
+    ws = c.status("Want", "w")
+    assert ws["state"] == "Failed"
+    assert "exit code 4" in ws["conditions"][0]["message"]
+    warnings = [e for e in c.gateway.events if e.type == "Warning"]
+    assert any("exit code 4" in e.message for e in warnings)
+
+
+def test_dependency_miss_creates_a_derived_want_owned_by_the_run() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("raw", ["raw/date={date}"]))
+    c.apply(jobdef("weekly", ["weekly/week={week}"]))
+    c.apply(want("w", ["weekly/week=1"]))
+    c.reconcile()
+    [job] = c.jobs()
+    miss = json.dumps({"missingPartitions": ["raw/date=2025-01-01"]})
+    c.finish_job(job["metadata"]["name"], exit_code=2, message=miss)
+    c.reconcile()
+    run = _run_of(c, "weekly")
+    assert run["status"]["state"] == "WaitingForUpstream"
+    assert run["status"]["missingPartitions"] == ["raw/date=2025-01-01"]
+    derived = next(w for w in c.of_kind("Want") if w["metadata"]["name"] != "w")
+    assert derived["spec"]["source"] == {"jobRun": run["metadata"]["name"]}
+    assert derived["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]
+    raw_job = next(
+        j for j in c.jobs() if j["metadata"]["labels"]["databuild.dev/job-definition"] == "raw"
+    )
+    c.finish_job(raw_job["metadata"]["name"])
+    c.reconcile()
+    rerun = next(j for j in c.jobs() if j["metadata"]["name"].endswith("-2"))
+    env = {e["name"]: e["value"] for e in rerun["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "raw/date=2025-01-01" in json.loads(env["DATABUILD_INPUTS"])
+    c.finish_job(rerun["metadata"]["name"])
+    c.reconcile()
+    assert c.status("Want", "w")["state"] == "Successful"
+    assert _run_of(c, "weekly")["status"]["failedAttempts"] == 0
+    assert _run_of(c, "weekly")["status"]["attempt"] == 2
+
+
+def test_want_waits_for_its_job_definition() -> None:
+    c = FakeCluster()
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    ready = c.status("Want", "w")["conditions"][0]
+    assert ready["status"] == "False"
+    assert ready["reason"] == "NoJobDefinition"
+    assert c.settle() == 0  # waiting costs no writes
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.reconcile()
+    assert len(c.jobs()) == 1
+
+
+def test_deleting_the_want_cancels_the_build() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    assert len(c.jobs()) == 1
+    c.delete("Want", "w")
+    c.reconcile()
+    assert c.jobs() == []
+    assert _one(c, "JobRun")["status"]["state"] == "Cancelled"
+    assert _one(c, "Partition")["status"]["state"] == "Missing"
+
+
+def test_conflict_replans_from_fresh_data() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.gateway.fail_next("patch_status", "Partition", Conflict("stale", status=409))
+    c.reconcile()
+    assert c.loop.stats.conflicts == 1
+    assert len(c.jobs()) == 1
+    assert _one(c, "Partition")["status"]["state"] == "Building"
+
+
+def test_an_already_applied_transition_is_not_applied_twice() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    events = len(c.bel.events)
+    # A watch event still carrying the old state must not roll the store back.
+    run = _one(c, "JobRun")
+    stale = {**run, "status": {}, "metadata": {**run["metadata"], "resourceVersion": "1"}}
+    assert not c.store.put("JobRun", stale)
+    c.settle()
+    assert len(c.bel.events) == events
+
+
+def test_restart_recreates_nothing() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01", "daily/date=2025-01-02"]))
+    c.reconcile()
+    # A new operator process: empty store, listing what the API server has.
+    fresh = FakeCluster()
+    fresh.gateway = c.gateway
+    fresh.executor.gateway = c.gateway
+    fresh.now = c.now
+    for kind in ("JobDefinition", "Want", "Partition", "JobRun", "Job"):
+        fresh.store.load(kind, c.gateway.of_kind(kind, NS))
+    before = c.gateway.stats.total_writes
+    fresh.reconcile()
+    assert c.gateway.stats.total_writes == before
+    assert len(c.jobs()) == 2
+
+
+def test_invalid_pod_template_fails_the_attempt_instead_of_looping() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.gateway.fail_next("create", "Job", Invalid("spec.template: bad", status=422))
+    c.reconcile()
+    c.settle()
+    run = _one(c, "JobRun")
+    assert run["status"]["state"] == "Failed"
+    assert "InvalidPodTemplate" in run["status"]["message"]
+    assert c.status("Want", "w")["state"] == "Failed"
+
+
+def test_an_unreadable_want_gets_a_condition_once() -> None:
+    c = FakeCluster()
+    bad = want("bad", ["daily/date=2025-01-01"])
+    c.apply(bad)
+    # e.g. written before the CRD validated it
+    patched = asyncio.run(
+        c.gateway.patch("Want", NS, "bad", {"spec": {"partitions": ["not a ref"]}})
+    )
+    c.store.put("Want", patched)
+    c.reconcile()
+    ready = c.status("Want", "bad")["conditions"][0]
+    assert ready["reason"] == "InvalidSpec"
+    assert "not a ref" in ready["message"]
+    assert c.settle() == 0
+
+
+def test_sla_breach_is_flagged_once() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"], slaSeconds=10))
+    c.reconcile()
+    c.advance(11)
+    c.reconcile()
+    assert c.status("Want", "w")["slaBreached"] is True
+    c.advance(1)
+    c.settle()
+    assert [e.reason for e in c.gateway.events].count("SLABreached") == 1

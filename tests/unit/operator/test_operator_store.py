@@ -1,0 +1,64 @@
+"""The world store keeps the newest version of everything and wakes the loop on change."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from databuild.operator.store import WorldStore
+
+
+def _obj(name: str, rv: str, ns: str = "n", **extra: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": ns, "resourceVersion": rv, **extra}}
+
+
+def test_newer_versions_win_and_echoes_are_not_changes() -> None:
+    store = WorldStore()
+    assert store.put("Want", _obj("w", "5"))
+    assert store.take_dirty() == {"n"}
+    assert not store.put("Want", _obj("w", "5"))  # the watch echo of our own write
+    assert not store.put("Want", _obj("w", "4"))  # a late event never rolls back
+    assert store.take_dirty() == set()
+    assert store.put("Want", _obj("w", "6"))
+    assert store.get("Want", "n", "w")["metadata"]["resourceVersion"] == "6"  # type: ignore[index]
+
+
+def test_tombstones_keep_deleted_objects_out() -> None:
+    store = WorldStore()
+    store.put("Job", _obj("j", "5"))
+    assert store.delete("Job", _obj("j", "7"))
+    assert store.get("Job", "n", "j") is None
+    assert not store.put("Job", _obj("j", "6"))  # from a listing that started before
+    assert store.put("Job", _obj("j", "8"))  # re-created later
+
+
+def test_pods_are_indexed_by_job_run() -> None:
+    store = WorldStore()
+    labels = {"databuild.dev/job-run": "r"}
+    store.put("Pod", _obj("p1", "1", labels=labels))
+    store.put("Pod", _obj("p2", "2", labels=labels))
+    store.put("Pod", _obj("other", "3"))
+    assert sorted(p["metadata"]["name"] for p in store.pods_of("n", "r")) == ["p1", "p2"]
+    store.delete("Pod", _obj("p1", "4"))
+    assert [p["metadata"]["name"] for p in store.pods_of("n", "r")] == ["p2"]
+    assert store.pods_of("elsewhere", "r") == []
+
+
+def test_namespaces_are_kept_apart() -> None:
+    store = WorldStore()
+    store.put("Want", _obj("w", "1", ns="a"))
+    store.put("Want", _obj("w", "2", ns="b"))
+    assert set(store.objects("Want", "a")) == {"w"}
+    assert store.namespaces() == ["a", "b"]
+    assert store.take_dirty() == {"a", "b"}
+
+
+def test_wait_for_change() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        store = WorldStore()
+        quiet = await store.wait_for_change(0.01)
+        asyncio.get_running_loop().call_later(0.01, store.put, "Want", _obj("w", "1"))
+        woken = await store.wait_for_change(5)
+        return quiet, woken
+
+    assert asyncio.run(scenario()) == (False, True)
