@@ -1,0 +1,1 @@
+"""One module per command: each registers its parser and runs it."""

@@ -1,0 +1,336 @@
+"""What the CLI reads from and writes to the cluster, behind one small protocol.
+
+Commands see a :class:`Cluster` (the real one talks to the API server with the
+kubernetes client; tests use an in-memory one built from real model objects) and render
+a :class:`Snapshot`: the namespace's Wants, Partitions, JobRuns and batch Job attempts
+read at one moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from pydantic import ValidationError
+
+from databuild.adapters.codec import attempt_of, job_run_of
+from databuild.adapters.jobs import (
+    AttemptActive,
+    AttemptFailed,
+    AttemptMissedDependencies,
+    AttemptSucceeded,
+    read_outcome,
+)
+from databuild.adapters.labels import JOB_RUN_LABEL
+from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Resource, Want
+from databuild.cli.errors import CliError, ExitCode
+from databuild.domain import InvalidPartitionRef, PartitionRef, partition_name
+
+__all__ = [
+    "Attempt",
+    "Cluster",
+    "KubeCluster",
+    "Snapshot",
+    "check_ref",
+    "connect",
+]
+
+_R = TypeVar("_R", bound=Resource)
+
+
+def check_ref(text: str) -> PartitionRef:
+    """`text` as a partition ref, or a usage error saying what is wrong with it."""
+    try:
+        return PartitionRef(text)
+    except InvalidPartitionRef as e:
+        raise CliError(str(e), ExitCode.USAGE) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One batch Job of a JobRun."""
+
+    job_name: str
+    attempt: int
+    state: str
+    """Running, Succeeded, Failed or DependencyMiss."""
+    started: datetime | None = None
+    finished: datetime | None = None
+    exit_code: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One namespace's DataBuild objects, read at ``now``."""
+
+    namespace: str
+    now: datetime
+    wants: Mapping[str, Want] = field(default_factory=dict)
+    partitions: Mapping[str, Partition] = field(default_factory=dict)
+    """By ref."""
+    job_runs: Mapping[str, JobRun] = field(default_factory=dict)
+    attempts: Mapping[str, tuple[Attempt, ...]] = field(default_factory=dict)
+    """By JobRun name, in attempt order."""
+
+    def runs_for(self, ref: str) -> list[JobRun]:
+        """Every JobRun that builds (or built, or tried to build) `ref`, oldest first."""
+        runs = [r for r in self.job_runs.values() if ref in r.spec.partitions]
+        return sorted(runs, key=lambda r: (_created(r), r.metadata.name))
+
+    def builder_of(self, ref: str) -> JobRun | None:
+        """The JobRun the Partition names as its builder, else the newest that builds it."""
+        part = self.partitions.get(ref)
+        if part is not None and part.status.job_run:
+            run = self.job_runs.get(part.status.job_run)
+            if run is not None:
+                return run
+        runs = self.runs_for(ref)
+        return runs[-1] if runs else None
+
+    def inputs_of(self, ref: str) -> list[str]:
+        """Lineage: what `ref` was (or is being) built from."""
+        part = self.partitions.get(ref)
+        if part is not None and part.status.inputs:
+            return list(part.status.inputs)
+        run = self.builder_of(ref)
+        return list(run.spec.inputs) if run is not None else []
+
+
+def _created(resource: Resource) -> datetime:
+    return resource.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC)
+
+
+class Cluster(Protocol):
+    """What the commands need from the API server, in one namespace."""
+
+    @property
+    def namespace(self) -> str:
+        """The namespace commands act in."""
+        ...
+
+    def snapshot(self, *, attempts: bool = False) -> Snapshot:
+        """Everything DataBuild in the namespace (batch Job attempts only if asked)."""
+        ...
+
+    def get_want(self, name: str) -> Want:
+        """The Want `name`, or a NOT_FOUND error."""
+        ...
+
+    def get_partition(self, ref: str) -> Partition:
+        """The Partition of `ref`, or a NOT_FOUND error."""
+        ...
+
+    def create_want(self, manifest: Mapping[str, Any]) -> Want:
+        """Create a Want; returns it as created (with its generated name)."""
+        ...
+
+    def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
+        """Merge `annotations` into the Partition's metadata."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# The real cluster
+# ---------------------------------------------------------------------------------------
+
+
+def connect(kubeconfig: Path | None, context: str | None, namespace: str | None) -> KubeCluster:
+    """A :class:`KubeCluster` from a kubeconfig (kubectl's rules), or in-cluster config.
+
+    The namespace defaults to the context's, then ``default``.
+    """
+    path = str(kubeconfig) if kubeconfig is not None else None
+    try:
+        api = config.new_client_from_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
+        contexts, active = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        chosen = next((c for c in contexts if c["name"] == context), active) if context else active
+        ns = namespace or (chosen or {}).get("context", {}).get("namespace") or "default"
+    except (ConfigException, OSError) as e:
+        if kubeconfig is None and context is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+                api = client.ApiClient()
+                ns = namespace or _incluster_namespace()
+            except ConfigException:
+                raise CliError(
+                    f"no usable kubeconfig ({e}): pass --kubeconfig or set KUBECONFIG",
+                    ExitCode.UNAVAILABLE,
+                ) from None
+        else:
+            raise CliError(f"cannot load the kubeconfig: {e}", ExitCode.UNAVAILABLE) from None
+    return KubeCluster(api, ns)
+
+
+def _incluster_namespace() -> str:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.exists() else "default"
+
+
+class KubeCluster:
+    """:class:`Cluster` over the kubernetes client."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.api = api
+        self._namespace = namespace
+        self._custom = client.CustomObjectsApi(api)
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except ApiException as e:
+            if e.status == 404:
+                raise CliError(f"{what}: not found", ExitCode.NOT_FOUND) from None
+            reason = e.reason or ""
+            raise CliError(f"{what}: {e.status} {reason}".strip(), ExitCode.UNAVAILABLE) from None
+        except OSError as e:
+            raise CliError(f"{what}: cannot reach the API server: {e}") from None
+        except Exception as e:  # urllib3's MaxRetryError and friends
+            if type(e).__module__.startswith("urllib3"):
+                raise CliError(f"{what}: cannot reach the API server: {e}") from None
+            raise
+
+    def _list(self, plural: str) -> list[dict[str, Any]]:
+        body = self._call(
+            f"listing {plural} in namespace {self.namespace}",
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural
+            ),
+        )
+        items: list[dict[str, Any]] = body.get("items", [])
+        return items
+
+    def _get(self, plural: str, name: str, what: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._call(
+            what,
+            lambda: self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, name
+            ),
+        )
+        return body
+
+    def snapshot(self, *, attempts: bool = False) -> Snapshot:
+        now = datetime.now(UTC)
+        wants = {w.metadata.name: w for w in _parse_all(Want, self._list("wants"))}
+        parts = {p.spec.ref: p for p in _parse_all(Partition, self._list("partitions"))}
+        runs = {r.metadata.name: r for r in _parse_all(JobRun, self._list("jobruns"))}
+        found: dict[str, tuple[Attempt, ...]] = {}
+        if attempts:
+            found = self._attempts()
+        return Snapshot(self.namespace, now, wants, parts, runs, found)
+
+    def _attempts(self) -> dict[str, tuple[Attempt, ...]]:
+        sanitize = self.api.sanitize_for_serialization
+        jobs = self._call(
+            "listing batch Jobs",
+            lambda: self._batch.list_namespaced_job(self.namespace, label_selector=JOB_RUN_LABEL),
+        )
+        pods = self._call(
+            "listing pods",
+            lambda: self._core.list_namespaced_pod(self.namespace, label_selector=JOB_RUN_LABEL),
+        )
+        pod_dicts = [sanitize(p) for p in pods.items]
+        by_run: dict[str, list[Attempt]] = {}
+        for job in jobs.items:
+            body = sanitize(job)
+            run, number = job_run_of(body), attempt_of(body)
+            if run is None or number is None:
+                continue
+            by_run.setdefault(run, []).append(attempt_from(body, pod_dicts, number))
+        return {k: tuple(sorted(v, key=lambda a: a.attempt)) for k, v in by_run.items()}
+
+    def get_want(self, name: str) -> Want:
+        body = self._get("wants", name, f"Want {name!r} in namespace {self.namespace}")
+        return _parse(Want, body)
+
+    def get_partition(self, ref: str) -> Partition:
+        name = partition_name(check_ref(ref))
+        body = self._get(
+            "partitions",
+            name,
+            f"Partition for {ref!r} in namespace {self.namespace} (no Want asked for it yet?)",
+        )
+        return _parse(Partition, body)
+
+    def create_want(self, manifest: Mapping[str, Any]) -> Want:
+        body = self._call(
+            f"creating a Want in namespace {self.namespace}",
+            lambda: self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "wants", dict(manifest)
+            ),
+        )
+        return _parse(Want, body)
+
+    def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
+        patch = {"metadata": {"annotations": dict(annotations)}}
+        body = self._call(
+            f"annotating Partition {name!r}",
+            lambda: self._custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, "partitions", name, patch
+            ),
+        )
+        return _parse(Partition, body)
+
+
+def attempt_from(job: Mapping[str, Any], pods: list[dict[str, Any]], number: int) -> Attempt:
+    """An :class:`Attempt` from a batch Job (as JSON) and the pods of its JobRun."""
+    meta = job.get("metadata") or {}
+    status = job.get("status") or {}
+    started = _time(status.get("startTime"))
+    finished = _time(status.get("completionTime"))
+    outcome = read_outcome(job, pods)
+    state, code, message = "Running", None, ""
+    match outcome:
+        case AttemptActive():
+            pass
+        case AttemptSucceeded():
+            state = "Succeeded"
+        case AttemptMissedDependencies(missing=missing, exit_code=exit_code):
+            state, code, message = "DependencyMiss", exit_code, "missing: " + ", ".join(missing)
+        case AttemptFailed(reason=reason, message=text, exit_code=exit_code):
+            state, code, message = "Failed", exit_code, f"{reason}: {text}".strip(": ")
+    if finished is None and state != "Running":
+        for cond in status.get("conditions") or []:
+            if cond.get("type") in ("Failed", "Complete") and cond.get("status") == "True":
+                finished = _time(cond.get("lastTransitionTime"))
+    return Attempt(str(meta.get("name", "")), number, state, started, finished, code, message)
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _parse(model: type[_R], body: Mapping[str, Any]) -> _R:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        name = (body.get("metadata") or {}).get("name", "?")
+        raise CliError(
+            f"cannot read {model.KIND} {name!r}: {e.errors()[0]['msg']}", ExitCode.UNAVAILABLE
+        ) from None
+
+
+def _parse_all(model: type[_R], items: list[dict[str, Any]]) -> list[_R]:
+    parsed = []
+    for body in items:
+        try:
+            parsed.append(model.model_validate(body))
+        except ValidationError:
+            continue  # one malformed object must not hide the others
+    return parsed

@@ -1,0 +1,112 @@
+"""``databuild`` (also ``kubectl databuild``): Wants, status, lineage and the BEL.
+
+Exit codes: 0 success; 1 the Want failed (or the request was refused); 2 usage error;
+3 the Want expired, or --timeout ran out; 4 not found; 5 cluster or BEL store
+unreachable. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from databuild.cli.commands import events, explain, graph, status, taint, want
+from databuild.cli.context import BEL_URL_ENV, Context
+from databuild.cli.errors import CliError, ExitCode
+from databuild.cli.kube import Cluster
+from databuild.cli.render import OUTPUT_FORMATS
+
+__all__ = ["build_parser", "main", "run"]
+
+_COMMANDS = (want, status, explain, events, graph, taint)
+
+EPILOG = """exit codes:
+  0  success (with --wait: the Want is Successful)
+  1  the Want failed, or the request was refused
+  2  usage error
+  3  the Want expired, or --timeout ran out
+  4  not found (Want, Partition, BEL store)
+  5  the cluster or the BEL store could not be reached
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting with our usage code (2, like argparse's own)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _common(output: bool) -> argparse.ArgumentParser:
+    # Defaults are SUPPRESSed so that an option given before the command is not reset
+    # by the subcommand's parser.
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    g = p.add_argument_group("cluster and store")
+    g.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG)")
+    g.add_argument("--context", help="kubeconfig context (default: the current one)")
+    g.add_argument("-n", "--namespace", help="namespace (default: the context's, else default)")
+    g.add_argument(
+        "--bel-url",
+        help=f"Build Event Log store: sqlite:///path or postgresql://... (env {BEL_URL_ENV})",
+    )
+    if output:
+        g.add_argument("-o", "--output", choices=OUTPUT_FORMATS, help="output format")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = _Parser(
+        prog="databuild",
+        description="Ask for data partitions and follow how they are built.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(output=True)],
+    )
+    parser.set_defaults(kubeconfig=None, context=None, namespace=None, bel_url=None, output="table")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common, common_out = _common(output=False), _common(output=True)
+    for module in _COMMANDS:
+        module.register(sub, common, common_out, _Parser)
+    return parser
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    connect_cluster: Callable[[], Cluster] | None = None,
+    **context: object,
+) -> int:
+    """Run one command line; returns the exit code (tests call this directly)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv))
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else ExitCode.USAGE
+    ctx = Context(args, out, err, connect_cluster, **context)  # type: ignore[arg-type]
+    handler: Callable[[Context], int] = args.handler
+    try:
+        return handler(ctx)
+    except CliError as e:
+        err.write(f"error: {e}\n")
+        return int(e.code)
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``databuild`` and ``kubectl-databuild``."""
+    return run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""CLI tests: parsing and rendering on real model objects, no cluster."""
