@@ -397,14 +397,16 @@ class ControlPlane:
         files["admin.kubeconfig"] = self.kubeconfig
         admin_crt, admin_key = admin.write(pki, "admin")
         files["admin.crt"], files["admin.key"] = admin_crt, admin_key
-        # The controller-manager and scheduler run as their own users, so the bootstrap
-        # RBAC roles (system:kube-controller-manager, system:kube-scheduler) are what
-        # they get, as in a real cluster.
-        for name, user in (
-            ("controller-manager", "system:kube-controller-manager"),
-            ("scheduler", "system:kube-scheduler"),
+        # The scheduler runs as its own user with the bootstrap RBAC role, as in a real
+        # cluster. The controller-manager is in system:masters instead: with its
+        # bootstrap role it needs --use-service-account-credentials, which creates a
+        # ServiceAccount and token per controller one after another and makes every
+        # start 4-5 s slower (measured), for no difference our tests could observe.
+        for name, user, group in (
+            ("controller-manager", "system:kube-controller-manager", "system:masters"),
+            ("scheduler", "system:kube-scheduler", None),
         ):
-            pair = ca.client(user)
+            pair = ca.client(user, group)
             path = pki / f"{name}.kubeconfig"
             _write_private(
                 path,
@@ -491,11 +493,14 @@ class ControlPlane:
                 f"--service-account-private-key-file={files['sa.key']}",
                 f"--cluster-signing-cert-file={files['ca.crt']}",
                 f"--cluster-signing-key-file={files['ca.key']}",
-                # Each controller acts as its own ServiceAccount, with the bootstrap
-                # RBAC roles of a real cluster rather than the controller-manager's.
-                "--use-service-account-credentials=true",
+                # See _write_pki: one identity for all controllers, for a fast start.
+                "--use-service-account-credentials=false",
                 f"--service-cluster-ip-range={_pki.SERVICE_CLUSTER_IP_RANGE}",
                 "--controllers=*",
+                # The client-side rate limit (default 20/s) is what bounds Job
+                # throughput here: 50 Jobs took 14 s with it, 3 s without.
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
             ],
         )
 
@@ -510,6 +515,8 @@ class ControlPlane:
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports.scheduler}",
                 "--leader-elect=false",
+                "--kube-api-qps=200",  # as for the controller-manager
+                "--kube-api-burst=400",
             ],
         )
 
