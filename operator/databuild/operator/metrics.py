@@ -11,13 +11,15 @@ so nothing on the hot path touches Prometheus objects. :class:`OperatorMetrics` 
 what must be observed as it happens, in its own registry (so tests, and several
 operators in one process, do not share global state). The operator feeds it:
 
-* :meth:`OperatorMetrics.record_event` for every BEL event it appends (JobRun started,
-  succeeded, failed totals; want latency; SLA breaches are separate);
-* :meth:`OperatorMetrics.set_state_counts` (or :meth:`OperatorMetrics.observe_world`)
-  after each orchestration pass, for the Want/JobRun/Partition gauges;
-* :meth:`OperatorMetrics.reconcile` around each orchestration pass;
+* :meth:`OperatorMetrics.observe_event` (a :class:`~databuild.adapters.bel.BelRecorder`
+  observer) or :meth:`OperatorMetrics.record_event` for every transition: JobRun
+  started/succeeded/failed totals per JobDefinition, want latency;
+* :meth:`OperatorMetrics.watch_store` once: Want/JobRun/Partition gauges and new SLA
+  breaches are read from the world store at every scrape (or push them with
+  :meth:`OperatorMetrics.observe_world` and :meth:`OperatorMetrics.sla_breached`);
+* :meth:`OperatorMetrics.reconcile` around (or :meth:`OperatorMetrics.observe_reconcile`
+  after) each orchestration pass;
 * :meth:`OperatorMetrics.set_queue_depth` when its work queue changes;
-* :meth:`OperatorMetrics.sla_breached` when a Want misses its SLA;
 * :meth:`OperatorMetrics.watch_bel_writer` once, so the BEL writer's health is read at
   every scrape;
 
@@ -32,7 +34,7 @@ import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, get_args
+from typing import Any, Protocol, get_args
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -67,9 +69,37 @@ _STATES: Mapping[str, tuple[str, ...]] = {
     "Partition": PARTITION_STATES,
 }
 
+
+class _ObjectStore(Protocol):
+    """The operator's world store, as far as metrics read it."""
+
+    def namespaces(self) -> list[str]: ...
+    def objects(self, kind: str, namespace: str) -> Mapping[str, Mapping[str, Any]]: ...
+
+
 # From a second to a day: a want covers anything from one quick job to a daily backfill.
 _WANT_LATENCY_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class _Refresher(Collector):
+    """Yields nothing; refreshes the store-derived metrics just before they are read."""
+
+    def __init__(self, metrics: OperatorMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        self._metrics.refresh()
+        return []
 
 
 class _BelWriterCollector(Collector):
@@ -120,6 +150,8 @@ class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # Registered first, so the gauges it refreshes are up to date when they are read.
+        r.register(_Refresher(self))
         self.wants = Gauge(PREFIX + "wants", "Wants by state.", ["namespace", "state"], registry=r)
         self.job_runs = Gauge(
             PREFIX + "job_runs", "JobRuns by state.", ["namespace", "state"], registry=r
@@ -189,6 +221,9 @@ class OperatorMetrics:
         )
         self._bel = _BelWriterCollector()
         r.register(self._bel)
+        self._stores: list[_ObjectStore] = []
+        self._breached: set[tuple[str, str]] = set()
+        self._refresh_lock = threading.Lock()
 
     # --- feeding -------------------------------------------------------------------------
 
@@ -251,6 +286,42 @@ class OperatorMetrics:
     def sla_breached(self, namespace: str) -> None:
         """A Want missed its SLA (call once per Want, when it is flagged)."""
         self.sla_breaches.labels(namespace).inc()
+
+    def observe_event(self, event: BelEvent, obj: Mapping[str, Any] | None) -> None:
+        """A :class:`~databuild.adapters.bel.BelRecorder` observer: :meth:`record_event`
+        with the Want's clock start read from the Want itself (`obj`)."""
+        start = None
+        if event.kind == "Want" and obj is not None:
+            spec = obj.get("spec") or {}
+            meta = obj.get("metadata") or {}
+            start = _parse_time(spec.get("dataTimestamp") or meta.get("creationTimestamp"))
+        self.record_event(event, want_clock_start=start)
+
+    def observe_reconcile(self, seconds: float, *, ok: bool = True) -> None:
+        """One orchestration pass took `seconds` (when :meth:`reconcile` cannot wrap it)."""
+        self.reconcile_duration.labels("ok" if ok else "error").observe(seconds)
+
+    def watch_store(self, store: _ObjectStore) -> None:
+        """Read the state gauges (and new SLA breaches) from `store` at every scrape."""
+        self._stores.append(store)
+
+    def refresh(self) -> None:
+        """Recompute what is read from watched stores (called before each scrape)."""
+        with self._refresh_lock:
+            for store in self._stores:
+                for ns in store.namespaces():
+                    for kind in ("Want", "JobRun", "Partition"):
+                        counts: dict[str, int] = {}
+                        for obj in store.objects(kind, ns).values():
+                            status = obj.get("status") or {}
+                            state = status.get("state") or _STATES[kind][0]
+                            counts[state] = counts.get(state, 0) + 1
+                            if kind == "Want" and status.get("slaBreached"):
+                                name = str((obj.get("metadata") or {}).get("name", ""))
+                                if (ns, name) not in self._breached:
+                                    self._breached.add((ns, name))
+                                    self.sla_breached(ns)
+                        self.set_state_counts(ns, kind, counts)
 
     def watch_bel_writer(self, writer: BelWriter) -> None:
         """Report `writer`'s health (buffered events, errors, drops) at every scrape."""

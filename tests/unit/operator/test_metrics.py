@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -234,3 +235,66 @@ def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
     assert samples["databuild_transitions_total", (("kind", "Want"), ("to_state", "Building"))] == 1
     assert samples["databuild_leader", ()] == 1
     assert samples["databuild_sla_breaches_total", (("namespace", "data"),)] == 1
+
+
+@dataclass
+class _Store:
+    data: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+
+    def namespaces(self) -> list[str]:
+        return sorted(self.data)
+
+    def objects(self, kind: str, namespace: str) -> dict[str, dict[str, Any]]:
+        return self.data.get(namespace, {}).get(kind, {})
+
+
+def test_state_gauges_and_sla_breaches_are_read_from_the_store_at_scrape_time() -> None:
+    store = _Store(
+        {
+            "data": {
+                "Want": {
+                    "a": {"metadata": {"name": "a"}, "status": {"state": "Building"}},
+                    "b": {"metadata": {"name": "b"}, "status": {}},
+                    "c": {
+                        "metadata": {"name": "c"},
+                        "status": {"state": "Building", "slaBreached": True},
+                    },
+                },
+                "JobRun": {"r": {"status": {"state": "Running"}}},
+            }
+        }
+    )
+    m = OperatorMetrics()
+    m.watch_store(store)
+    value = m.registry.get_sample_value
+    assert value("databuild_wants", {"namespace": "data", "state": "Building"}) == 2
+    assert value("databuild_wants", {"namespace": "data", "state": "Pending"}) == 1
+    assert value("databuild_job_runs", {"namespace": "data", "state": "Running"}) == 1
+    assert value("databuild_partitions", {"namespace": "data", "state": "Live"}) == 0
+    assert value("databuild_sla_breaches_total", {"namespace": "data"}) == 1
+    store.data["data"]["Want"]["a"]["status"] = {"state": "Successful", "slaBreached": True}
+    assert value("databuild_wants", {"namespace": "data", "state": "Building"}) == 1
+    assert value("databuild_sla_breaches_total", {"namespace": "data"}) == 2
+    value("databuild_wants", {"namespace": "data", "state": "Building"})
+    assert value("databuild_sla_breaches_total", {"namespace": "data"}) == 2  # counted once
+
+
+def test_observe_event_reads_the_want_clock_start_from_the_want() -> None:
+    m = OperatorMetrics()
+    done = BelEvent("data", "Want", "w", "Building", "Successful", "AllLive", T0)
+    created = {"metadata": {"creationTimestamp": "2024-12-31T23:59:00Z"}, "spec": {}}
+    m.observe_event(done, created)
+    stamped = {
+        "metadata": {"creationTimestamp": "2024-12-31T23:00:00Z"},
+        "spec": {"dataTimestamp": "2024-12-31T23:59:50Z"},
+    }
+    m.observe_event(done, stamped)
+    m.observe_event(done, None)  # unknown Want: counted as finished, no latency
+    value = m.registry.get_sample_value
+    assert value("databuild_want_latency_seconds_count") == 2
+    assert value("databuild_want_latency_seconds_sum") == 70
+    assert (
+        value("databuild_wants_finished_total", {"namespace": "data", "state": "Successful"}) == 3
+    )
+    m.observe_reconcile(0.2, ok=False)
+    assert value("databuild_reconcile_duration_seconds_count", {"result": "error"}) == 1

@@ -14,6 +14,7 @@ from databuild.adapters.bel.model import (
     StoredEvent,
     stable_event_id,
 )
+from databuild.adapters.bel.recorder import BelRecorder
 from databuild.adapters.bel.replay import from_domain, replay_at, replay_stored, to_domain
 from databuild.adapters.bel.retention import RetentionPolicy
 from databuild.adapters.bel.store import (
@@ -31,6 +32,7 @@ __all__ = [
     "ENTITY_KINDS",
     "Baseline",
     "BelEvent",
+    "BelRecorder",
     "BelStore",
     "BelStoreError",
     "BelStoreUnavailable",
