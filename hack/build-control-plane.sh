@@ -41,6 +41,24 @@ run() {
     tail -n 20 "$logfile" >&2
     exit 1
   fi
+  printf -- '-- %s: %s took %ss\n' "$component" "$step" "$((SECONDS - start))" >>"$logfile"
+}
+
+# done COMPONENT START: reports (and logs, so the numbers stay in the cache) the
+# component's total build time.
+done_in() {
+  local component="$1" start="$2"
+  log "$component: done in $((SECONDS - start))s"
+  printf '== %s: done in %ss (%s)\n' "$component" "$((SECONDS - start))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$logs/$component.log"
+}
+
+# install STAGE: moves freshly built binaries from STAGE into the bin directory. A
+# rename within one file system is atomic, so an interrupted build never leaves a
+# truncated binary that `have` would take for a cached one.
+install_staged() {
+  local stage="$1" f
+  for f in "$stage"/*; do mv -f "$f" "$bin/"; done
+  rmdir "$stage"
 }
 
 have() { local b; for b in "$@"; do [[ -x "$bin/$b" ]] || return 1; done; }
@@ -89,10 +107,13 @@ GO
   run $component "go mod tidy" go mod tidy -e
   local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
   local ldflags="-s -w $(version_ldflags k8s.io/component-base/version 1 "$minor" "$KUBE_VERSION")$(version_ldflags k8s.io/client-go/pkg/version 1 "$minor" "$KUBE_VERSION")"
-  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$bin/" \
+  local stage="$prefix/stage-$component"
+  rm -rf "$stage" && mkdir -p "$stage"
+  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$stage/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-  log "$component: done in $((SECONDS - start))s"
+  install_staged "$stage"
+  done_in $component $start
 }
 
 build_etcd() {
@@ -117,28 +138,37 @@ for r in json.load(sys.stdin).get("Replace") or []:
   printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
   run $component "go mod tidy" go mod tidy -e
   local ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_VERSION}"
-  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$bin/etcd" go.etcd.io/etcd/server/v3
-  log "$component: done in $((SECONDS - start))s"
+  local stage="$prefix/stage-$component"
+  rm -rf "$stage" && mkdir -p "$stage"
+  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$stage/etcd" go.etcd.io/etcd/server/v3
+  install_staged "$stage"
+  done_in $component $start
 }
 
 build_kwok() {
   have kwok && return 0
   local component=kwok start=$SECONDS
   log "$component $KWOK_VERSION: building"
-  run $component "go install" env GOBIN="$bin" go install -trimpath \
+  local stage="$prefix/stage-$component"
+  rm -rf "$stage" && mkdir -p "$stage"
+  run $component "go install" env GOBIN="$stage" go install -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  log "$component: done in $((SECONDS - start))s"
+  install_staged "$stage"
+  done_in $component $start
 }
 
 build_helm() {
   have helm && return 0
   local component=helm start=$SECONDS
   log "$component $HELM_VERSION: building"
-  run $component "go install" env GOBIN="$bin" go install -trimpath \
+  local stage="$prefix/stage-$component"
+  rm -rf "$stage" && mkdir -p "$stage"
+  run $component "go install" env GOBIN="$stage" go install -trimpath \
     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  log "$component: done in $((SECONDS - start))s"
+  install_staged "$stage"
+  done_in $component $start
 }
 
 components="${*:-etcd kwok helm kube}"
