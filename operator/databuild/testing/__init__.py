@@ -1,19 +1,40 @@
-"""databuild.testing: a real local Kubernetes control plane for tests."""
+"""databuild.testing: a real local Kubernetes control plane for tests, yours and ours.
 
+- `ControlPlane`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+  kwok (one simulated node) as local processes; `with ControlPlane() as cp: ...`.
+- `ExistingCluster`: the same interface for a cluster somebody else runs.
+- `outcomes`: labels and annotations that make simulated Job pods fail, fail once,
+  exit with a code and message, or run for a while.
+- The pytest plugin `databuild.testing.pytest_plugin` (loaded automatically):
+  fixtures `control_plane`, `kube` and `namespace`.
+- `python -m databuild.testing.cluster up|down|status`: the same control plane in
+  the background (`make cluster-up`, `make cluster-down`).
+
+See docs/testing.md.
+"""
+
+from databuild.testing import outcomes
 from databuild.testing._binaries import Binaries, BinariesNotFound, find_binaries
 from databuild.testing._controlplane import (
+    NODE_NAME,
     Cluster,
     ControlPlane,
     ControlPlaneError,
     ExistingCluster,
+    Ports,
+    api_client_from_kubeconfig,
 )
 
 __all__ = [
+    "NODE_NAME",
     "Binaries",
     "BinariesNotFound",
     "Cluster",
     "ControlPlane",
     "ControlPlaneError",
     "ExistingCluster",
+    "Ports",
+    "api_client_from_kubeconfig",
     "find_binaries",
+    "outcomes",
 ]
