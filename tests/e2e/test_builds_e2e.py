@@ -1,0 +1,269 @@
+"""The operator against the real control plane: builds from a single partition to a backfill.
+
+kwok simulates the pods (DESIGN.md section 6): they succeed about a second after they
+start unless their labels and annotations say otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from e2e_support import Scenario, jobdef, want
+
+from databuild.testing.demo import api_writes, delete_object, wait_until
+
+DATE = "2025-01-01"
+
+
+def _jobs(sc: Scenario) -> list[dict[str, object]]:
+    return [
+        j for j in sc.list("Job") if "databuild.dev/job-run" in (j["metadata"].get("labels") or {})
+    ]
+
+
+def test_single_partition(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(jobdef("daily", ["daily/date={date}"]), want("w", [f"daily/date={DATE}"]))
+    w = sc.wait_for_want("w", "Successful")
+    ready = next(c for c in w["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+    assert ready["observedGeneration"] == w["metadata"]["generation"]
+    assert w["status"]["observedGeneration"] == w["metadata"]["generation"]
+    assert w["status"]["progress"] == "1/1"
+    part = sc.partition(f"daily/date={DATE}")
+    assert part["status"]["state"] == "Live"
+    [run] = sc.list("JobRun")
+    assert part["status"]["jobRun"] == run["metadata"]["name"]
+    assert run["status"]["state"] == "Succeeded"
+    [job] = _jobs(sc)
+    assert job["metadata"]["name"] == f"{run['metadata']['name']}-1"
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+    reasons = [e["reason"] for e in sc.events("w")]
+    assert "AllPartitionsLive" in reasons
+
+
+def test_three_level_chain_records_lineage(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef("raw", ["raw/date={date}"]),
+        jobdef("clean", ["clean/date={date}"], ["raw/date={date}"]),
+        jobdef("stats", ["stats/date={date}"], ["clean/date={date}"]),
+        want("w", [f"stats/date={DATE}"]),
+    )
+    sc.wait_for_want("w", "Successful")
+    assert sc.partition(f"stats/date={DATE}")["status"]["inputs"] == [f"clean/date={DATE}"]
+    assert sc.partition(f"clean/date={DATE}")["status"]["inputs"] == [f"raw/date={DATE}"]
+    assert "inputs" not in sc.partition(f"raw/date={DATE}")["status"]
+    starts = {r["spec"]["jobDefinition"]: r["status"]["startedAt"] for r in sc.list("JobRun")}
+    assert starts["raw"] < starts["clean"] < starts["stats"]
+
+
+def test_diamond_builds_each_partition_once(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef("top", ["top/date={date}"]),
+        jobdef("left", ["left/date={date}"], ["top/date={date}"]),
+        jobdef("right", ["right/date={date}"], ["top/date={date}"]),
+        jobdef("bottom", ["bottom/date={date}"], ["left/date={date}", "right/date={date}"]),
+        want("w", [f"bottom/date={DATE}"]),
+    )
+    sc.wait_for_want("w", "Successful")
+    assert len(_jobs(sc)) == 4
+    assert sorted(sc.partition(f"bottom/date={DATE}")["status"]["inputs"]) == [
+        f"left/date={DATE}",
+        f"right/date={DATE}",
+    ]
+
+
+def test_fifty_partition_backfill(scenario: Scenario) -> None:
+    sc = scenario
+    operator = sc.start_operator()
+    dates = [f"2025-{m:02d}-{d:02d}" for m in (1, 2) for d in range(1, 26)]
+    sc.apply(
+        jobdef("raw", ["raw/date={date}"]),
+        jobdef("daily", ["daily/date={date}"], ["raw/date={date}"]),
+    )
+    started = time.monotonic()
+    sc.apply(want("backfill", [f"daily/date={d}" for d in dates]))
+    w = sc.wait_for_want("backfill", "Successful", timeout=240)
+    elapsed = time.monotonic() - started
+    assert w["status"]["progress"] == "50/50"
+    assert w["status"]["partitions"]["live"] == 50
+    assert len(_jobs(sc)) == 100
+    for d in dates[:3]:
+        assert sc.partition(f"daily/date={d}")["status"]["inputs"] == [f"raw/date={d}"]
+    writes = api_writes(operator.metrics())
+    print(
+        f"\nbackfill: 50 wanted (100 built) partitions in {elapsed:.1f}s, "
+        f"{writes:.0f} API writes, {writes / 100:.1f} per built partition"
+    )
+
+
+def test_two_wants_for_one_partition_make_one_batch_job(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef("daily", ["daily/date={date}"], annotations={"kwok.databuild.dev/duration": "3s"}),
+        want("a", [f"daily/date={DATE}"]),
+        want("b", [f"daily/date={DATE}"]),
+    )
+    sc.wait_for_want("a", "Successful")
+    sc.wait_for_want("b", "Successful")
+    assert len(_jobs(sc)) == 1
+    assert len(sc.list("JobRun")) == 1
+
+
+def test_fail_first_succeeds_on_the_second_attempt(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef(
+            "daily",
+            ["daily/date={date}"],
+            labels={"kwok.databuild.dev/outcome": "fail-first"},
+            retry={"limit": 1, "backoffSeconds": 1},
+        ),
+        want("w", [f"daily/date={DATE}"]),
+    )
+    sc.wait_for_want("w", "Successful")
+    [run] = sc.list("JobRun")
+    assert run["status"]["attempt"] == 2
+    assert run["status"]["failedAttempts"] == 1
+    names = sorted(j["metadata"]["name"] for j in _jobs(sc))
+    assert names == [f"{run['metadata']['name']}-1", f"{run['metadata']['name']}-2"]
+    warnings = [e for e in sc.events(run["metadata"]["name"]) if e["type"] == "Warning"]
+    assert warnings, "the failed first attempt should be a Warning event"
+
+
+def test_failure_spends_retries_and_reports_the_exit_code(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef(
+            "daily",
+            ["daily/date={date}"],
+            labels={"kwok.databuild.dev/outcome": "fail"},
+            annotations={
+                "kwok.databuild.dev/exit-code": "3",
+                "kwok.databuild.dev/message": "disk full",
+            },
+            retry={"limit": 1, "backoffSeconds": 1},
+        ),
+        want("w", [f"daily/date={DATE}"]),
+    )
+    w = sc.wait_for_want("w", "Failed")
+    ready = next(c for c in w["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert "exit code 3" in ready["message"]
+    assert "disk full" in ready["message"]
+    part = sc.partition(f"daily/date={DATE}")
+    assert part["status"]["state"] == "Failed"
+    [run] = sc.list("JobRun")
+    assert run["status"]["state"] == "Failed"
+    assert run["status"]["exitCode"] == 3
+    assert run["status"]["attempt"] == 2
+    assert len(_jobs(sc)) == 2
+    failed = [e for e in sc.events(run["metadata"]["name"]) if e["reason"] == "Failed"]
+    assert failed and failed[0]["type"] == "Warning"
+    assert "exit code 3" in failed[0]["message"]
+
+
+def test_dependency_miss_builds_upstream_and_reruns(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    miss = json.dumps({"missingPartitions": [f"raw/date={DATE}"]})
+    sc.apply(
+        jobdef("raw", ["raw/date={date}"]),
+        jobdef(
+            "weekly",
+            ["weekly/week={week}"],
+            labels={"kwok.databuild.dev/outcome": "fail-first"},
+            annotations={
+                "kwok.databuild.dev/message": miss,
+                "kwok.databuild.dev/exit-code": "2",
+            },
+        ),
+        want("w", ["weekly/week=2025-W01"]),
+    )
+    sc.wait_for_want("w", "Successful")
+    [run] = sc.runs_of("weekly")
+    assert run["status"]["attempt"] == 2
+    assert run["status"]["failedAttempts"] == 0  # a dependency miss spends no retry
+    derived = [w for w in sc.list("Want") if w["metadata"]["name"] != "w"]
+    assert len(derived) == 1
+    assert derived[0]["spec"]["source"] == {"jobRun": run["metadata"]["name"]}
+    assert derived[0]["metadata"]["ownerReferences"][0]["name"] == run["metadata"]["name"]
+    assert sc.partition(f"raw/date={DATE}")["status"]["state"] == "Live"
+    assert f"raw/date={DATE}" in sc.partition("weekly/week=2025-W01")["status"]["inputs"]
+
+
+def test_want_before_its_job_definition_waits_then_succeeds(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(want("w", [f"daily/date={DATE}"]))
+
+    def waiting() -> bool:
+        w = sc.get("Want", "w") or {}
+        ready = [c for c in (w.get("status") or {}).get("conditions", []) if c["type"] == "Ready"]
+        return bool(ready) and ready[0]["reason"] == "NoJobDefinition"
+
+    wait_until(
+        waiting, timeout=30, what="the Want to wait for a JobDefinition", describe=sc.describe
+    )
+    sc.apply(jobdef("daily", ["daily/date={date}"]))
+    sc.wait_for_want("w", "Successful")
+
+
+def test_deleting_a_want_cancels_its_running_build(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef("slow", ["slow/date={date}"], annotations={"kwok.databuild.dev/duration": "60s"}),
+        want("w", [f"slow/date={DATE}"]),
+    )
+    wait_until(lambda: len(_jobs(sc)) == 1, timeout=30, what="the batch Job", describe=sc.describe)
+    delete_object(sc.kube, "Want", sc.namespace, "w")
+
+    def cancelled() -> bool:
+        runs = sc.list("JobRun")
+        return bool(runs) and runs[0]["status"].get("state") == "Cancelled" and not _jobs(sc)
+
+    wait_until(
+        cancelled,
+        timeout=30,
+        what="the JobRun to be Cancelled and its Job deleted",
+        describe=sc.describe,
+    )
+    assert sc.partition(f"slow/date={DATE}")["status"]["state"] == "Missing"
+
+
+def test_sigkill_mid_build_then_restart_converges_without_duplicates(scenario: Scenario) -> None:
+    sc = scenario
+    operator = sc.start_operator()
+    dates = [f"2025-01-{d:02d}" for d in range(1, 7)]
+    sc.apply(
+        jobdef("raw", ["raw/date={date}"], annotations={"kwok.databuild.dev/duration": "2s"}),
+        jobdef(
+            "daily",
+            ["daily/date={date}"],
+            ["raw/date={date}"],
+            labels={"kwok.databuild.dev/outcome": "fail-first"},
+            retry={"limit": 2, "backoffSeconds": 1},
+        ),
+        *(want(f"w{i}", [f"daily/date={d}"]) for i, d in enumerate(dates)),
+    )
+    wait_until(
+        lambda: len(_jobs(sc)) >= 3, timeout=30, what="some batch Jobs", describe=sc.describe
+    )
+    operator.kill()
+    time.sleep(1)  # builds go on without the operator
+    sc.start_operator()
+    for i in range(len(dates)):
+        sc.wait_for_want(f"w{i}", "Successful", timeout=90)
+    attempts = sum(r["status"]["attempt"] for r in sc.list("JobRun"))
+    assert len(_jobs(sc)) == attempts
+    assert len(sc.list("JobRun")) == 2 * len(dates)  # one run per partition, no duplicates
