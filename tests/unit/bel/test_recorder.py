@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from databuild.adapters.bel import BelEvent, BelRecorder, BelWriter, EventQuery, open_store
+from databuild.adapters.bel import (
+    BelEvent,
+    BelRecorder,
+    BelWriter,
+    EventQuery,
+    attach,
+    open_store,
+)
 from databuild.domain import EntityKind, Event
 
 from .events import T0
@@ -70,3 +77,38 @@ def test_a_failing_lookup_or_observer_never_reaches_the_operator() -> None:
     record = recorder.record("data", event)
     assert record.name == "w"
     assert record.refs == ()
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[Any], None]] = []
+
+    def subscribe(self, listener: Callable[[Any], None]) -> None:
+        self.listeners.append(listener)
+
+    def append(self, namespace: str, event: Event) -> None:
+        for listener in self.listeners:
+            listener(_Logged(namespace, event))
+
+
+def test_attach_subscribes_a_recorder_writing_to_the_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sub' / 'bel.db'}"
+    event_log = _Log()
+    seen: list[str] = []
+    writer = attach(event_log, url, lookup=_lookup, observers=[lambda e, o: seen.append(e.name)])
+    assert writer is not None
+    event_log.append("data", Event(T0, EntityKind.WANT, "w", "Pending", "Building", "Building"))
+    assert writer.flush(timeout=10)
+    writer.close()
+    store = open_store(url)
+    assert [s.event.refs for s in store.query()] == [("sum/d=1",)]
+    store.close()
+    assert seen == ["w"]
+
+
+def test_attach_without_a_store_still_feeds_observers() -> None:
+    event_log = _Log()
+    seen: list[str] = []
+    assert attach(event_log, None, observers=[lambda e, o: seen.append(e.name)]) is None
+    event_log.append("data", Event(T0, EntityKind.WANT, "w", "Pending", "Building", "Building"))
+    assert seen == ["w"]

@@ -14,7 +14,7 @@ from databuild.adapters.bel.model import (
     StoredEvent,
     stable_event_id,
 )
-from databuild.adapters.bel.recorder import BelRecorder
+from databuild.adapters.bel.recorder import BelRecorder, attach
 from databuild.adapters.bel.replay import from_domain, replay_at, replay_stored, to_domain
 from databuild.adapters.bel.retention import RetentionPolicy
 from databuild.adapters.bel.store import (
@@ -44,6 +44,7 @@ __all__ = [
     "RetentionPolicy",
     "StoredEvent",
     "WriterHealth",
+    "attach",
     "from_domain",
     "open_store",
     "redact_url",

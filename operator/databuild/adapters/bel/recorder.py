@@ -16,10 +16,13 @@ from typing import Any, Protocol
 
 from databuild.adapters.bel.model import BelEvent
 from databuild.adapters.bel.replay import from_domain
+from databuild.adapters.bel.retention import RetentionPolicy
+from databuild.adapters.bel.store import redact_url
+from databuild.adapters.bel.urls import open_store
 from databuild.adapters.bel.writer import BelWriter
 from databuild.domain import Event
 
-__all__ = ["BelRecorder", "Lookup", "Observer"]
+__all__ = ["BelRecorder", "Lookup", "Observer", "attach"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,10 @@ Lookup = Callable[[str, str, str], Mapping[str, Any] | None]
 
 Observer = Callable[[BelEvent, Mapping[str, Any] | None], None]
 """Called with each record and the object it is about (None when unknown)."""
+
+
+class _Subscribable(Protocol):
+    def subscribe(self, listener: Callable[[Any], None]) -> None: ...
 
 
 class _Logged(Protocol):
@@ -84,3 +91,27 @@ class BelRecorder:
     def __call__(self, logged: _Logged) -> None:
         """Subscriber form: ``build_event_log.subscribe(recorder)``."""
         self.record(logged.namespace, logged.event)
+
+
+def attach(
+    event_log: _Subscribable,
+    url: str | None,
+    *,
+    lookup: Lookup | None = None,
+    observers: Sequence[Observer] = (),
+    retention_days: float | None = None,
+) -> BelWriter | None:
+    """Subscribe a :class:`BelRecorder` to the operator's `event_log`.
+
+    With a store `url`, a started :class:`BelWriter` appends every event to it (the
+    store is opened, and its schema migrated, by the writer's thread, so a store that
+    is down at startup only delays the log); returns that writer, to be closed at
+    shutdown. Without one, only the `observers` (metrics) see the events.
+    """
+    writer = None
+    if url:
+        retention = RetentionPolicy(retention_days) if retention_days else None
+        writer = BelWriter(opener=lambda: open_store(url), retention=retention).start()
+        log.info("Build Event Log store: %s", redact_url(url))
+    event_log.subscribe(BelRecorder(writer, lookup, observers))
+    return writer
