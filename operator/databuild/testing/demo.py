@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,9 +28,12 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import yaml
+from kubernetes import config
 
 from databuild.adapters.gateway import KINDS
 from databuild.adapters.resources import API_VERSION
+from databuild.testing._binaries import databuild_dir
+from databuild.testing._controlplane import ControlPlane
 
 FIELD_MANAGER = "databuild-demo"
 _T = TypeVar("_T")
@@ -386,12 +390,211 @@ __all__ = [
 ]
 
 
+def _reachable(kubeconfig: Path) -> bool:
+    """Whether the cluster of ``kubeconfig`` answers (within a few seconds)."""
+    try:
+        api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    except Exception:
+        return False
+    try:
+        request(api, "GET", "/version")
+    except Exception:
+        return False
+    finally:
+        api.close()
+    return True
+
+
+def _project_root() -> Path:
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "crds").is_dir() and (parent / "pyproject.toml").is_file():
+            return parent
+    return Path.cwd()
+
+
+@dataclass
+class Progress:
+    """Counts of states, as the demo prints them."""
+
+    wants: dict[str, int]
+    partitions: dict[str, int]
+    runs: dict[str, int]
+
+    def line(self) -> str:
+        """One progress line."""
+
+        def fmt(counts: dict[str, int]) -> str:
+            return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "-"
+
+        return (
+            f"wants: {fmt(self.wants)} | partitions: {fmt(self.partitions)} | "
+            f"job runs: {fmt(self.runs)}"
+        )
+
+
+def progress(api: Any, namespace: str) -> Progress:
+    """The state counts of the namespace."""
+
+    # An object the operator has not written a status for yet is in its initial state.
+    initial = {"Want": "Pending", "Partition": "Missing", "JobRun": "Queued"}
+
+    def count(kind: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for obj in list_objects(api, kind, namespace):
+            state = str((obj.get("status") or {}).get("state") or initial[kind])
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    return Progress(count("Want"), count("Partition"), count("JobRun"))
+
+
+def run_demo(
+    kubeconfig: Path,
+    *,
+    root: Path,
+    namespace: str,
+    timeout: float,
+    log_dir: Path,
+    out: IO[str],
+) -> int:
+    """Apply the CRDs and examples into ``namespace``, run the operator, report; exit code."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    started = time.monotonic()
+
+    def say(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", file=out, flush=True)
+
+    try:
+        install_crds(api, root / "crds")
+        say(f"CRDs installed from {root / 'crds'}")
+        apply_manifest(
+            api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        docs = load_manifests(root / "examples" / "reviews")
+        wanted = [d["metadata"]["name"] for d in docs if d["kind"] == "Want"]
+        for doc in docs:
+            apply_manifest(api, doc, namespace)
+        say(f"applied {len(docs)} example objects into namespace {namespace}")
+        with OperatorProcess(
+            kubeconfig=kubeconfig,
+            namespaces=[namespace],
+            log_path=log_dir / "operator.log",
+            metrics_port=_free_port(),
+            extra_args=["--lease-name", f"databuild-demo-{namespace}"[:63]],
+        ) as operator:
+            say(f"operator started (log: {operator.log_path})")
+            last = ""
+            deadline = time.monotonic() + timeout
+            while True:
+                time.sleep(0.5)
+                now = progress(api, namespace)
+                if now.line() != last:
+                    last = now.line()
+                    say(last)
+                states = {
+                    w["metadata"]["name"]: want_state(w)
+                    for w in list_objects(api, "Want", namespace)
+                }
+                failed = [n for n in wanted if states.get(n) in ("Failed", "Expired")]
+                if failed or all(states.get(n) == "Successful" for n in wanted):
+                    break
+                if not operator.alive:
+                    print(operator.log_tail(), file=out)
+                    say("the operator exited unexpectedly")
+                    return 1
+                if time.monotonic() > deadline:
+                    print(f"\n{summary(api, namespace)}\n", file=out)
+                    print(operator.log_tail(), file=out)
+                    say(
+                        f"TIMEOUT: not every example Want was Successful after {timeout:.0f}s "
+                        f"(states: {states})"
+                    )
+                    return 1
+            writes = api_writes(operator.metrics())
+        built = sum(
+            1
+            for p in list_objects(api, "Partition", namespace)
+            if (p.get("status") or {}).get("state") == "Live"
+        )
+        print(f"\n{summary(api, namespace)}\n", file=out)
+        if failed:
+            say(f"FAILED: example Wants {', '.join(failed)} did not succeed")
+            return 1
+        say(
+            f"every example Want is Successful: {built} partitions built, "
+            f"{writes:.0f} API writes ({writes / max(built, 1):.1f} per partition)"
+        )
+        return 0
+    finally:
+        api.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo; the process exit code."""
-    parser = argparse.ArgumentParser(description="Run the DataBuild demo end to end.")
-    parser.parse_args(argv)
-    print("the demo is not implemented yet", file=sys.stderr)
-    return 1
+    parser = argparse.ArgumentParser(
+        prog="python -m databuild.testing.demo",
+        description="Run the DataBuild demo end to end on the local control plane.",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="use this cluster (default: the one `make cluster-up` runs, else start one)",
+    )
+    parser.add_argument("--namespace", help="namespace for the examples (default: a new one)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait")
+    parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    args = parser.parse_args(argv)
+
+    root = _project_root()
+    namespace = args.namespace or f"databuild-demo-{os.urandom(3).hex()}"
+    started = time.monotonic()
+    plane: ControlPlane | None = None
+    kubeconfig: Path | None = args.kubeconfig
+    if kubeconfig is None:
+        candidate = databuild_dir() / "kubeconfig"
+        if candidate.is_file() and _reachable(candidate):
+            kubeconfig = candidate
+            print(f"using the running local control plane ({candidate})", flush=True)
+    log_dir = databuild_dir() / "demo"
+    try:
+        if kubeconfig is None:
+            print(
+                "starting a local control plane (etcd, kube-apiserver, "
+                "kube-controller-manager, kube-scheduler, kwok) ...",
+                flush=True,
+            )
+            plane = ControlPlane().start()
+            kubeconfig = plane.kubeconfig
+            print(f"control plane ready in {time.monotonic() - started:.1f}s", flush=True)
+        code = run_demo(
+            kubeconfig,
+            root=root,
+            namespace=namespace,
+            timeout=args.timeout,
+            log_dir=log_dir,
+            out=sys.stdout,
+        )
+        print(f"demo finished in {time.monotonic() - started:.1f}s", flush=True)
+        return code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if plane is not None:
+            plane.stop()
+        elif kubeconfig is not None and not args.keep:
+            with contextlib.suppress(Exception):
+                api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+                request(api, "DELETE", f"/api/v1/namespaces/{namespace}")
+                api.close()
 
 
 if __name__ == "__main__":
