@@ -12,8 +12,7 @@ import ssl
 import tempfile
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,6 +42,10 @@ APISERVER = "kube-apiserver"
 CONTROLLER_MANAGER = "kube-controller-manager"
 SCHEDULER = "kube-scheduler"
 KWOK = "kwok"
+
+
+_PORT_ATTEMPTS = 3
+_ADDRESS_IN_USE = "address already in use"
 
 
 class ControlPlaneError(RuntimeError):
@@ -155,8 +158,9 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-# Every started, not yet stopped control plane: stopped at interpreter exit.
-_RUNNING: weakref.WeakSet[ControlPlane] = weakref.WeakSet()
+# Every started, not yet stopped control plane: stopped at interpreter exit. Strong
+# references: one the caller forgot is still stopped in order.
+_RUNNING: set[ControlPlane] = set()
 
 
 def _stop_all() -> None:
@@ -232,7 +236,7 @@ class ControlPlane:
         self.timings: dict[str, float] = {}
         self._processes: list[Process] = []
         self._ssl: ssl.SSLContext | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._started_at = 0.0
 
     # -- public API -------------------------------------------------------------------
@@ -268,14 +272,24 @@ class ControlPlane:
         with self._lock:
             if self._processes:
                 raise ControlPlaneError("this control plane is already started")
-            self._started_at = time.monotonic()
             install_exit_hooks(_stop_all)
             _RUNNING.add(self)
-            try:
-                self._start()
-            except BaseException:
-                self._stop_processes()
-                raise
+            for attempt in range(1, _PORT_ATTEMPTS + 1):
+                self._started_at = time.monotonic()
+                self.timings = {}
+                try:
+                    self._start()
+                except ControlPlaneError as e:
+                    self._stop_processes()
+                    # Another process may bind a port between our probe and the
+                    # component's own bind: then start over on other ports.
+                    if _ADDRESS_IN_USE in str(e) and attempt < _PORT_ATTEMPTS:
+                        continue
+                    raise
+                except BaseException:
+                    self._stop_processes()
+                    raise
+                break
         return self
 
     def stop(self) -> None:
@@ -328,7 +342,9 @@ class ControlPlane:
         apiserver = self._spawn(
             APISERVER, [str(binaries.kube_apiserver), *self._apiserver_args(ports, files)]
         )
-        self._wait(apiserver, "/readyz", lambda: self._get(ports.apiserver, "/readyz")[0] == 200)
+        self._wait(
+            apiserver, "/readyz", lambda: self._request(ports.apiserver, "/readyz")[0] == 200
+        )
         self._mark(APISERVER)
 
         waits: list[tuple[Process, str, Callable[[], bool]]] = []
@@ -360,7 +376,7 @@ class ControlPlane:
                 self._process(CONTROLLER_MANAGER),
                 "the `default` ServiceAccount in namespace `default`",
                 lambda: (
-                    self._get(
+                    self._request(
                         ports.apiserver, "/api/v1/namespaces/default/serviceaccounts/default"
                     )[0]
                     == 200
@@ -575,7 +591,7 @@ class ControlPlane:
 
     # -- HTTP probes (stdlib only: no proxy settings apply to loopback here) -----------
 
-    def _get(self, port: int, path: str, *, body: bytes | None = None) -> tuple[int, bytes]:
+    def _request(self, port: int, path: str, *, body: bytes | None = None) -> tuple[int, bytes]:
         connection = http.client.HTTPSConnection("127.0.0.1", port, context=self._ssl, timeout=5)
         try:
             method = "POST" if body is not None else "GET"
@@ -629,7 +645,7 @@ class ControlPlane:
             "spec": {},
             "status": {"allocatable": capacity, "capacity": capacity},
         }
-        status, body = self._get(
+        status, body = self._request(
             self.ports.apiserver, "/api/v1/nodes", body=json.dumps(node).encode()
         )
         if status not in (200, 201):
@@ -639,7 +655,7 @@ class ControlPlane:
 
     def _node_ready(self) -> bool:
         assert self.ports is not None
-        status, body = self._get(self.ports.apiserver, f"/api/v1/nodes/{NODE_NAME}")
+        status, body = self._request(self.ports.apiserver, f"/api/v1/nodes/{NODE_NAME}")
         if status != 200:
             return False
         node = json.loads(body)
@@ -657,11 +673,3 @@ class ControlPlane:
         for process in reversed(self._processes):
             process.stop()
         self._processes.clear()
-
-
-def iter_component_logs(plane: ControlPlane) -> Iterator[Path]:
-    """The log files of a control plane, in start order."""
-    for name in (ETCD, APISERVER, CONTROLLER_MANAGER, SCHEDULER, KWOK):
-        path = plane.logs_dir / f"{name}.log"
-        if path.exists():
-            yield path
