@@ -96,10 +96,16 @@ def test_fifty_partition_backfill(scenario: Scenario) -> None:
     assert len(_jobs(sc)) == 100
     for d in dates[:3]:
         assert sc.partition(f"daily/date={d}")["status"]["inputs"] == [f"raw/date={d}"]
-    writes = api_writes(operator.metrics())
+    metrics = operator.metrics()
+    writes = api_writes(metrics)
+    breakdown = {
+        k.removeprefix("databuild_api_writes_total"): int(v)
+        for k, v in metrics.items()
+        if k.startswith("databuild_api_writes_total{")
+    }
     print(
         f"\nbackfill: 50 wanted (100 built) partitions in {elapsed:.1f}s, "
-        f"{writes:.0f} API writes, {writes / 100:.1f} per built partition"
+        f"{writes:.0f} API writes, {writes / 100:.1f} per built partition: {breakdown}"
     )
 
 

@@ -30,6 +30,7 @@ from databuild.adapters.labels import (
     label_value,
 )
 from databuild.adapters.resources import API_VERSION, REF_PATTERN, JobDefinitionSpec
+from databuild.domain.refs import substitute_captures
 
 ENV_PARTITIONS = "DATABUILD_PARTITIONS"
 ENV_INPUTS = "DATABUILD_INPUTS"
@@ -37,9 +38,6 @@ ENV_JOB_RUN = "DATABUILD_JOB_RUN"
 
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86400
 
-# Only "{identifier}" is a placeholder; "${HOME}" in a shell script stays as it is unless
-# HOME happens to be a capture name, and unknown names are left untouched.
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _REF = re.compile(REF_PATTERN)
 
 
@@ -56,12 +54,7 @@ def batch_job_name(job_run: str, attempt: int) -> str:
 
 def substitute(text: str, captures: Mapping[str, str]) -> str:
     """Replace ``{name}`` placeholders whose name is a capture; leave everything else."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return captures[name] if name in captures else match.group(0)
-
-    return _PLACEHOLDER.sub(replace, text)
+    return substitute_captures(text, captures)
 
 
 @dataclass(frozen=True)
@@ -123,6 +116,7 @@ def render_job(
     captures: Mapping[str, str],
     attempt: int,
     ttl_seconds_after_finished: int = DEFAULT_TTL_SECONDS_AFTER_FINISHED,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job for one attempt of a JobRun.
 
@@ -131,8 +125,9 @@ def render_job(
     ``DATABUILD_PARTITIONS``, ``DATABUILD_INPUTS`` (JSON lists) and ``DATABUILD_JOB_RUN``.
     The Job is controlled by the JobRun, never retried by Kubernetes (the operator owns
     the retry budget), and kept ``ttl_seconds_after_finished`` so its logs stay readable.
+    ``name`` is the planner's name for the Job (default :func:`batch_job_name`).
     """
-    name = batch_job_name(run.name, attempt)
+    name = name or batch_job_name(run.name, attempt)
     labels = job_labels(run)
     annotations = {ATTEMPT_ANNOTATION: str(attempt)}
 

@@ -15,16 +15,18 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from databuild.domain.refs import MAX_REF_LENGTH, PARTITION_REF_PATTERN
+
 GROUP = "databuild.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "databuild"
 
 # A partition ref: one or more "/"-separated segments of printable ASCII other than space,
-# e.g. "daily_summary/date=2025-01-01" (the domain's rule, kept RE2-compatible because the
-# API server evaluates the same regex).
-REF_PATTERN = r"^[!-.0-~]+(/[!-.0-~]+)*$"
-REF_MAX_LENGTH = 1024
+# e.g. "daily_summary/date=2025-01-01". The domain owns the rule; the regex is
+# RE2-compatible, so the API server evaluates the very same one.
+REF_PATTERN = PARTITION_REF_PATTERN
+REF_MAX_LENGTH = MAX_REF_LENGTH
 
 # A partition pattern: like a ref, but any segment may contain captures "{name}" or
 # "{name:REGEX}". A capture's REGEX may hold quantifier braces ("\d{4}") but no other

@@ -349,6 +349,7 @@ class Executor:
                 captures=action.captures,
                 attempt=action.attempt,
                 ttl_seconds_after_finished=self.job_ttl_seconds,
+                name=action.name,
             )
             if action.active_deadline_seconds is not None:
                 manifest["spec"]["activeDeadlineSeconds"] = action.active_deadline_seconds

@@ -20,6 +20,7 @@ import kopf
 from kubernetes import client, config
 
 from databuild import domain
+from databuild.adapters.bel import attach as attach_bel
 from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import handlers, metrics
@@ -110,6 +111,17 @@ class Operator:
         self.gateway: Gateway = gateway or KubernetesGateway(self.api)
         self.store = WorldStore()
         self.bel = BuildEventLog()
+        self.metrics = metrics.OperatorMetrics()
+        self.metrics.watch_store(self.store)
+        self.bel_writer = attach_bel(
+            self.bel,
+            settings.bel_url,
+            lookup=self.store.get,
+            observers=[self.metrics.observe_event],
+            retention_days=settings.bel_retention_days,
+        )
+        if self.bel_writer is not None:
+            self.metrics.watch_bel_writer(self.bel_writer)
         self.leadership: LeaderElection | AlwaysLeader
         if settings.leader_election:
             self.leadership = LeaderElection(
@@ -184,6 +196,7 @@ class Operator:
                     self.leadership.is_leading,
                 ),
                 self.settings.metrics_port,
+                metrics=self.metrics,
             )
         liveness = (
             f"http://0.0.0.0:{self.settings.health_port}/healthz"
@@ -217,6 +230,8 @@ class Operator:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.leadership.release()
+            if self.bel_writer is not None:
+                await asyncio.to_thread(self.bel_writer.close, 10.0)
             log.info("stopped")
 
 

@@ -42,6 +42,10 @@ class Settings:
     """This process in the Lease (unique per process)."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (``None``: not at all)."""
+    bel_url: str | None = None
+    """Build Event Log store (``sqlite:///path`` or ``postgresql://...``); ``None``: none."""
+    bel_retention_days: float | None = None
+    """Delete BEL events older than this many days (``None``: keep everything)."""
     health_port: int | None = None
     """Serve kopf's liveness probe on this port at /healthz (``None``: not at all)."""
     watch_inactivity_timeout: float = 70.0
@@ -107,6 +111,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--health-port", type=int, help="serve the liveness probe on this port")
     p.add_argument(
+        "--bel-url",
+        help="Build Event Log store: sqlite:///path/bel.db or postgresql://user@host/db",
+    )
+    p.add_argument("--bel-retention-days", type=float, help="delete BEL events older than this")
+    p.add_argument(
         "--watch-inactivity-timeout",
         type=float,
         help="reconnect silent watches after this many seconds (default 70)",
@@ -149,6 +158,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     pick("lease_duration_seconds", args.lease_duration_seconds, float)
     pick("metrics_port", args.metrics_port, int)
     pick("health_port", args.health_port, int)
+    pick("bel_url", args.bel_url)
+    pick("bel_retention_days", args.bel_retention_days, float)
     pick("watch_inactivity_timeout", args.watch_inactivity_timeout, float)
     pick("log_format", args.log_format)
     pick("log_level", args.log_level)
