@@ -79,3 +79,44 @@ def test_duration_delays_completion(kube: client.ApiClient, namespace: str) -> N
         ran = (terminated.finished_at - pod.status.start_time).total_seconds()
         # Timestamps have one-second resolution.
         assert ran >= 4.0, f"{name} ran {ran}s"
+
+
+def test_edge_cases_of_the_simulated_outcomes(kube: client.ApiClient, namespace: str) -> None:
+    batch = client.BatchV1Api(kube)
+    message = 'line one\nline "two" \\ ünïcode {"a": [1]}'
+    jobs = {
+        # No attempt annotation: a first attempt.
+        "first-no-attempt": simulated("fail-first"),
+        # A failed container cannot exit 0: it becomes 1.
+        "exit-zero": simulated("fail", exit_code=0),
+        "exit-junk": {
+            "labels": {"kwok.databuild.dev/outcome": "fail"},
+            "annotations": {"kwok.databuild.dev/exit-code": "three"},
+        },
+        "odd-message": simulated("fail", exit_code=42, message=message),
+        # Annotations alone never make a pod fail.
+        "annotations-only": {
+            "labels": {},
+            "annotations": simulated("fail", exit_code=5)["annotations"],
+        },
+    }
+    for name, meta in jobs.items():
+        batch.create_namespaced_job(namespace, job_manifest(name, **meta))
+
+    assert {name: wait_job(kube, namespace, name) for name in jobs} == {
+        "first-no-attempt": "Failed",
+        "exit-zero": "Failed",
+        "exit-junk": "Failed",
+        "odd-message": "Failed",
+        "annotations-only": "Complete",
+    }
+
+    def terminated(name: str) -> client.V1ContainerStateTerminated:
+        [pod] = job_pods(kube, namespace, name)
+        return pod.status.container_statuses[0].state.terminated
+
+    assert terminated("exit-zero").exit_code == 1
+    assert terminated("exit-junk").exit_code == 1
+    assert terminated("odd-message").exit_code == 42
+    assert terminated("odd-message").message == message
+    assert terminated("annotations-only").exit_code == 0
