@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from databuild.domain.actions import (
     Action,
@@ -66,6 +67,8 @@ from databuild.domain.world import (
     JobOutcome,
     JobRun,
     OutcomeKind,
+    Partition,
+    Settings,
     Want,
     WantStatus,
     World,
@@ -75,6 +78,7 @@ __all__ = [
     "MAX_BACKOFF_SECONDS",
     "Blocker",
     "Plan",
+    "Planner",
     "Resolution",
     "Resolver",
     "plan",
@@ -193,7 +197,7 @@ def plan(world: World, now: datetime) -> Plan:
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _Planning(world, now, Resolver(world.job_definitions)).run()
+        return _Planning(world, Resolver(world.job_definitions)).run(now)
     finally:
         if paused:
             gc.enable()
@@ -211,32 +215,61 @@ _TERMINAL_WANT = (WantSuccessful, WantFailed, WantExpired)
 
 
 class _Planning:
-    """One planning pass over a mutable copy of the world."""
+    """The planner's working state: a mutable copy of the world plus indexes.
 
-    def __init__(self, world: World, now: datetime, resolver: Resolver) -> None:
-        self.world = world
-        self.now = now
+    ``plan()`` builds one, runs one full pass and drops it. :class:`Planner` keeps one
+    between plans and runs the full pass only when needed, the local pass otherwise.
+    Every decision is applied to this state as it is emitted, so it always equals the
+    world after the actions so far.
+    """
+
+    def __init__(self, world: World, resolver: Resolver) -> None:
+        self.defs: Mapping[str, JobDefinition] = world.job_definitions
+        self.settings = world.settings
+        self.outcomes: dict[tuple[str, int], JobOutcome] = dict(world.outcomes)
         self.resolver = resolver
-        self.actions: list[Action] = []
         self.parts: dict[str, PartitionState] = {r: p.state for r, p in world.partitions.items()}
         self.runs: dict[str, JobRun] = dict(world.job_runs)
         self.wants: dict[str, Want] = {n: w for n, w in world.wants.items() if not w.deleted}
-        self.wakeups: list[datetime] = []
-        # Non-terminal run per output ref (invariant 1), computed from the JobRuns.
-        self.active: dict[str, str] = {}
+        # Indexes, rebuilt by every full pass and kept up to date by every transition.
+        self.active: dict[str, str] = {}  # output ref -> its non-terminal run (invariant 1)
         self.wants_by_source: dict[str, list[str]] = {}
         self.wants_by_ref: dict[str, list[str]] = {}
-        self.needers: dict[str, list[str]] = {}  # input ref -> active runs waiting on it
+        self.needers: dict[str, list[str]] = {}  # input ref -> runs waiting on it
         self.run_counts: dict[tuple[str, tuple[str, ...]], int] | None = None
+        self.running_total = 0
+        self.running_by_jd: dict[str, int] = {}
+        self.queue: list[tuple[datetime, str]] = []  # heap of Queued runs, oldest first
+        self.retries: list[tuple[datetime, str]] = []  # heap of retry-after times
+        self.deadlines: list[tuple[datetime, str]] = []  # heap of Want TTL/SLA deadlines
+        # Results of the last full pass's walk of the need graph.
         self.blockers: dict[str, Blocker] = {}
         self.doomed: dict[str, Blocker] = {}  # refs that can never be built (cycles)
         self.needed_runs: set[str] = set()
         self.needed_refs: list[str] = []  # post-order of the need graph: upstream first
+        # Per pass.
+        self.now = datetime.min.replace(tzinfo=UTC)
+        self.actions: list[Action] = []
         self.started_here: set[str] = set()
+        self.touched_refs: set[str] = set()
+        self.touched_runs: set[str] = set()
+        self.newly_live: list[str] = []
+        self.unblocked: set[str] = set()  # refs with nothing blocking upstream (this pass)
 
-    # --- entry ---------------------------------------------------------------------------
+    def _begin(self, now: datetime) -> None:
+        self.now = now
+        self.actions = []
+        self.started_here = set()
+        self.touched_refs = set()
+        self.touched_runs = set()
+        self.newly_live = []
+        self.unblocked = set()
 
-    def run(self) -> Plan:
+    # --- the full pass --------------------------------------------------------------------
+
+    def run(self, now: datetime) -> Plan:
+        """Look at everything."""
+        self._begin(now)
         self._record_new_wants()
         self._index()
         self._observe_outcomes()
@@ -249,11 +282,136 @@ class _Planning:
                 break
         self._create_runs()
         self._cancel_unneeded()
-        self._settle_waiting()
+        self._settle_waiting(sorted(self.needed_runs))
+        self._index_queue()
         self._start_runs()
-        self._derive_wants()
-        wake = min(self.wakeups) if self.wakeups else None
-        return Plan(tuple(self.actions), wake)
+        self._ensure_batch_jobs(set(self.active.values()))
+        for name in sorted(self.wants):
+            self._derive_want(name)
+        self._index_deadlines()
+        return Plan(tuple(self.actions), self._next_wakeup())
+
+    # --- the local pass -----------------------------------------------------------------
+
+    def run_local(self, now: datetime, dirty_runs: set[str]) -> Plan | None:
+        """Plan only around ``dirty_runs`` (new outcomes) and deadlines that came due.
+
+        Returns None, having changed nothing the full pass relies on, when the changes
+        need the full pass: a failure for good or a dependency miss (they change what is
+        needed), a TTL deadline, or an output conflict waiting for a run to finish.
+        """
+        if any(b.reason == "OutputConflict" for b in self.blockers.values()):
+            return None
+        for name in dirty_runs:
+            if not self._local_outcome(name):
+                return None
+        due = self._pop_due(self.deadlines, now)
+        if any(self._ttl_valid(when, name) for when, name in due):
+            return None  # the full pass rebuilds the deadline heap
+        self._begin(now)
+        for name in sorted(dirty_runs):
+            run = self.runs[name]
+            if isinstance(run.state, JobRunRunning):
+                outcome = self.outcomes.get((name, run.state.attempt))
+                if outcome is not None and outcome.kind is not OutcomeKind.RUNNING:
+                    self._apply_outcome(run, run.state, outcome)
+        waiting = {
+            n for ref in self.newly_live for n in self.needers.get(ref, ()) if n in self.needed_runs
+        }
+        self._settle_waiting(sorted(waiting))
+        self._start_runs()
+        self._ensure_batch_jobs(dirty_runs | self.started_here)
+        wants = {name for _, name in due if name in self.wants}  # SLA deadlines
+        for ref in self.touched_refs:
+            wants.update(self.wants_by_ref.get(ref, ()))
+        for name in self.touched_runs:
+            for ref in self.runs[name].partitions:
+                wants.update(self.wants_by_ref.get(ref, ()))
+        for name in sorted(wants):
+            self._derive_want(name)
+        return Plan(tuple(self.actions), self._next_wakeup())
+
+    def _local_outcome(self, name: str) -> bool:
+        """Whether the observed outcome of run ``name`` can be handled by the local pass."""
+        run = self.runs.get(name)
+        if run is None:
+            return False
+        state = run.state
+        if not isinstance(state, JobRunRunning):
+            return True  # outcomes of runs that are not Running are ignored
+        outcome = self.outcomes.get((name, state.attempt))
+        if outcome is None or outcome.kind is OutcomeKind.RUNNING:
+            return True
+        if outcome.kind is OutcomeKind.SUCCEEDED:
+            return all(
+                isinstance(self.wants[w].state, _TERMINAL_WANT)
+                for w in self.wants_by_source.get(name, ())
+                if w in self.wants
+            )
+        if outcome.kind is OutcomeKind.FAILED:
+            jd = self.defs.get(run.job_definition)
+            return jd is not None and state.failed_attempts < jd.retry.limit
+        return False
+
+    # --- deadlines ----------------------------------------------------------------------------
+
+    def _want_deadlines(self, want: Want) -> list[tuple[datetime, str]]:
+        out: list[tuple[datetime, str]] = []
+        if isinstance(want.state, _TERMINAL_WANT):
+            return out
+        for seconds in (want.ttl_seconds, want.sla_seconds):
+            if seconds is not None:
+                out.append((want.clock_start + timedelta(seconds=seconds), want.name))
+        return out
+
+    def _index_deadlines(self) -> None:
+        self.deadlines = [d for w in self.wants.values() for d in self._want_deadlines(w)]
+        heapq.heapify(self.deadlines)
+
+    def _ttl_valid(self, when: datetime, name: str) -> bool:
+        want = self.wants.get(name)
+        return (
+            want is not None
+            and want.ttl_seconds is not None
+            and not isinstance(want.state, _TERMINAL_WANT)
+            and want.clock_start + timedelta(seconds=want.ttl_seconds) == when
+        )
+
+    def _deadline_valid(self, when: datetime, name: str) -> bool:
+        want = self.wants.get(name)
+        return want is not None and (when, name) in self._want_deadlines(want)
+
+    def _retry_valid(self, when: datetime, name: str) -> bool:
+        run = self.runs.get(name)
+        return (
+            run is not None
+            and isinstance(run.state, JobRunQueued)
+            and run.state.retry_after == when
+            and self.active.get(run.partitions[0]) == name
+        )
+
+    @staticmethod
+    def _pop_due(heap: list[tuple[datetime, str]], now: datetime) -> list[tuple[datetime, str]]:
+        due: list[tuple[datetime, str]] = []
+        while heap and heap[0][0] <= now:
+            due.append(heapq.heappop(heap))
+        return due
+
+    def _next_wakeup(self) -> datetime | None:
+        """The earliest future retry-after, TTL or SLA deadline (stale entries dropped).
+
+        Deadlines at or before now were dealt with by this pass, so they are dropped too.
+        """
+        found: datetime | None = None
+        for heap, valid in (
+            (self.retries, self._retry_valid),
+            (self.deadlines, self._deadline_valid),
+        ):
+            while heap and (heap[0][0] <= self.now or not valid(*heap[0])):
+                heapq.heappop(heap)
+            if heap and (found is None or heap[0][0] < found):
+                found = heap[0][0]
+        return found
 
     def _record_new_wants(self) -> None:
         for name in sorted(self.wants):
@@ -277,6 +435,19 @@ class _Planning:
     # --- indexes --------------------------------------------------------------------------
 
     def _index(self) -> None:
+        self.active = {}
+        self.wants_by_source = {}
+        self.wants_by_ref = {}
+        self.needers = {}
+        self.run_counts = None
+        self.doomed = {}
+        self.running_total = 0
+        self.running_by_jd = {}
+        for run in self.runs.values():
+            if isinstance(run.state, JobRunRunning):
+                self.running_total += 1
+                jd_name = run.job_definition
+                self.running_by_jd[jd_name] = self.running_by_jd.get(jd_name, 0) + 1
         duplicates: list[str] = []
         for name in sorted(self.runs, key=lambda n: (self.runs[n].created_at, n)):
             run = self.runs[name]
@@ -292,9 +463,8 @@ class _Planning:
             want = self.wants[name]
             if want.source_job_run is not None:
                 self.wants_by_source.setdefault(want.source_job_run, []).append(name)
-            if not isinstance(want.state, _TERMINAL_WANT):
-                for ref in want.partitions:
-                    self.wants_by_ref.setdefault(ref, []).append(name)
+            for ref in want.partitions:
+                self.wants_by_ref.setdefault(ref, []).append(name)
         for name in duplicates:
             self._cancel(name, "DuplicateBuild: another JobRun builds the same partition")
 
@@ -313,6 +483,18 @@ class _Planning:
         run = self.runs[name]
         self.actions.append(TransitionJobRun(name, run.state.STATE, state, event))
         self.runs[name] = dataclasses.replace(run, state=state)
+        self.touched_runs.add(name)
+        jd_name = run.job_definition
+        if isinstance(run.state, JobRunRunning):
+            self.running_total -= 1
+            self.running_by_jd[jd_name] -= 1
+        if isinstance(state, JobRunRunning):
+            self.running_total += 1
+            self.running_by_jd[jd_name] = self.running_by_jd.get(jd_name, 0) + 1
+        elif isinstance(state, JobRunQueued):
+            heapq.heappush(self.queue, (run.created_at, name))
+            if state.retry_after is not None:
+                heapq.heappush(self.retries, (state.retry_after, name))
         if not isinstance(state, _ACTIVE):
             for ref in run.partitions:
                 if self.active.get(ref) == name:
@@ -324,6 +506,9 @@ class _Planning:
             TransitionPartition(partition_name(ref), PartitionRef(ref), old.STATE, state, event)
         )
         self.parts[ref] = state
+        self.touched_refs.add(ref)
+        if isinstance(state, PartitionLive):
+            self.newly_live.append(ref)
 
     def _set_want(self, name: str, state: WantState, event: Event) -> None:
         want = self.wants[name]
@@ -339,6 +524,7 @@ class _Planning:
             )
             self.actions.append(CreatePartition(name, ref, event))
             state = self.parts[ref] = PartitionMissing()
+            self.touched_refs.add(ref)
         return state
 
     # --- A: outcomes of running batch Jobs -------------------------------------------------
@@ -348,7 +534,7 @@ class _Planning:
             run = self.runs[name]
             if not isinstance(run.state, JobRunRunning):
                 continue
-            outcome = self.world.outcomes.get((name, run.state.attempt))
+            outcome = self.outcomes.get((name, run.state.attempt))
             if outcome is None or outcome.kind is OutcomeKind.RUNNING:
                 continue
             self._apply_outcome(run, run.state, outcome)
@@ -394,7 +580,7 @@ class _Planning:
             self._index_needs(self.runs[run.name])
             return
         # A plain failure (or a dependency miss naming nothing).
-        jd = self.world.job_definitions.get(run.job_definition)
+        jd = self.defs.get(run.job_definition)
         limit = jd.retry.limit if jd is not None else 0
         code = "" if outcome.exit_code is None else f" (exit code {outcome.exit_code})"
         detail = f": {outcome.message}" if outcome.message else ""
@@ -735,13 +921,14 @@ class _Planning:
             return
         if isinstance(state, JobRunRunning):
             self.actions.append(DeleteBatchJob(state.batch_job, name))
+            self.outcomes.pop((name, state.attempt), None)
         self._set_run(name, *state.cancel(name, at=self.now, reason=reason))
         self._finish_outputs(name)
 
     # --- F: waiting <-> queued ----------------------------------------------------------------
 
-    def _settle_waiting(self) -> None:
-        for name in sorted(self.needed_runs):
+    def _settle_waiting(self, names: Iterable[str]) -> None:
+        for name in names:
             run = self.runs[name]
             state = run.state
             if not isinstance(state, JobRunQueued | JobRunWaitingForUpstream):
@@ -759,46 +946,65 @@ class _Planning:
 
     # --- G: start queued runs within the limits -------------------------------------------
 
+    def _index_queue(self) -> None:
+        self.queue = []
+        self.retries = []
+        for name in set(self.active.values()):
+            run = self.runs[name]
+            if isinstance(run.state, JobRunQueued):
+                self.queue.append((run.created_at, name))
+                if run.state.retry_after is not None:
+                    self.retries.append((run.state.retry_after, name))
+        heapq.heapify(self.queue)
+        heapq.heapify(self.retries)
+
     def _start_runs(self) -> None:
-        running_total = 0
-        running_by_jd: dict[str, int] = {}
-        ready: list[JobRun] = []
-        for name in sorted(set(self.active.values())):
-            run = self.runs[name]
-            if isinstance(run.state, JobRunRunning):
-                running_total += 1
-                running_by_jd[run.job_definition] = running_by_jd.get(run.job_definition, 0) + 1
-            elif isinstance(run.state, JobRunQueued):
-                ready.append(run)
-        ready.sort(key=lambda r: (r.created_at, r.name))
-        limit = self.world.settings.max_concurrent_runs
-        for run in ready:
+        """Start Queued runs, oldest first, while the concurrency limits allow."""
+        limit = self.settings.max_concurrent_runs
+        held: list[tuple[datetime, str]] = []
+        seen: set[str] = set()
+        while self.queue:
+            if limit is not None and self.running_total >= limit:
+                break
+            entry = heapq.heappop(self.queue)
+            name = entry[1]
+            run = self.runs.get(name)
+            if run is None or name in seen:
+                continue
             state = run.state
-            assert isinstance(state, JobRunQueued)
-            if state.retry_after is not None and state.retry_after > self.now:
-                self.wakeups.append(state.retry_after)
+            if not isinstance(state, JobRunQueued) or self.active.get(run.partitions[0]) != name:
+                continue  # stale entry: the run moved on
+            seen.add(name)
+            jd = self.defs.get(run.job_definition)
+            if (
+                (state.retry_after is not None and state.retry_after > self.now)
+                or jd is None
+                or jd.error is not None  # its JobDefinition vanished or broke: wait for a fix
+                or (
+                    jd.max_concurrent_runs is not None
+                    and self.running_by_jd.get(jd.name, 0) >= jd.max_concurrent_runs
+                )
+            ):
+                held.append(entry)
                 continue
-            jd = self.world.job_definitions.get(run.job_definition)
-            if jd is None or jd.error is not None:
-                continue  # its JobDefinition vanished or broke; the run waits for a fix
-            if limit is not None and running_total >= limit:
+            self._set_run(name, *state.start(name, at=self.now))
+            self.started_here.add(name)
+        for entry in held:
+            heapq.heappush(self.queue, entry)
+
+    def _ensure_batch_jobs(self, names: Iterable[str]) -> None:
+        """Every Running run has its batch Job (created just now, or recreated after a crash)."""
+        for name in sorted(names):
+            run = self.runs.get(name)
+            if run is None:
                 continue
-            per_jd = running_by_jd.get(jd.name, 0)
-            if jd.max_concurrent_runs is not None and per_jd >= jd.max_concurrent_runs:
-                continue
-            running_total += 1
-            running_by_jd[jd.name] = per_jd + 1
-            self._set_run(run.name, *state.start(run.name, at=self.now))
-            self.started_here.add(run.name)
-        # Every Running run has its batch Job (created just now, or recreated after a crash).
-        for name in sorted(set(self.active.values())):
-            run = self.runs[name]
             state = run.state
             if not isinstance(state, JobRunRunning):
                 continue
-            if name not in self.started_here and (name, state.attempt) in self.world.outcomes:
+            key = (name, state.attempt)
+            if name not in self.started_here and key in self.outcomes:
                 continue
-            jd = self.world.job_definitions.get(run.job_definition)
+            jd = self.defs.get(run.job_definition)
             self.actions.append(
                 CreateBatchJob(
                     state.batch_job,
@@ -811,12 +1017,10 @@ class _Planning:
                     jd.active_deadline_seconds if jd is not None else None,
                 )
             )
+            # It will exist (AlreadyExists counts): do not create it again next time.
+            self.outcomes.setdefault(key, JobOutcome(name, state.attempt, OutcomeKind.RUNNING))
 
     # --- H: Want states, status, deadlines ---------------------------------------------------
-
-    def _derive_wants(self) -> None:
-        for name in sorted(self.wants):
-            self._derive_want(name)
 
     def _derive_want(self, name: str) -> None:
         want = self.wants[name]
@@ -845,11 +1049,6 @@ class _Planning:
         if not isinstance(state, _TERMINAL_WANT):
             source = want.source_job_run
             source_run = self.runs.get(source) if source is not None else None
-            deadline = (
-                want.clock_start + timedelta(seconds=want.ttl_seconds)
-                if want.ttl_seconds is not None
-                else None
-            )
             if live == len(want.partitions):
                 if isinstance(state, WantPending | WantUpstreamBuilding):
                     self._set_want(name, *state.build(name, at=now))
@@ -869,17 +1068,12 @@ class _Planning:
                         message=f"the JobRun {source} that needed these partitions {ended}",
                     ),
                 )
-            else:
-                if deadline is not None:
-                    self.wakeups.append(deadline)
-                if upstream and isinstance(state, WantPending | WantBuilding):
-                    self._set_want(name, *state.wait_for_upstream(name, at=now))
-                elif (
-                    building
-                    and not upstream
-                    and isinstance(state, WantPending | WantUpstreamBuilding)
-                ):
-                    self._set_want(name, *state.build(name, at=now))
+            elif upstream and isinstance(state, WantPending | WantBuilding):
+                self._set_want(name, *state.wait_for_upstream(name, at=now))
+            elif (
+                building and not upstream and isinstance(state, WantPending | WantUpstreamBuilding)
+            ):
+                self._set_want(name, *state.build(name, at=now))
         want = self.wants[name]
         sla_breached = want.status.sla_breached
         if want.sla_seconds is not None and not isinstance(want.state, _TERMINAL_WANT):
@@ -889,8 +1083,6 @@ class _Planning:
                 self.actions.append(
                     FlagSlaBreach(name, sla, f"not Successful by its SLA ({sla.isoformat()})")
                 )
-            elif now < sla:
-                self.wakeups.append(sla)
         conditions = self._conditions(want, blocker)
         status = WantStatus(dict(sorted(counts.items())), conditions, want.generation, sla_breached)
         if status != want.status:
@@ -904,26 +1096,28 @@ class _Planning:
                     sla_breached,
                 )
             )
+            self.wants[name] = dataclasses.replace(want, status=status)
 
     def _blocker_of(self, ref: str) -> Blocker | None:
         """The first reason found upstream of ``ref`` why it cannot progress."""
+        if not self.blockers and not self.doomed:
+            return None
         seen: set[str] = set()
         work = [ref]
         while work:
             cur = work.pop()
-            if cur in seen:
+            if cur in seen or cur in self.unblocked:
                 continue
             seen.add(cur)
             found = self.blockers.get(cur) or self.doomed.get(cur)
             if found is not None:
                 return found
-            if len(seen) > 10_000:  # bounded: a status message is best effort
-                return None
             run_name = self.active.get(cur)
             if run_name is not None and isinstance(
                 self.runs[run_name].state, JobRunWaitingForUpstream
             ):
                 work.extend(r for r in self._edges(cur) if not self._is_live(r))
+        self.unblocked |= seen  # nothing blocks anything upstream of these (this pass)
         return None
 
     def _conditions(self, want: Want, blocker: Blocker | None) -> tuple[Condition, ...]:
@@ -946,3 +1140,121 @@ class _Planning:
             since = prev.last_transition_time if prev and prev.status == status else self.now
             out.append(Condition(ctype, status, reason, message, since))
         return tuple(out)
+
+
+class Planner:
+    """Incremental planning: keeps the world and its indexes between plans.
+
+    Feed it what the operator observes (``observe_*`` / ``forget_*``), call
+    :meth:`plan`, execute the actions. It assumes its actions get applied (their
+    echoes from the API are then no-ops); after a failed or partial execution build
+    a new Planner from the world read back from the API.
+
+    A new batch Job outcome (success, or a failure with retries left) and deadlines
+    coming due are planned locally, touching only the runs, partitions and Wants
+    involved. Anything else (a Want or JobDefinition change, a failure for good, a
+    dependency miss, a TTL, an unexpected status) runs the full pass, which gives the
+    same result as :func:`plan` on the same world.
+    """
+
+    def __init__(self, world: World) -> None:
+        self._state = _Planning(world, Resolver(world.job_definitions))
+        self._full = True
+        self._dirty_runs: set[str] = set()
+        self.full_passes = 0
+        """How many plans needed the full pass (for metrics and tests)."""
+
+    def plan(self, now: datetime) -> Plan:
+        """What the operator must do now; same result as ``plan(self.world(), now)``."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            result = None
+            if not self._full:
+                result = self._state.run_local(now, self._dirty_runs)
+            if result is None:
+                self.full_passes += 1
+                result = self._state.run(now)
+            self._full = False
+            self._dirty_runs = set()
+            return result
+        finally:
+            if paused:
+                gc.enable()
+
+    def world(self) -> World:
+        """The world as the planner believes it is (after its own actions)."""
+        state = self._state
+        return World(
+            job_definitions=dict(state.defs),
+            wants=dict(state.wants),
+            partitions={r: Partition(PartitionRef(r), p) for r, p in state.parts.items()},
+            job_runs=dict(state.runs),
+            outcomes=dict(state.outcomes),
+            settings=state.settings,
+        )
+
+    # --- observations ---------------------------------------------------------------------
+
+    def observe_outcome(self, outcome: JobOutcome) -> None:
+        """A batch Job was seen (created, running, finished)."""
+        key = (outcome.job_run, outcome.attempt)
+        if self._state.outcomes.get(key) != outcome:
+            self._state.outcomes[key] = outcome
+            self._dirty_runs.add(outcome.job_run)
+
+    def forget_outcome(self, job_run: str, attempt: int) -> None:
+        """A batch Job is gone (deleted, or garbage-collected after its retention)."""
+        if self._state.outcomes.pop((job_run, attempt), None) is not None:
+            self._dirty_runs.add(job_run)
+
+    def observe_want(self, want: Want) -> None:
+        """A Want was created or changed; an echo of the planner's own write is a no-op."""
+        if want.deleted:
+            self.forget_want(want.name)
+            return
+        old = self._state.wants.get(want.name)
+        if old is not None and dataclasses.replace(want, status=old.status) == old:
+            return  # only its derived status differs: ours is newer or equal
+        self._state.wants[want.name] = want
+        self._full = True
+
+    def forget_want(self, name: str) -> None:
+        """A Want was deleted (or is being deleted)."""
+        if self._state.wants.pop(name, None) is not None:
+            self._full = True
+
+    def observe_job_definition(self, definition: JobDefinition) -> None:
+        """A JobDefinition was created or changed."""
+        if self._state.defs.get(definition.name) != definition:
+            defs = dict(self._state.defs)
+            defs[definition.name] = definition
+            self._set_defs(defs)
+
+    def forget_job_definition(self, name: str) -> None:
+        """A JobDefinition was deleted."""
+        if name in self._state.defs:
+            self._set_defs({n: d for n, d in self._state.defs.items() if n != name})
+
+    def _set_defs(self, defs: Mapping[str, JobDefinition]) -> None:
+        self._state.defs = defs
+        self._state.resolver = Resolver(defs)
+        self._full = True
+
+    def observe_job_run(self, run: JobRun) -> None:
+        """A JobRun as read from the API; anything but an echo triggers the full pass."""
+        if self._state.runs.get(run.name) != run:
+            self._state.runs[run.name] = run
+            self._full = True
+
+    def observe_partition(self, partition: Partition) -> None:
+        """A Partition as read from the API (e.g. tainted by a user)."""
+        if self._state.parts.get(partition.ref) != partition.state:
+            self._state.parts[partition.ref] = partition.state
+            self._full = True
+
+    def observe_settings(self, settings: Settings) -> None:
+        """Operator settings changed."""
+        if settings != self._state.settings:
+            self._state.settings = settings
+            self._full = True

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from databuild.domain.actions import CreateBatchJob
 from databuild.domain.events import EntityKind
-from databuild.domain.planner import plan
+from databuild.domain.planner import Planner, plan
 from databuild.domain.refs import PartitionRef
 from databuild.domain.replay import replay
 from databuild.domain.simulation import Simulator, apply_actions
@@ -144,6 +144,18 @@ class Planning(RuleBasedStateMachine):
     def advance(self, seconds: int) -> None:
         self.sim.advance(seconds)
 
+    @rule(fail=st.booleans())
+    def finish_all_then_plan(self, fail: bool) -> None:
+        """Every running job finishes (all fail or all succeed), then the operator plans."""
+        kind = OutcomeKind.FAILED if fail else OutcomeKind.SUCCEEDED
+        outcomes = {
+            k: (JobOutcome(k[0], k[1], kind, int(fail)) if o.kind is OutcomeKind.RUNNING else o)
+            for k, o in self.sim.world.outcomes.items()
+        }
+        self.sim.world = dataclasses.replace(self.sim.world, outcomes=outcomes)
+        self.sim.advance(1)
+        self.plan_and_apply()
+
     # --- the operator -------------------------------------------------------------------
 
     @rule()
@@ -220,3 +232,68 @@ Planning.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestPlanning = Planning.TestCase
+
+
+def _key(action: object) -> str:
+    return repr(action)
+
+
+class IncrementalPlanning(Planning):
+    """The same random histories, planned by a long-lived Planner fed with the changes.
+
+    Every plan must equal the pure function's plan of the same world (as a set of
+    actions: their order may differ where it does not matter), and the Planner's own
+    picture of the world must equal the world after applying its actions.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.planner = Planner(self.sim.world)
+        self.synced = self.sim.world
+
+    def _sync(self) -> None:
+        """Tell the planner what changed outside it since the last sync."""
+        old, new = self.synced, self.sim.world
+        for name, definition in new.job_definitions.items():
+            if old.job_definitions.get(name) != definition:
+                self.planner.observe_job_definition(definition)
+        for name in set(old.job_definitions) - set(new.job_definitions):
+            self.planner.forget_job_definition(name)
+        for name, want in new.wants.items():
+            if old.wants.get(name) != want:
+                self.planner.observe_want(want)
+        for name in set(old.wants) - set(new.wants):
+            self.planner.forget_want(name)
+        for key, outcome in new.outcomes.items():
+            if old.outcomes.get(key) != outcome:
+                self.planner.observe_outcome(outcome)
+        for key in set(old.outcomes) - set(new.outcomes):
+            self.planner.forget_outcome(*key)
+
+    @rule()
+    def plan_and_apply(self) -> None:
+        self._sync()
+        expected = plan(self.sim.world, self.sim.now)
+        result = self.planner.plan(self.sim.now)
+        assert sorted(map(_key, result.actions)) == sorted(map(_key, expected.actions))
+        assert result.next_wakeup == expected.next_wakeup
+        self._apply(result.actions)
+        self.synced = self.sim.world
+        assert self.planner.world() == self.sim.world
+        again = self.planner.plan(self.sim.now)
+        assert again.actions == (), again.actions
+
+    @rule(cut=st.floats(0, 1))
+    def crash_midway(self, cut: float) -> None:
+        super().crash_midway(cut)
+        self.planner = Planner(self.sim.world)  # a restarted operator starts afresh
+        self.synced = self.sim.world
+
+
+IncrementalPlanning.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestIncrementalPlanning = IncrementalPlanning.TestCase
