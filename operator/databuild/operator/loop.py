@@ -79,6 +79,7 @@ class Orchestrator:
         debounce_seconds: float = 0.05,
         max_debounce_seconds: float = 0.5,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_reconcile: Callable[[float, bool], None] | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -88,6 +89,8 @@ class Orchestrator:
         self.max_debounce = max_debounce_seconds
         self.clock = clock
         self.stats = LoopStats()
+        self.on_reconcile = on_reconcile
+        """Told the duration of every planning pass and whether it went well (metrics)."""
         self._deadlines: dict[str, datetime] = {}
         self._backoff: dict[str, tuple[float, float]] = {}  # ns -> (delay, not before)
         self.idle = asyncio.Event()
@@ -167,7 +170,10 @@ class Orchestrator:
                 self._back_off(namespace)
                 return result
             result = await self.executor.execute(snap, plan, now)
-            self.stats.observe(time.monotonic() - started, len(plan), result)
+            seconds = time.monotonic() - started
+            self.stats.observe(seconds, len(plan), result)
+            if self.on_reconcile is not None:
+                self.on_reconcile(seconds, not result.errors)
             if plan.actions:
                 log.debug(
                     "namespace %s: %d actions, %d writes", namespace, len(plan), result.writes

@@ -147,6 +147,7 @@ class Operator:
             settings=domain.Settings(max_concurrent_runs=settings.max_concurrent_runs),
             debounce_seconds=settings.debounce_seconds,
             max_debounce_seconds=settings.max_debounce_seconds,
+            on_reconcile=lambda seconds, ok: self.metrics.observe_reconcile(seconds, ok=ok),
         )
         self.registry = kopf.OperatorRegistry()
         handlers.register(self.registry, self.store)
@@ -187,8 +188,9 @@ class Operator:
         """Run until ``stop_flag`` is set or a SIGINT/SIGTERM arrives."""
         kopf_settings = kopf.OperatorSettings()
         handlers.configure(kopf_settings, inactivity_timeout=self.settings.watch_inactivity_timeout)
+        server = None
         if self.settings.metrics_port is not None:
-            metrics.serve(
+            server = metrics.serve(
                 metrics.OperatorCollector(
                     self.gateway.stats,
                     self.orchestrator.stats,
@@ -232,6 +234,8 @@ class Operator:
             await self.leadership.release()
             if self.bel_writer is not None:
                 await asyncio.to_thread(self.bel_writer.close, 10.0)
+            if server is not None:
+                server.stop()
             log.info("stopped")
 
 
