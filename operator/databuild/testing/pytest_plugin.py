@@ -11,7 +11,7 @@ an environment with databuild-operator installed has the fixtures:
   already exists), deleted after the test.
 
 The control plane's directory (logs, kubeconfig) is under pytest's temporary
-directory; its path is printed when a test failed.
+directory; the terminal summary names it and the startup time.
 """
 
 from __future__ import annotations
@@ -36,6 +36,22 @@ KUBECONFIG_ENV = "DATABUILD_TEST_KUBECONFIG"
 TEST_NAMESPACE_LABEL = "databuild.dev/test-namespace"
 
 
+# What the session's control plane reported, for the terminal summary.
+_STARTED = pytest.StashKey[ControlPlane]()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """One line on the control plane, if the session started one: time and logs."""
+    plane = config.stash.get(_STARTED, None)
+    if plane is None:
+        return
+    ready = plane.timings.get("ready")
+    took = f"ready in {ready:.1f}s" if ready is not None else "failed to start"
+    terminalreporter.write_line(f"databuild control plane: {took}; logs: {plane.logs_dir}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Declare the marker, so suites with --strict-markers may use it."""
     config.addinivalue_line(
@@ -57,14 +73,12 @@ def control_plane(
         yield ExistingCluster(path)
         return
     plane = ControlPlane(run_dir=tmp_path_factory.mktemp("control-plane"))
+    request.config.stash[_STARTED] = plane
     plane.start()
     try:
         yield plane
     finally:
         plane.stop()
-        if request.session.testsfailed:
-            # Printed at teardown, so it shows with -s and in the captured output.
-            print(f"\ncontrol plane logs: {plane.logs_dir}")
 
 
 @pytest.fixture(scope="session")
