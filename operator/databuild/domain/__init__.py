@@ -19,7 +19,7 @@ from databuild.domain.actions import (
     UpdateWantStatus,
 )
 from databuild.domain.events import EntityKind, Event, IllegalTransition
-from databuild.domain.planner import Blocker, Plan, Resolution, Resolver, plan
+from databuild.domain.planner import Blocker, Plan, Planner, Resolution, Resolver, plan
 from databuild.domain.refs import (
     PARTITION_REF_PATTERN,
     InputTemplate,
@@ -70,6 +70,7 @@ from databuild.domain.states import (
     transition,
     want_status,
 )
+from databuild.domain.taint import taint
 from databuild.domain.world import (
     Condition,
     JobDefinition,
@@ -126,6 +127,7 @@ __all__ = [
     "PartitionTainted",
     "PatternError",
     "Plan",
+    "Planner",
     "RecordWant",
     "Resolution",
     "Resolver",
@@ -160,6 +162,7 @@ __all__ = [
     "ref_hash",
     "replay",
     "substitute_captures",
+    "taint",
     "transition",
     "want_status",
 ]

@@ -15,6 +15,7 @@ import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
 from databuild.domain.actions import (
     Action,
@@ -620,6 +621,8 @@ class _Planning:
                 self._set_part(ref, *part.reset(ref, at=now, reason="BuildVanished"))
             case JobRunQueued() | JobRunWaitingForUpstream() | JobRunRunning():
                 pass
+            case unreachable:
+                assert_never(unreachable)
 
     # --- B: partitions agree with their runs ----------------------------------------------
 
@@ -650,6 +653,8 @@ class _Planning:
                     self._claim(ref, run_name)
             case PartitionLive():
                 pass  # a sibling output already Live stays Live (Live -> Building is no edge)
+            case unreachable:
+                assert_never(unreachable)
 
     # --- C: failures propagate downstream -------------------------------------------------
 

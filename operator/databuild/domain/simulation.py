@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import assert_never
 
 from databuild.domain.actions import (
     Action,
@@ -136,6 +137,8 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
                 want = wants[action.name]
                 status = dataclasses.replace(want.status, sla_breached=True)
                 wants[action.name] = dataclasses.replace(want, status=status)
+            case unreachable:
+                assert_never(unreachable)
     return dataclasses.replace(
         world, wants=wants, partitions=parts, job_runs=runs, outcomes=outcomes
     )
