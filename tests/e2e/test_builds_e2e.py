@@ -273,3 +273,36 @@ def test_sigkill_mid_build_then_restart_converges_without_duplicates(scenario: S
     attempts = sum(r["status"]["attempt"] for r in sc.list("JobRun"))
     assert len(_jobs(sc)) == attempts
     assert len(sc.list("JobRun")) == 2 * len(dates)  # one run per partition, no duplicates
+
+
+def test_two_operators_one_orchestrator(scenario: Scenario) -> None:
+    sc = scenario
+    first = sc.start_operator()
+    second = sc.start_operator()
+
+    def leaders() -> list[float]:
+        try:
+            return [p.metrics().get("databuild_leader", 0.0) for p in (first, second)]
+        except OSError:
+            return []  # still starting
+
+    wait_until(
+        lambda: sorted(leaders()) == [0.0, 1.0],
+        timeout=30,
+        what="exactly one leader",
+        describe=sc.describe,
+    )
+    sc.apply(
+        jobdef("daily", ["daily/date={date}"]),
+        *(want(f"w{d}", [f"daily/date=2025-01-0{d}"]) for d in range(1, 4)),
+    )
+    for d in range(1, 4):
+        sc.wait_for_want(f"w{d}", "Successful")
+    leader, follower = (first, second) if leaders()[0] else (second, first)
+    assert api_writes(follower.metrics()) == 0  # the follower never wrote
+    assert len(_jobs(sc)) == 3
+    # The leader dies; the follower takes over once the Lease expires.
+    leader.kill()
+    sc.apply(want("late", [f"daily/date={DATE}"]))
+    sc.wait_for_want("late", "Successful", timeout=60)
+    assert follower.metrics()["databuild_leader"] == 1.0
