@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: venv cluster-up cluster-down run demo test test-unit lint bench-planner control-plane
+.PHONY: venv cluster-up cluster-down run demo test test-unit lint bench-planner bench bench-quick control-plane
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -44,3 +44,11 @@ lint: venv
 
 bench-planner: venv
 	$(PY) -m databuild.domain.bench
+
+## The operator against a zero-overhead baseline on a local control plane (or the cluster
+## of $DATABUILD_TEST_KUBECONFIG); prints a table, writes docs/benchmarks/results*.md.
+bench: venv control-plane
+	$(PY) -m databuild.bench
+
+bench-quick: venv control-plane
+	$(PY) -m databuild.bench --quick

@@ -1,0 +1,447 @@
+"""Benchmark results, the targets they are judged against, and their tables.
+
+Pure: results go in, text comes out (a terminal table and a Markdown report).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from databuild.bench.machine import Machine
+from databuild.bench.profile import Profile
+from databuild.bench.stats import Summary, ratio
+
+__all__ = [
+    "TARGETS",
+    "Cost",
+    "Report",
+    "ScenarioResult",
+    "SideResult",
+    "TargetCheck",
+    "evaluate",
+    "markdown",
+    "text_table",
+]
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class SideResult:
+    """One side (baseline or operator) of a build scenario."""
+
+    wall_seconds: float
+    partitions_built: int
+    jobs: int
+    first_job_seconds: float | None = None
+    last_job_seconds: float | None = None
+
+
+@dataclass
+class Cost:
+    """What building cost the operator: API traffic, CPU and memory."""
+
+    partitions: int
+    requests: int | None = None
+    """Every request of the operator's identity (audit log)."""
+    writes: int | None = None
+    """Successful writes of the operator's identity (audit log)."""
+    failed_writes: int | None = None
+    gateway_requests: float | None = None
+    """Requests counted by the operator's own API gateway (its metrics)."""
+    gateway_writes: float | None = None
+    cpu_seconds: float | None = None
+    rss_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    top_writes: list[tuple[str, int]] = field(default_factory=list)
+    baseline_writes: int | None = None
+    baseline_requests: int | None = None
+
+    def per_partition(self, value: float | None) -> float | None:
+        """``value`` divided by the partitions built."""
+        return ratio(value, float(self.partitions))
+
+    @property
+    def writes_per_partition(self) -> float | None:
+        """Writes per built partition: the audit log's count, else the gateway's."""
+        writes = self.writes if self.writes is not None else self.gateway_writes
+        return self.per_partition(writes)
+
+    @property
+    def requests_per_partition(self) -> float | None:
+        """Requests per built partition: the audit log's count, else the gateway's."""
+        requests = self.requests if self.requests is not None else self.gateway_requests
+        return self.per_partition(requests)
+
+
+Kind = Literal["build", "latency"]
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario, both sides."""
+
+    name: str
+    """The scenario: wide, deep, fan, latency or wide-10k."""
+    graph: str
+    """The graph it built, e.g. wide-1000."""
+    kind: Kind
+    partitions: int
+    depth: int
+    baseline: SideResult | None = None
+    operator: SideResult | None = None
+    cost: Cost | None = None
+    baseline_latency: Summary | None = None
+    operator_latency: Summary | None = None
+    component_cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+    """side -> control plane component -> CPU seconds during that side's run."""
+    profile: Profile | None = None
+    errors: list[str] = field(default_factory=list)
+    progress: str = ""
+    """How far an unfinished operator run got (e.g. for 10k partitions)."""
+
+    @property
+    def wall_ratio(self) -> float | None:
+        """Operator wall time / baseline wall time."""
+        if self.baseline is None or self.operator is None:
+            return None
+        return ratio(self.operator.wall_seconds, self.baseline.wall_seconds)
+
+
+#: Operator/baseline wall-time ratio limits by scenario name.
+RATIO_TARGETS: Mapping[str, float] = {"wide": 1.2, "fan": 1.2, "deep": 1.5}
+WRITES_PER_PARTITION_TARGET = 5.0
+LATENCY_P50_TARGET = 0.5
+RSS_TARGET_BYTES = 300 * MiB
+RSS_TARGET_PARTITIONS = 10_000
+
+TARGETS: Sequence[str] = (
+    "operator/baseline wall time <= 1.2 (wide, fan-in/out), <= 1.5 (deep chain)",
+    f"<= {WRITES_PER_PARTITION_TARGET:g} API writes per built partition",
+    f"p50 Want applied -> first batch Job < {LATENCY_P50_TARGET} s",
+    f"operator RSS < {RSS_TARGET_BYTES // MiB} MB at {RSS_TARGET_PARTITIONS:,} partitions",
+)
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One target for one scenario: the measured value and whether it was met."""
+
+    target: str
+    scenario: str
+    value: float | None
+    limit: float
+    met: bool | None
+    """``None``: not measured."""
+    shown: str
+
+
+def _check(target: str, scenario: str, value: float | None, limit: float, fmt: str) -> TargetCheck:
+    if value is None:
+        return TargetCheck(target, scenario, None, limit, None, "not measured")
+    return TargetCheck(target, scenario, value, limit, value <= limit, fmt.format(value))
+
+
+def evaluate(results: Sequence[ScenarioResult], *, full: bool) -> list[TargetCheck]:
+    """Every target against every scenario it applies to."""
+    checks: list[TargetCheck] = []
+    for r in results:
+        if r.kind == "build" and r.name in RATIO_TARGETS:
+            checks.append(
+                _check("wall-time ratio", r.graph, r.wall_ratio, RATIO_TARGETS[r.name], "{:.2f}")
+            )
+    for r in results:
+        if r.kind == "build" and r.cost is not None:
+            checks.append(
+                _check(
+                    "API writes per partition",
+                    r.graph,
+                    r.cost.writes_per_partition,
+                    WRITES_PER_PARTITION_TARGET,
+                    "{:.1f}",
+                )
+            )
+    for r in results:
+        if r.kind == "latency":
+            value = r.operator_latency.p50 if r.operator_latency else None
+            checks.append(
+                _check("p50 Want -> Job (s)", r.graph, value, LATENCY_P50_TARGET, "{:.3f}")
+            )
+    big = [r for r in results if r.partitions >= RSS_TARGET_PARTITIONS and r.kind == "build"]
+    if big:
+        for r in big:
+            peak = r.cost.peak_rss_bytes if r.cost else None
+            checks.append(
+                _check(
+                    "operator peak RSS (MB)",
+                    r.graph,
+                    peak / MiB if peak is not None else None,
+                    RSS_TARGET_BYTES / MiB,
+                    "{:.0f}",
+                )
+            )
+    else:
+        checks.append(
+            TargetCheck(
+                "operator peak RSS (MB)",
+                f"wide-{RSS_TARGET_PARTITIONS}",
+                None,
+                RSS_TARGET_BYTES / MiB,
+                None,
+                "not run" + (" (quick bench: full bench only)" if not full else ""),
+            )
+        )
+    return checks
+
+
+def _f(value: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / MiB:.0f}"
+
+
+def _memory(cost: Cost | None) -> str:
+    if cost is None:
+        return "-"
+    return f"{_mb(cost.rss_bytes)} ({_mb(cost.peak_rss_bytes)})"
+
+
+_HEADERS = (
+    "scenario",
+    "graph",
+    "partitions",
+    "depth",
+    "baseline s",
+    "operator s",
+    "ratio",
+    "writes/part",
+    "requests/part",
+    "op CPU s",
+    "op RSS MB (peak)",
+)
+
+
+def _rows(results: Sequence[ScenarioResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        if r.kind != "build":
+            continue
+        cost = r.cost
+        rows.append(
+            [
+                r.name,
+                r.graph,
+                str(r.partitions),
+                str(r.depth),
+                _f(r.baseline.wall_seconds if r.baseline else None, "{:.1f}"),
+                _f(r.operator.wall_seconds if r.operator else None, "{:.1f}")
+                + (f" ({r.progress})" if r.progress else ""),
+                _f(r.wall_ratio),
+                _f(cost.writes_per_partition if cost else None, "{:.1f}"),
+                _f(cost.requests_per_partition if cost else None, "{:.1f}"),
+                _f(cost.cpu_seconds if cost else None, "{:.1f}"),
+                _memory(cost),
+            ]
+        )
+    return rows
+
+
+_LATENCY_HEADERS = ("scenario", "wants", "side", "p50 s", "p90 s", "p99 s", "max s")
+
+
+def _latency_rows(results: Sequence[ScenarioResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        if r.kind != "latency":
+            continue
+        for side, summary in (("baseline", r.baseline_latency), ("operator", r.operator_latency)):
+            if summary is None:
+                rows.append([r.graph, str(r.partitions), side, "-", "-", "-", "-"])
+                continue
+            rows.append(
+                [
+                    r.graph,
+                    str(summary.count),
+                    side,
+                    f"{summary.p50:.3f}",
+                    f"{summary.p90:.3f}",
+                    f"{summary.p99:.3f}",
+                    f"{summary.max:.3f}",
+                ]
+            )
+    return rows
+
+
+def _plain(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    table = [list(headers), *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _md(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _verdict(check: TargetCheck) -> str:
+    if check.met is None:
+        return "-"
+    return "met" if check.met else "MISSED"
+
+
+def text_table(results: Sequence[ScenarioResult], checks: Sequence[TargetCheck]) -> str:
+    """The results for a terminal."""
+    parts = [_plain(_HEADERS, _rows(results))]
+    latency = _latency_rows(results)
+    if latency:
+        parts.append(_plain(_LATENCY_HEADERS, latency))
+    parts.append(
+        _plain(
+            ("target", "scenario", "measured", "limit", "verdict"),
+            [[c.target, c.scenario, c.shown, f"{c.limit:g}", _verdict(c)] for c in checks],
+        )
+    )
+    errors = [f"{r.graph}: {e}" for r in results for e in r.errors]
+    if errors:
+        parts.append("errors:\n" + "\n".join(f"  {e}" for e in errors))
+    return "\n\n".join(parts)
+
+
+@dataclass
+class Report:
+    """Everything a results file says."""
+
+    title: str
+    command: str
+    machine: Machine
+    component_flags: Mapping[str, Mapping[str, str]]
+    cluster_note: str
+    results: list[ScenarioResult]
+    checks: list[TargetCheck]
+    planner: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def markdown(report: Report) -> str:
+    """The Markdown results file."""
+    out = [f"# {report.title}", ""]
+    out += [
+        f"Produced by `{report.command}` on {report.machine.date} UTC. Every scenario runs "
+        "the baseline (a zero-overhead asyncio orchestrator creating the same batch Jobs "
+        "directly) and the operator one after the other on the same control plane, so "
+        "the ratios are what to compare across machines; absolute times are noisy.",
+        "",
+        "## Machine",
+        "",
+        _md(("", ""), [list(row) for row in report.machine.lines()]),
+        "",
+        "## Control plane",
+        "",
+        report.cluster_note,
+        "",
+    ]
+    if report.component_flags:
+        rows = [
+            [component, flag, value]
+            for component, flags in report.component_flags.items()
+            for flag, value in flags.items()
+        ]
+        out += [_md(("component", "setting", "value"), rows), ""]
+    out += ["## Results", "", _md(_HEADERS, _rows(report.results)), ""]
+    latency = _latency_rows(report.results)
+    if latency:
+        out += ["### Want applied -> first batch Job", "", _md(_LATENCY_HEADERS, latency), ""]
+    out += [
+        "## Targets",
+        "",
+        _md(
+            ("target", "scenario", "measured", "limit", "verdict"),
+            [[c.target, c.scenario, c.shown, f"{c.limit:g}", _verdict(c)] for c in report.checks],
+        ),
+        "",
+    ]
+    costs = [r for r in report.results if r.cost is not None and r.cost.top_writes]
+    if costs:
+        out += ["## Where the operator's writes go", ""]
+        for r in costs:
+            assert r.cost is not None
+            per = ", ".join(
+                f"{what} {n / max(1, r.cost.partitions):.2f}" for what, n in r.cost.top_writes
+            )
+            extra = ""
+            if r.cost.gateway_writes is not None:
+                extra = (
+                    f" (the operator's gateway counted "
+                    f"{r.cost.gateway_writes / max(1, r.cost.partitions):.2f} writes/partition)"
+                )
+            base = ""
+            if r.cost.baseline_writes is not None:
+                base = (
+                    f"; the baseline wrote "
+                    f"{r.cost.baseline_writes / max(1, r.cost.partitions):.2f}/partition"
+                )
+            out.append(f"- **{r.graph}**, per partition: {per}{extra}{base}.")
+        out.append("")
+    cpu_rows = []
+    for r in report.results:
+        for side, components in r.component_cpu.items():
+            cpu_rows.append(
+                [r.graph, side, *(_f(components.get(c), "{:.1f}") for c in _COMPONENTS)]
+            )
+    if cpu_rows:
+        out += [
+            "## Control plane CPU seconds during each run",
+            "",
+            _md(("graph", "side", *_COMPONENTS), cpu_rows),
+            "",
+        ]
+    if report.planner:
+        out += [
+            "## Planner (pure domain, 100,000 partitions)",
+            "",
+            "`python -m databuild.domain.bench` (`make bench-planner`):",
+            "",
+            "```",
+            report.planner.rstrip(),
+            "```",
+            "",
+        ]
+    profiles = [r for r in report.results if r.profile is not None and r.profile.samples]
+    if profiles:
+        out += ["## Operator profiles (py-spy)", ""]
+        for r in profiles:
+            assert r.profile is not None
+            p = r.profile
+            out += [
+                f"### {r.graph} ({p.samples} samples)",
+                "",
+                _md(
+                    ("self %", "frame"),
+                    [[f"{100 * p.share(n):.1f}", f"`{f}`"] for f, n in p.self_frames],
+                ),
+                "",
+                _md(
+                    ("inclusive %", "frame"),
+                    [[f"{100 * p.share(n):.1f}", f"`{f}`"] for f, n in p.inclusive_frames],
+                ),
+                "",
+            ]
+    errors = [f"- {r.graph}: {e}" for r in report.results for e in r.errors]
+    if errors:
+        out += ["## Errors", "", *errors, ""]
+    if report.notes:
+        out += ["## Notes", "", *(f"- {n}" for n in report.notes), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+_COMPONENTS = ("kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok")

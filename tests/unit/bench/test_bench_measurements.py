@@ -1,0 +1,155 @@
+"""The pure readers of databuild.bench: audit log, /proc, py-spy output, machine info."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from databuild.bench.audit import AuditLog, audit_policy, tally
+from databuild.bench.kube import job_finished, kubeconfig_with_token
+from databuild.bench.machine import parse_cpu_model, parse_mem_total
+from databuild.bench.operator_side import job_partitions
+from databuild.bench.procstat import parse_stat_cpu_ticks, parse_status_kib
+from databuild.bench.profile import top_frames
+
+OP = "system:serviceaccount:databuild-bench:operator"
+
+
+def _event(verb: str, resource: str, code: int, *, user: str = OP, sub: str = "") -> str:
+    ref = {"resource": resource}
+    if sub:
+        ref["subresource"] = sub
+    return json.dumps(
+        {
+            "stage": "ResponseComplete",
+            "verb": verb,
+            "user": {"username": user},
+            "objectRef": ref,
+            "responseStatus": {"code": code},
+        }
+    )
+
+
+def test_tally_counts_one_users_requests_and_successful_writes() -> None:
+    lines = [
+        _event("create", "jobs", 201),
+        _event("patch", "partitions", 200, sub="status"),
+        _event("patch", "partitions", 409, sub="status"),
+        _event("watch", "wants", 200),
+        _event("create", "jobs", 201, user="someone-else"),
+        "",
+        '{"cut short',
+    ]
+    counts = tally(lines, OP)
+    assert counts.requests == 4
+    assert counts.writes == 2
+    assert counts.failed_writes == 1
+    assert counts.top() == [
+        ("create jobs", 1),
+        ("patch partitions/status", 1),
+        ("patch partitions/status (HTTP 409)", 1),
+    ]
+    assert ("watch wants", 1) in counts.top(writes_only=False)
+
+
+def test_audit_log_counts_a_window_of_whole_lines(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.log")
+    assert log.offset() == 0
+    assert log.count(0, OP).requests == 0
+    log.path.write_text(_event("create", "jobs", 201) + "\n")
+    mark = log.offset()
+    with log.path.open("a") as f:
+        f.write(_event("create", "wants", 201) + "\n" + _event("create", "pods", 201)[:20])
+    counts = log.count(mark, OP)
+    assert (counts.requests, counts.writes) == (1, 1)
+    assert counts.top() == [("create wants", 1)]
+
+
+def test_audit_policy_logs_only_the_given_users() -> None:
+    policy = yaml.safe_load(audit_policy([OP, "b"]))
+    assert policy["kind"] == "Policy"
+    assert policy["rules"] == [{"level": "Metadata", "users": [OP, "b"]}, {"level": "None"}]
+    assert set(policy["omitStages"]) == {"RequestReceived", "ResponseStarted"}
+
+
+def test_proc_parsers() -> None:
+    stat = "4242 (python -m (x)) S 1 2 3 4 5 6 7 8 9 10 150 50 0 0 20 0 1 0 99 0 0"
+    assert parse_stat_cpu_ticks(stat) == 200
+    status = "Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n"
+    assert parse_status_kib(status, "VmRSS") == 102400
+    assert parse_status_kib(status, "VmHWM") == 204800
+    assert parse_status_kib(status, "VmSwap") is None
+
+
+def test_top_frames_self_and_inclusive() -> None:
+    lines = [
+        "main (/x/databuild/operator/loop.py:10);plan (/x/databuild/domain/planner.py:5) 30",
+        "main (/x/databuild/operator/loop.py:11);plan (/x/databuild/domain/planner.py:7) 20",
+        "main (/x/databuild/operator/loop.py:10);dumps (/usr/lib/python3.11/json/__init__.py:1) 50",
+        "garbage",
+    ]
+    profile = top_frames(lines, 5)
+    assert profile.samples == 100
+    assert profile.self_frames[0] == ("plan (databuild/domain/planner.py)", 50)
+    assert ("dumps (json/__init__.py)", 50) in profile.self_frames
+    assert profile.inclusive_frames[0] == ("main (databuild/operator/loop.py)", 100)
+    assert profile.share(50) == 0.5
+
+
+def test_machine_parsers() -> None:
+    assert (
+        parse_cpu_model("processor\t: 0\nmodel name\t: Some CPU @ 2.0GHz\n") == "Some CPU @ 2.0GHz"
+    )
+    assert parse_cpu_model("") == "unknown"
+    assert parse_mem_total("MemTotal:       24684000 kB\n") == 24684000 * 1024
+    assert parse_mem_total("") is None
+
+
+def test_job_helpers() -> None:
+    job = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"env": [{"name": "DATABUILD_PARTITIONS", "value": '["a/b=1", "a/b=2"]'}]}
+                    ]
+                }
+            }
+        },
+        "status": {"conditions": [{"type": "SuccessCriteriaMet", "status": "True"}]},
+    }
+    assert job_partitions(job) == ["a/b=1", "a/b=2"]
+    assert job_partitions({}) == []
+    assert job_finished(job) is None
+    job["status"]["conditions"].append({"type": "Complete", "status": "True"})
+    assert job_finished(job) == "Complete"
+
+
+def test_token_kubeconfig_keeps_the_cluster(tmp_path: Path) -> None:
+    admin = tmp_path / "admin.kubeconfig"
+    admin.write_text(
+        yaml.safe_dump(
+            {
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": "https://127.0.0.1:1",
+                            "certificate-authority-data": "Q0E=",
+                        },
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "admin"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    doc = kubeconfig_with_token(admin, "secret", "bench")
+    assert doc["clusters"][0]["cluster"] == {
+        "server": "https://127.0.0.1:1",
+        "certificate-authority-data": "Q0E=",
+    }
+    assert doc["users"] == [{"name": "bench", "user": {"token": "secret"}}]
