@@ -50,21 +50,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The operator's permissions on the namespaced resources it reconciles. One list for
      both RBAC modes, so a ClusterRole and the per-namespace Roles cannot drift apart.
-     Explicit resources and verbs only: no wildcards, and never Secrets. */}}
+     Explicit resources and verbs only: no wildcards, and never Secrets. Keep in sync
+     with what the operator's API gateway calls (operator/databuild/operator/). */}}
 {{- define "databuild.rules" -}}
-# The custom resources: JobDefinitions are read, the rest reconciled. `patch` also
-# carries kopf's finalizers and progress annotations.
+# JobDefinitions are read; their status reports whether they are valid.
 - apiGroups: ["databuild.dev"]
   resources: ["jobdefinitions"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
+# Wants (for upstream needs), Partitions (the catalog) and JobRuns are created by the
+# operator; it never edits their spec and never deletes them.
 - apiGroups: ["databuild.dev"]
   resources: ["wants", "partitions", "jobruns"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create"]
+# Every state lives in status.
 - apiGroups: ["databuild.dev"]
   resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status"]
   verbs: ["get", "update", "patch"]
-# Setting blockOwnerDeletion on Jobs and Wants owned by a JobRun needs update on the
-# owner's finalizers where OwnerReferencesPermissionEnforcement is enabled.
+# Jobs carry blockOwnerDeletion towards their JobRun, which needs update on the owner's
+# finalizers where OwnerReferencesPermissionEnforcement is enabled.
 - apiGroups: ["databuild.dev"]
   resources: ["jobruns/finalizers"]
   verbs: ["update"]
@@ -77,14 +80,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
 # Every state transition is also a Kubernetes Event on the resource.
-- apiGroups: ["", "events.k8s.io"]
+- apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
-{{/* Leader election: a Lease in the operator's own namespace, in both modes. */}}
+{{/* Leader election: one Lease in the operator's own namespace, in both modes. */}}
 {{- define "databuild.leaseRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "list", "watch", "create", "update", "patch"]
+  verbs: ["get", "create", "patch"]
+{{- end -}}
+
+{{/* The Build Event Log: a URL from a Secret, a URL from values, or embedded SQLite. */}}
+{{- define "databuild.belSqliteDir" -}}/var/lib/databuild{{- end -}}
+{{- define "databuild.belEmbedded" -}}
+{{- if and (not .Values.bel.url) (not .Values.bel.urlFromSecret.name) }}true{{ end -}}
+{{- end -}}
+{{- define "databuild.belClaimName" -}}
+{{- default (printf "%s-bel" (include "databuild.fullname" .)) .Values.bel.persistence.existingClaim -}}
 {{- end -}}
