@@ -136,6 +136,7 @@ def test_metrics_after_a_successful_and_a_failed_want(
     assert latency is not None
     assert 0 < latency < 90
     assert value("databuild_transitions_total", kind="Want", to_state="Successful") == 1
+    assert (value("databuild_reconcile_duration_seconds_count", result="ok") or 0) >= 1
     assert value("databuild_bel_store_up") == 1
     assert (value("databuild_bel_written_events_total") or 0) >= 10
     assert value("databuild_bel_dropped_events_total") == 0
