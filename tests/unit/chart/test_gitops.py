@@ -110,7 +110,12 @@ def _health(want: dict[str, Any]) -> tuple[str, str]:
 
 
 def _want(
-    state: str | None, *, generation: int = 1, observed: int | None = 1, ready: str = "False"
+    state: str | None,
+    *,
+    generation: int = 1,
+    observed: int | None = 1,
+    ready: str = "False",
+    stalled: str | None = None,
 ) -> dict[str, Any]:
     want: dict[str, Any] = {
         "apiVersion": "databuild.dev/v1alpha1",
@@ -123,10 +128,14 @@ def _want(
             "state": state,
             "progress": "1/2",
             "conditions": [
-                {"type": "SlaBreached", "status": "False", "reason": "WithinSla"},
                 {"type": "Ready", "status": ready, "reason": state, "message": f"it is {state}"},
             ],
         }
+        if stalled is not None:
+            want["status"]["conditions"].append(
+                {"type": "Stalled", "status": stalled, "reason": "NoJobDefinition",
+                 "message": "no JobDefinition outputs x/y"}
+            )  # fmt: skip
         if observed is not None:
             want["status"]["observedGeneration"] = observed
     return want
@@ -145,6 +154,9 @@ def _want(
         (_want("Successful", ready="False"), "Progressing"),
         (_want("Failed"), "Degraded"),
         (_want("Expired"), "Degraded"),
+        (_want("Pending", stalled="True"), "Degraded"),
+        (_want("Building", stalled="False"), "Progressing"),
+        (_want("Pending", generation=2, stalled="True"), "Progressing"),
     ],
     ids=[
         "no-status",
@@ -157,6 +169,9 @@ def _want(
         "successful-not-ready-yet",
         "failed",
         "expired",
+        "stalled",
+        "not-stalled",
+        "stalled-but-stale",
     ],
 )
 def test_argocd_health_check(want: dict[str, Any], expected: str) -> None:
@@ -168,3 +183,6 @@ def test_argocd_health_check(want: dict[str, Any], expected: str) -> None:
     ):
         assert want["status"]["state"] in message
         assert "1/2" in message
+        stalled = [c for c in want["status"]["conditions"] if c["type"] == "Stalled"]
+        if stalled and stalled[0]["status"] == "True":
+            assert "no JobDefinition outputs x/y" in message, "say why it is stuck"
