@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
-from tests.unit.chart.helmtool import CHART, ROOT, HelmResult, helm
+from tests.unit.chart.helmtool import CHART, ROOT, HelmResult, helm, tool_binary
 
 from databuild.testing import Cluster, ExistingCluster
 
@@ -419,3 +419,44 @@ def test_namespaced_mode_confines_the_operator_to_its_namespaces(
         assert_never_forbidden(log)
     finally:
         delete_namespace(kube, outside)
+
+
+def test_gitops_example_applied_with_kustomize_becomes_ready(
+    release: Release, kube: ApiClient, tmp_path: Path
+) -> None:
+    """The README's first Want: `examples/gitops` applied as a GitOps tool would, built
+    by the operator the chart deploys, and `kubectl wait --for=condition=Ready` returns."""
+    kubectl = str(tool_binary("kubectl"))
+    admin = {**os.environ, "KUBECONFIG": str(release.cluster.kubeconfig)}
+    gitops = ROOT / "examples" / "gitops"
+    wants = [
+        d["metadata"]["name"]
+        for d in yaml.safe_load_all((gitops / "wants.yaml").read_text())
+        if d and d["kind"] == "Want"
+    ]
+    release.install()
+    try:
+        applied = subprocess.run(
+            [kubectl, "apply", "--server-side", "-k", str(gitops)],
+            env=admin, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
+        log = tmp_path / "operator.log"
+        with operator_as_deployed(release, sa_kubeconfig, log):
+            for want in wants:
+                waited = subprocess.run(
+                    [kubectl, "wait", "--for=condition=Ready", f"--timeout={TIMEOUT:.0f}s",
+                     f"want/{want}", "--namespace", "analytics"],
+                    env=admin, capture_output=True, text=True, timeout=TIMEOUT + 30, check=False,
+                )  # fmt: skip
+                assert waited.returncode == 0, (
+                    f"{waited.stdout}{waited.stderr}\n{log.read_text()[-4000:]}"
+                )
+                assert want_state(kube, "analytics", want) == "Successful"
+        built = partitions(kube, "analytics")
+        assert set(built.values()) == {"Live"}
+        assert {"reviews/date=2025-01-01", "daily_summary/date=2025-01-02"} <= built.keys()
+        assert_never_forbidden(log)
+    finally:
+        delete_namespace(kube, "analytics")
