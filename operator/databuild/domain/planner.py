@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import heapq
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -834,9 +835,10 @@ class _Planning:
                     self._fail_waiting(run_name, blocker.message)
                     changed = True
         # Wants whose closure reaches a doomed ref fail; recompute needs without them.
+        reach = self._doom_reach()
         for want_name in self._roots():
             want = self.wants[want_name]
-            doom = self._doom_of(want.partitions)
+            doom = next((reach[r] for r in want.partitions if r in reach), None)
             if doom is not None and not isinstance(want.state, _TERMINAL_WANT):
                 self._set_want(
                     want_name,
@@ -847,20 +849,32 @@ class _Planning:
                 changed = True
         return changed
 
-    def _doom_of(self, refs: Iterable[str]) -> Blocker | None:
-        """The cycle blocking one of ``refs`` (searching upstream), if any."""
-        seen: set[str] = set()
-        work = list(refs)
+    def _doom_reach(self) -> dict[str, Blocker]:
+        """Every needed ref from which a doomed ref (a cycle) is reachable, with its cycle.
+
+        Linear: one walk of the need graph, then a walk back from the doomed refs.
+        """
+        edges: dict[str, tuple[str, ...]] = {}
+        work: list[str] = [r for w in self._roots() for r in self.wants[w].partitions]
         while work:
             ref = work.pop()
-            if ref in seen:
-                continue
-            seen.add(ref)
-            doom = self.doomed.get(ref)
-            if doom is not None:
-                return doom
-            work.extend(self._edges(ref))
-        return None
+            if ref not in edges:
+                edges[ref] = self._edges(ref)
+                work.extend(edges[ref])
+        dependents: dict[str, list[str]] = {}
+        for ref, deps in edges.items():
+            for dep in deps:
+                dependents.setdefault(dep, []).append(ref)
+        start = sorted(r for r in edges if r in self.doomed)
+        reach = {r: self.doomed[r] for r in start}
+        queue = deque(start)
+        while queue:
+            ref = queue.popleft()
+            for parent in sorted(dependents.get(ref, ())):
+                if parent not in reach:
+                    reach[parent] = reach[ref]
+                    queue.append(parent)
+        return reach
 
     # --- D2: create runs for needed refs nobody builds -------------------------------------
 

@@ -453,3 +453,25 @@ def test_plan_is_deterministic_and_idempotent() -> None:
     after = apply_actions(sim.world, first.actions)
     assert plan(after, T0).actions == ()
     assert not any(isinstance(a, DeleteBatchJob) for a in first.actions)
+
+
+def test_only_wants_reaching_a_cycle_fail() -> None:
+    world = World(
+        job_definitions={
+            "top": jd("top", "top/{d}", ["mid/{d}"]),
+            "mid": jd("mid", "mid/{d}", ["loop/{d}"]),
+            "loop": jd("loop", "loop/{d}", ["mid/{d}"]),
+            "fine": jd("fine", "fine/{d}"),
+        }
+    )
+    sim = Simulator(world, T0, Script())
+    sim.add_want("doomed", ["top/1"])
+    sim.add_want("ok", ["fine/1"])
+    sim.run_until_quiet()
+    doomed = sim.world.wants["doomed"].state
+    assert doomed.STATE == "Failed" and doomed.reason == "DependencyCycle"
+    assert "mid/1 -> loop/1 -> mid/1" in doomed.message
+    assert sim.world.wants["ok"].state.STATE == "Successful"
+    assert not any(
+        r.partitions[0].startswith(("top", "mid", "loop")) for r in sim.world.job_runs.values()
+    )
