@@ -484,7 +484,7 @@ class _Planning:
     def _set_run(self, name: str, state: JobRunState, event: Event) -> None:
         run = self.runs[name]
         self.actions.append(TransitionJobRun(name, run.state.STATE, state, event))
-        self.runs[name] = dataclasses.replace(run, state=state)
+        self.runs[name] = run.with_state(state)
         self.touched_runs.add(name)
         jd_name = run.job_definition
         if isinstance(run.state, JobRunRunning):

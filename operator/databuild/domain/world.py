@@ -176,6 +176,18 @@ class JobRun:
     captures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     state: JobRunState = field(default_factory=JobRunQueued)
 
+    def with_state(self, state: JobRunState) -> JobRun:
+        """This run in ``state`` (a faster ``dataclasses.replace``: the planner's hot path)."""
+        return JobRun(
+            self.name,
+            self.job_definition,
+            self.partitions,
+            self.inputs,
+            self.created_at,
+            self.captures,
+            state,
+        )
+
 
 class OutcomeKind(StrEnum):
     """What the operator observed of one batch Job."""
