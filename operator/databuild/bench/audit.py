@@ -14,9 +14,10 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-__all__ = ["ApiCounts", "AuditLog", "audit_policy", "tally"]
+__all__ = ["ApiCounts", "AuditLog", "audit_policy", "overlap", "tally"]
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
@@ -44,13 +45,27 @@ class ApiCounts:
     failed_writes: int = 0
     by_request: Counter[str] = field(default_factory=Counter)
     """``"verb resource[/subresource]"`` -> successful writes and reads alike."""
+    busy_seconds: float = 0.0
+    """Sum of the durations of the requests (watches left out)."""
+    max_in_flight: int = 0
+    """Most requests (watches left out) being served at one moment."""
+    span_seconds: float = 0.0
+    """From the first request's arrival to the last one's completion."""
 
-    def add(self, other: ApiCounts) -> None:
-        """Add ``other``'s counts to these."""
-        self.requests += other.requests
-        self.writes += other.writes
-        self.failed_writes += other.failed_writes
-        self.by_request.update(other.by_request)
+    @property
+    def mean_latency(self) -> float | None:
+        """Mean seconds a request (watches left out) took at the apiserver."""
+        timed = self.requests - self.by_request_prefix("watch ")
+        return self.busy_seconds / timed if timed > 0 and self.busy_seconds else None
+
+    @property
+    def mean_in_flight(self) -> float | None:
+        """Average requests in flight over the span: ~1 means one request at a time."""
+        return self.busy_seconds / self.span_seconds if self.span_seconds > 0 else None
+
+    def by_request_prefix(self, prefix: str) -> int:
+        """Requests whose ``"verb resource"`` starts with ``prefix``."""
+        return sum(n for k, n in self.by_request.items() if k.startswith(prefix))
 
     def top(self, n: int = 8, *, writes_only: bool = True) -> list[tuple[str, int]]:
         """The ``n`` most frequent request kinds (only writes by default)."""
@@ -62,9 +77,37 @@ class ApiCounts:
         return sorted(items, key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
+def _seconds(timestamp: object) -> float | None:
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return None
+
+
+def overlap(intervals: Iterable[tuple[float, float]]) -> tuple[int, float, float]:
+    """(most intervals overlapping at one moment, summed length, first start to last end)."""
+    edges: list[tuple[float, int]] = []
+    busy = 0.0
+    for start, stop in intervals:
+        end = max(start, stop)
+        busy += end - start
+        edges += [(start, 1), (end, -1)]
+    if not edges:
+        return 0, 0.0, 0.0
+    edges.sort(key=lambda e: (e[0], e[1]))  # an end before a start at the same instant
+    current = most = 0
+    for _, step in edges:
+        current += step
+        most = max(most, current)
+    return most, busy, edges[-1][0] - edges[0][0]
+
+
 def tally(lines: Iterable[str | bytes], user: str) -> ApiCounts:
     """Count the audit events of ``user`` in JSON ``lines`` (other lines are skipped)."""
     counts = ApiCounts()
+    intervals: list[tuple[float, float]] = []
     for line in lines:
         if not line.strip():
             continue
@@ -83,6 +126,11 @@ def tally(lines: Iterable[str | bytes], user: str) -> ApiCounts:
             resource += f"/{ref['subresource']}"
         code = int((event.get("responseStatus") or {}).get("code", 0) or 0)
         counts.requests += 1
+        if verb != "watch":
+            start = _seconds(event.get("requestReceivedTimestamp"))
+            end = _seconds(event.get("stageTimestamp"))
+            if start is not None and end is not None:
+                intervals.append((start, end))
         if verb in WRITE_VERBS:
             if 200 <= code < 300:
                 counts.writes += 1
@@ -92,6 +140,7 @@ def tally(lines: Iterable[str | bytes], user: str) -> ApiCounts:
                 counts.by_request[f"{verb} {resource} (HTTP {code})"] += 1
         else:
             counts.by_request[f"{verb} {resource}"] += 1
+    counts.max_in_flight, counts.busy_seconds, counts.span_seconds = overlap(intervals)
     return counts
 
 

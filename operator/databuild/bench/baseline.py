@@ -55,6 +55,13 @@ class BuildTimes:
         return min(self.jobs_created.values()) - self.started
 
     @property
+    def last_created_seconds(self) -> float | None:
+        """From the start to the last Job's creation."""
+        if not self.jobs_created:
+            return None
+        return max(self.jobs_created.values()) - self.started
+
+    @property
     def last_job_seconds(self) -> float | None:
         """From the start to the last Job completion."""
         if not self.jobs_completed:

@@ -67,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
         help="sample the operator with py-spy during each build scenario",
     )
     p.add_argument(
+        "--profile-idle",
+        action="store_true",
+        help="with --profile: also sample waiting threads (where wall time goes)",
+    )
+    p.add_argument(
         "--only",
         action="append",
         choices=["wide", "deep", "fan", "latency", "big"],
@@ -238,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cluster,
                 log=lambda line: print(line, flush=True),
                 profile=args.profile,
+                profile_idle=args.profile_idle,
                 big_timeout=args.big_timeout,
                 big_baseline=not args.no_big_baseline,
                 operator_args=tuple(args.operator_arg),

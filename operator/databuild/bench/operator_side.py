@@ -14,6 +14,7 @@ from typing import Any
 
 from databuild.adapters.gateway import KINDS
 from databuild.adapters.jobs import ENV_PARTITIONS
+from databuild.adapters.labels import JOB_DEFINITION_LABEL
 from databuild.adapters.resources import API_VERSION
 from databuild.bench.baseline import BASELINE_LABEL, BuildFailed, BuildTimes, baseline_job
 from databuild.bench.dags import Dag
@@ -28,6 +29,10 @@ __all__ = [
     "operator_latency",
     "wait_for_wants",
 ]
+
+
+#: The JobDefinition of the Want that warms an operator up before it is timed.
+WARMUP_JOB = "bench-warmup"
 
 
 def job_partitions(job: Mapping[str, Any]) -> list[str]:
@@ -114,7 +119,7 @@ async def wait_for_wants(
             kube,
             f"/apis/batch/v1/namespaces/{namespace}/jobs",
             on_job,
-            label_selector=f"!{BASELINE_LABEL}",
+            label_selector=f"!{BASELINE_LABEL},{JOB_DEFINITION_LABEL}!={WARMUP_JOB}",
         ).start(),
     ]
     try:

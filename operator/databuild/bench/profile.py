@@ -51,11 +51,20 @@ def _short(frame: str) -> str:
     return f"{name} ({'/'.join(parts[-2:])})"
 
 
-def top_frames(lines: Iterable[str], n: int = 15, *, strip_lines: bool = True) -> Profile:
+def top_frames(
+    lines: Iterable[str],
+    n: int = 15,
+    *,
+    strip_lines: bool = True,
+    inclusive_in: tuple[str, ...] = (),
+) -> Profile:
     """The ``n`` frames with the most self and inclusive samples in collapsed stacks.
 
     With ``strip_lines`` a frame is its function and file (line numbers dropped), so
-    samples at different lines of one function add up.
+    samples at different lines of one function add up. ``inclusive_in`` limits the
+    inclusive list to frames whose location contains one of its strings (e.g. the
+    operator's own package: the interpreter's and event loop's frames are in every
+    sample and say nothing).
     """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -76,7 +85,8 @@ def top_frames(lines: Iterable[str], n: int = 15, *, strip_lines: bool = True) -
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            if not inclusive_in or any(part in frame for part in inclusive_in):
+                inclusive[frame] += count
     return Profile(total, own.most_common(n), inclusive.most_common(n))
 
 
@@ -99,10 +109,12 @@ def py_spy_executable() -> str | None:
 class PySpy:
     """``py-spy record`` on a process until :meth:`stop`; then :meth:`profile`."""
 
-    def __init__(self, pid: int, output: Path, *, rate: int = 50) -> None:
+    def __init__(self, pid: int, output: Path, *, rate: int = 50, idle: bool = False) -> None:
         self.pid = pid
         self.output = output
         self.rate = rate
+        self.idle = idle
+        """Also sample threads that wait (for wall time spent blocked, not only CPU)."""
         self._process: subprocess.Popen[bytes] | None = None
         self.error = ""
 
@@ -125,6 +137,7 @@ class PySpy:
                 "--output",
                 str(self.output),
                 "--nonblocking",
+                *(["--idle"] if self.idle else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -149,5 +162,7 @@ class PySpy:
     def profile(self, n: int = 15) -> Profile | None:
         """The top frames of what was recorded (``None`` if nothing was)."""
         with contextlib.suppress(OSError):
-            return top_frames(self.output.read_text().splitlines(), n)
+            return top_frames(
+                self.output.read_text().splitlines(), n, inclusive_in=("(databuild/",)
+            )
         return None

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from databuild.bench.audit import ApiCounts
 from databuild.bench.machine import Machine
 from databuild.bench.profile import Profile
 from databuild.bench.stats import Summary, ratio
@@ -36,7 +37,11 @@ class SideResult:
     partitions_built: int
     jobs: int
     first_job_seconds: float | None = None
+    """From the start to the first batch Job."""
+    last_created_seconds: float | None = None
+    """From the start to the last batch Job's creation."""
     last_job_seconds: float | None = None
+    """From the start to the last batch Job's completion."""
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Cost:
     top_writes: list[tuple[str, int]] = field(default_factory=list)
     baseline_writes: int | None = None
     baseline_requests: int | None = None
+    traffic: dict[str, ApiCounts] = field(default_factory=dict)
+    """side -> that side's requests in the audit log (with timing)."""
 
     def per_partition(self, value: float | None) -> float | None:
         """``value`` divided by the partitions built."""
@@ -250,6 +257,35 @@ def _rows(results: Sequence[ScenarioResult]) -> list[list[str]]:
     return rows
 
 
+_TIMELINE_HEADERS = (
+    "graph",
+    "side",
+    "first Job created",
+    "last Job created",
+    "last Job completed",
+    "done",
+)
+
+
+def _timeline_rows(results: Sequence[ScenarioResult]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        for side, s in (("baseline", r.baseline), ("operator", r.operator)):
+            if r.kind != "build" or s is None:
+                continue
+            rows.append(
+                [
+                    r.graph,
+                    side,
+                    _f(s.first_job_seconds),
+                    _f(s.last_created_seconds),
+                    _f(s.last_job_seconds),
+                    _f(s.wall_seconds),
+                ]
+            )
+    return rows
+
+
 _LATENCY_HEADERS = ("scenario", "wants", "side", "p50 s", "p90 s", "p99 s", "max s")
 
 
@@ -358,6 +394,14 @@ def markdown(report: Report) -> str:
         ]
         out += [_md(("component", "setting", "value"), rows), ""]
     out += ["## Results", "", _md(_HEADERS, _rows(report.results)), ""]
+    timeline = _timeline_rows(report.results)
+    if timeline:
+        out += [
+            "### Timeline (seconds from the start of each side)",
+            "",
+            _md(_TIMELINE_HEADERS, timeline),
+            "",
+        ]
     latency = _latency_rows(report.results)
     if latency:
         out += ["### Want applied -> first batch Job", "", _md(_LATENCY_HEADERS, latency), ""]
@@ -392,6 +436,44 @@ def markdown(report: Report) -> str:
                 )
             out.append(f"- **{r.graph}**, per partition: {per}{extra}{base}.")
         out.append("")
+    traffic_rows = []
+    for r in report.results:
+        for side, t in r.cost.traffic.items() if r.cost else ():
+            traffic_rows.append(
+                [
+                    r.graph,
+                    side,
+                    str(t.requests),
+                    str(t.writes),
+                    _f(t.mean_latency * 1000 if t.mean_latency is not None else None, "{:.1f}"),
+                    _f(t.mean_in_flight),
+                    str(t.max_in_flight),
+                    _f(t.span_seconds, "{:.1f}"),
+                ]
+            )
+    if traffic_rows:
+        out += [
+            "## API requests as the apiserver saw them",
+            "",
+            "From the audit log (watches left out): how long requests took at the apiserver, "
+            "and how many of each side's requests were in flight at once. A mean of about 1 "
+            "in flight means the side waited for each request before sending the next.",
+            "",
+            _md(
+                (
+                    "graph",
+                    "side",
+                    "requests",
+                    "writes",
+                    "mean latency ms",
+                    "mean in flight",
+                    "max in flight",
+                    "span s",
+                ),
+                traffic_rows,
+            ),
+            "",
+        ]
     cpu_rows = []
     for r in report.results:
         for side, components in r.component_cpu.items():

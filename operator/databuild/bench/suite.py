@@ -22,6 +22,7 @@ from databuild.bench.baseline import BuildFailed, BuildTimes, run_baseline
 from databuild.bench.dags import Dag, JobDef
 from databuild.bench.kube import Kube
 from databuild.bench.operator_side import (
+    WARMUP_JOB,
     apply_job_definitions,
     baseline_latency,
     live_partitions,
@@ -45,7 +46,7 @@ from databuild.domain import bench as planner_bench
 
 __all__ = ["FULL", "QUICK", "Sizes", "Suite", "planner_benchmark"]
 
-WARMUP = JobDef("bench-warmup", ("warmup/id={id}",))
+WARMUP = JobDef(WARMUP_JOB, ("warmup/id={id}",))
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,7 @@ def _side(times: BuildTimes, built: int) -> SideResult:
         partitions_built=built,
         jobs=len(times.jobs_completed),
         first_job_seconds=times.first_job_seconds,
+        last_created_seconds=times.last_created_seconds,
         last_job_seconds=times.last_job_seconds,
     )
 
@@ -117,6 +119,7 @@ class Suite:
     cluster: BenchCluster
     log: Callable[[str], None] = print
     profile: bool = False
+    profile_idle: bool = False
     big_timeout: float = 1800.0
     big_baseline: bool = True
     operator_args: tuple[str, ...] = ()
@@ -244,6 +247,7 @@ class Suite:
                 result.cost = result.cost or Cost(partitions=dag.size)
                 result.cost.baseline_writes = counts.writes
                 result.cost.baseline_requests = counts.requests
+                result.cost.traffic["baseline"] = counts
             self.log(f"  baseline: {times.wall_seconds:.1f}s")
 
     async def _build_operator(
@@ -261,7 +265,9 @@ class Suite:
                 mark = self._audit_mark()
                 if self.profile:
                     spy = PySpy(
-                        operator.pid, self.cluster.workdir / "profiles" / f"{dag.name}.txt"
+                        operator.pid,
+                        self.cluster.workdir / "profiles" / f"{dag.name}.txt",
+                        idle=self.profile_idle,
                     ).start()
                 baseline_wall = result.baseline.wall_seconds if result.baseline else 60.0
                 timeout = self.big_timeout if big else max(300.0, 6 * baseline_wall + 120)
@@ -305,6 +311,7 @@ class Suite:
                     cost.writes = counts.writes
                     cost.failed_writes = counts.failed_writes
                     cost.top_writes = counts.top(8)
+                    cost.traffic["operator"] = counts
                 if gateway0 is not None and gateway1 is not None:
                     cost.gateway_requests = gateway1[0] - gateway0[0]
                     cost.gateway_writes = gateway1[1] - gateway0[1]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from databuild.bench.audit import AuditLog, audit_policy, tally
+from databuild.bench.audit import AuditLog, audit_policy, overlap, tally
 from databuild.bench.kube import job_finished, kubeconfig_with_token
 from databuild.bench.machine import parse_cpu_model, parse_mem_total
 from databuild.bench.operator_side import job_partitions
@@ -153,3 +154,39 @@ def test_token_kubeconfig_keeps_the_cluster(tmp_path: Path) -> None:
         "certificate-authority-data": "Q0E=",
     }
     assert doc["users"] == [{"name": "bench", "user": {"token": "secret"}}]
+
+
+def test_top_frames_can_limit_the_inclusive_list() -> None:
+    lines = ["main (/x/runpy.py:1);plan (/x/databuild/domain/planner.py:5) 3"]
+    profile = top_frames(lines, inclusive_in=("(databuild/",))
+    assert profile.inclusive_frames == [("plan (databuild/domain/planner.py)", 3)]
+
+
+def test_overlap_of_request_intervals() -> None:
+    assert overlap([]) == (0, 0.0, 0.0)
+    # one at a time, back to back: never two in flight
+    assert overlap([(0.0, 1.0), (1.0, 2.0), (2.0, 2.5)]) == (1, 2.5, 2.5)
+    most, busy, span = overlap([(0.0, 2.0), (0.5, 1.0), (0.6, 3.0), (5.0, 6.0)])
+    assert (most, busy, span) == (3, 5.9, 6.0)
+
+
+def test_tally_times_requests_but_not_watches() -> None:
+    def timed(verb: str, start: str, end: str) -> str:
+        event = json.loads(_event(verb, "jobs", 201))
+        event["requestReceivedTimestamp"] = f"2026-01-01T00:00:{start}Z"
+        event["stageTimestamp"] = f"2026-01-01T00:00:{end}Z"
+        return json.dumps(event)
+
+    counts = tally(
+        [
+            timed("create", "00.000000", "00.010000"),
+            timed("create", "00.010000", "00.030000"),
+            timed("watch", "00.000000", "50.000000"),
+        ],
+        OP,
+    )
+    assert counts.max_in_flight == 1
+    assert counts.busy_seconds == pytest.approx(0.03)
+    assert counts.span_seconds == pytest.approx(0.03)
+    assert counts.mean_latency == pytest.approx(0.015)
+    assert counts.mean_in_flight == pytest.approx(1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from databuild.bench.audit import ApiCounts
 from databuild.bench.cli import _command, parser, sizes_from
 from databuild.bench.machine import Machine
 from databuild.bench.profile import Profile
@@ -43,6 +44,9 @@ def _results() -> list[ScenarioResult]:
         top_writes=[("create events", 300), ("patch partitions/status", 200)],
         gateway_writes=600.0,
         baseline_writes=100,
+    )
+    wide.cost.traffic["operator"] = ApiCounts(
+        requests=10, writes=8, busy_seconds=0.1, max_in_flight=1, span_seconds=0.1
     )
     wide.component_cpu = {"baseline": {"kwok": 1.5}, "operator": {"kwok": 1.75}}
     deep = ScenarioResult("deep", "deep-10", "build", 10, 10)
@@ -108,6 +112,7 @@ def test_markdown_report() -> None:
     assert "| kube-controller-manager | --kube-api-qps | 200 |" in text
     assert "| wide | wide-100 | 100 | 1 | 10.0 | 11.0 | 1.10 | 7.0 | 9.0 | 3.2 | 90 (100) |" in text
     assert "create events 3.00" in text
+    assert "| wide-100 | operator | 10 | 8 | 10.0 | 1.00 | 1 | 0.1 |" in text
     assert "full plan  12.0 ms" in text
     assert "| 60.0 | `plan (databuild/domain/planner.py)` |" in text
     assert "- fan-3x20: it broke" in text
