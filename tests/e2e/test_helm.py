@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -460,3 +461,43 @@ def test_gitops_example_applied_with_kustomize_becomes_ready(
         assert_never_forbidden(log)
     finally:
         delete_namespace(kube, "analytics")
+
+
+def test_managed_crds_are_upgraded_by_helm_and_kept_on_uninstall(
+    release: Release, kube: ApiClient, tmp_path: Path
+) -> None:
+    """crds.managed=true: `helm upgrade` applies a CRD change; `helm uninstall` keeps them.
+
+    The CRDs usually exist already (from crds/ or an earlier install), so the install
+    adopts them (--take-ownership), as docs/install.md says for switching modes."""
+    release.install("--skip-crds", "--take-ownership", "--set", "crds.managed=true")
+    ext = client.ApiextensionsV1Api(kube)
+    want_crd = ext.read_custom_resource_definition(f"wants.{GROUP}")
+    assert want_crd.metadata.annotations["helm.sh/resource-policy"] == "keep"
+    assert want_crd.metadata.annotations["meta.helm.sh/release-name"] == release.name
+    original = [c.name for c in want_crd.spec.versions[0].additional_printer_columns]
+
+    # A new chart version whose Want CRD gained a printer column.
+    changed = tmp_path / "databuild-operator"
+    shutil.copytree(CHART, changed)
+    crd_file = changed / "crds" / f"{GROUP}_wants.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    crd["spec"]["versions"][0]["additionalPrinterColumns"].append(
+        {"name": "Since", "type": "date", "jsonPath": ".status.finishedAt"}
+    )
+    crd_file.write_text(yaml.safe_dump(crd, sort_keys=False))
+    try:
+        release.helm(
+            "upgrade", release.name, str(changed), "--namespace", release.namespace,
+            "--reuse-values", "--wait", "--timeout", "3m",
+        )  # fmt: skip
+        columns = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
+        assert [c.name for c in columns.additional_printer_columns] == [*original, "Since"]
+    finally:
+        # Back to the repository's CRDs, for every later test of the session.
+        release.upgrade()
+    columns = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
+    assert [c.name for c in columns.additional_printer_columns] == original
+
+    release.uninstall()
+    assert crds_present(kube) == CRDS
