@@ -62,12 +62,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_namespace(kube: ApiClient, prefix: str) -> str:
+def make_namespace(kube: ApiClient, prefix: str, labels: dict[str, str] | None = None) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(kube).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name))
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
     )
     return name
+
+
+# The operator's namespace enforces the restricted Pod Security Standard: the API
+# server's PodSecurity admission rejects the chart's pod unless it complies.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 
 
 def delete_namespace(kube: ApiClient, name: str) -> None:
@@ -312,7 +320,7 @@ def pod_ready(kube: ApiClient, release: Release) -> bool | None:
 
 @pytest.fixture
 def release(control_plane: Cluster, kube: ApiClient) -> Iterator[Release]:
-    namespace = make_namespace(kube, "databuild-system")
+    namespace = make_namespace(kube, "databuild-system", RESTRICTED)
     rel = Release(control_plane, f"db-{uuid.uuid4().hex[:6]}", namespace)
     try:
         yield rel
