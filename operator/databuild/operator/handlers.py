@@ -65,6 +65,10 @@ def configure(settings: kopf.OperatorSettings, *, inactivity_timeout: float) -> 
     settings.watching.inactivity_timeout = inactivity_timeout
     settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_RUN_LABEL
     settings.watching.label_selectors["v1", "pods"] = JOB_RUN_LABEL
+    # Least privilege: no list/watch of Namespaces and CRDs. kopf discovers the resources
+    # once at startup instead, so the CRDs must exist before the operator starts (the
+    # chart installs them first); namespaces are served by exact name or cluster-wide.
+    settings.scanning.disabled = True
     # The Lease elects the orchestrator; kopf's own peering (and its CRDs) is not needed.
     settings.peering.standalone = True
     # Kubernetes Events are ours to write (through the gateway, one per transition).
