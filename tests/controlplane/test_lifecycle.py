@@ -147,3 +147,47 @@ def test_existing_cluster_from_environment(control_plane: ControlPlane, tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_sigterm_ends_a_pytest_session_and_its_control_plane(tmp_path: Path) -> None:
+    pids_file = tmp_path / "pids.json"
+    (tmp_path / "test_inner.py").write_text(
+        textwrap.dedent(
+            f"""
+            import json, time
+            from pathlib import Path
+
+            def test_runs_long(control_plane):
+                tmp = Path({str(pids_file)!r} + ".tmp")
+                tmp.write_text(json.dumps(control_plane.processes))
+                tmp.replace({str(pids_file)!r})
+                time.sleep(300)
+
+            def test_never_reached():
+                pass
+            """
+        )
+    )
+    with (tmp_path / "inner.log").open("wb") as log:
+        inner = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 120
+    while not pids_file.exists():
+        assert inner.poll() is None, (tmp_path / "inner.log").read_text()
+        assert time.monotonic() < deadline, "the control plane did not start"
+        time.sleep(0.2)
+    pids: dict[str, int] = json.loads(pids_file.read_text())
+    started = {name: process_start_time(pid) for name, pid in pids.items()}
+
+    inner.send_signal(signal.SIGTERM)
+    inner.wait(60)
+
+    output = (tmp_path / "inner.log").read_text()
+    assert "KeyboardInterrupt" in output
+    assert "test_never_reached" not in output and "passed" not in output
+    for name, pid in pids.items():
+        assert wait_gone(pid, started[name], 5), f"{name} (pid {pid}) outlived the session"

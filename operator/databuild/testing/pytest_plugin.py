@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -60,6 +62,23 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM end the session the way Ctrl-C does.
+
+    pytest records a SystemExit raised inside a test as that test's failure and goes
+    on with the next one; a KeyboardInterrupt ends the session and runs the fixtures'
+    teardown, which stops the control plane in order.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def control_plane(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -72,6 +91,7 @@ def control_plane(
             raise pytest.UsageError(f"{KUBECONFIG_ENV}={existing}: no such kubeconfig file")
         yield ExistingCluster(path)
         return
+    _interrupt_on_sigterm()
     plane = ControlPlane(run_dir=tmp_path_factory.mktemp("control-plane"))
     request.config.stash[_STARTED] = plane
     plane.start()
