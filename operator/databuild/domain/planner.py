@@ -193,7 +193,11 @@ class Resolver:
 
 
 def plan(world: World, now: datetime) -> Plan:
-    """Decide what the operator must do now. Pure and deterministic."""
+    """Decide what the operator must do now. Pure and deterministic.
+
+    ``now`` must be timezone-aware (like every time in the world).
+    """
+    _check_aware(now)
     # A plan allocates many small objects and frees none of them until it returns:
     # pausing the cyclic collector avoids repeated full scans of a big world.
     paused = gc.isenabled()
@@ -203,6 +207,11 @@ def plan(world: World, now: datetime) -> Plan:
     finally:
         if paused:
             gc.enable()
+
+
+def _check_aware(now: datetime) -> None:
+    if now.tzinfo is None:
+        raise ValueError(f"plan time {now.isoformat()} has no time zone; use an aware datetime")
 
 
 def _short(refs: Iterable[str]) -> str:
@@ -1185,6 +1194,7 @@ class Planner:
 
     def plan(self, now: datetime) -> Plan:
         """What the operator must do now; same result as ``plan(self.world(), now)``."""
+        _check_aware(now)
         paused = gc.isenabled()
         gc.disable()
         try:

@@ -475,3 +475,8 @@ def test_only_wants_reaching_a_cycle_fail() -> None:
     assert not any(
         r.partitions[0].startswith(("top", "mid", "loop")) for r in sim.world.job_runs.values()
     )
+
+
+def test_plan_time_must_be_timezone_aware() -> None:
+    with pytest.raises(ValueError, match="no time zone"):
+        plan(World(), T0.replace(tzinfo=None))
