@@ -180,6 +180,29 @@ class Operator:
         self.synced.set()
         log.info("initial listing done: %d namespaces", len(self.store.namespaces()))
 
+    async def resync(self) -> int:
+        """List every watched kind and drop what the watches missed being deleted."""
+        scopes: Sequence[str | None] = self.settings.namespaces or (None,)
+        dropped = 0
+        for kind in WATCHED_KINDS:
+            selector = JOB_RUN_LABEL if kind in handlers.LABELLED else None
+            for ns in scopes:
+                before = self.store.versions(kind, ns)
+                items = await self.gateway.list(kind, ns, label_selector=selector)
+                dropped += self.store.resync(kind, items, before)
+        if dropped:
+            log.info("resync: dropped %d objects deleted while a watch was down", dropped)
+        return dropped
+
+    async def _resync_forever(self) -> None:
+        await self.synced.wait()
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                await self.resync()
+            except GatewayError as error:
+                log.warning("resync failed, trying again later: %s", error)
+
     async def _orchestrate(self) -> None:
         await self.initial_sync()
         await self.orchestrator.run()
@@ -208,6 +231,7 @@ class Operator:
         tasks = [
             asyncio.create_task(self.leadership.run(), name="databuild-lease"),
             asyncio.create_task(self._orchestrate(), name="databuild-orchestrator"),
+            asyncio.create_task(self._resync_forever(), name="databuild-resync"),
         ]
         scope = (
             f"namespaces {', '.join(self.settings.namespaces)}"

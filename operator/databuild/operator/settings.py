@@ -50,6 +50,8 @@ class Settings:
     """Serve kopf's liveness probe on this port at /healthz (``None``: not at all)."""
     watch_inactivity_timeout: float = 70.0
     """Reconnect a watch that delivered nothing (not even a bookmark) for this long."""
+    resync_seconds: float = 300.0
+    """List everything this often, to forget objects deleted while a watch was down."""
     log_format: str = "text"
     """``text`` or ``json`` log lines."""
     log_level: str = "INFO"
@@ -120,6 +122,11 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="reconnect silent watches after this many seconds (default 70)",
     )
+    p.add_argument(
+        "--resync-seconds",
+        type=float,
+        help="re-list everything this often to catch deletions a watch missed (default 300)",
+    )
     p.add_argument("--log-format", choices=["text", "json"], help="log line format")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     return p
@@ -161,6 +168,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     pick("bel_url", args.bel_url)
     pick("bel_retention_days", args.bel_retention_days, float)
     pick("watch_inactivity_timeout", args.watch_inactivity_timeout, float)
+    pick("resync_seconds", args.resync_seconds, float)
     pick("log_format", args.log_format)
     pick("log_level", args.log_level)
     lease_namespace = (
@@ -180,6 +188,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.log_format not in ("text", "json"):
         raise SystemExit(f"log format must be text or json, got {settings.log_format!r}")
+    if settings.resync_seconds <= 0:
+        raise SystemExit("--resync-seconds must be more than 0")
     if settings.job_ttl_seconds < 0:
         raise SystemExit("--job-ttl-seconds must be 0 or more")
     if settings.max_concurrent_runs is not None and settings.max_concurrent_runs < 1:

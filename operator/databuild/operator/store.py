@@ -190,3 +190,43 @@ class WorldStore:
         """Record a full listing of ``kind`` (newer versions win, as always)."""
         for item in items:
             self.put(kind, item)
+
+    def versions(self, kind: str, namespace: str | None) -> dict[tuple[str, str], str]:
+        """``(namespace, name) -> resourceVersion`` of ``kind`` (``None``: every namespace)."""
+        out: dict[tuple[str, str], str] = {}
+        for ns_name, ns in self._namespaces.items():
+            if namespace is not None and ns_name != namespace:
+                continue
+            for name, obj in ns.objects.get(kind, {}).items():
+                out[ns_name, name] = str((obj.get("metadata") or {}).get("resourceVersion"))
+        return out
+
+    def resync(
+        self,
+        kind: str,
+        items: Iterable[Mapping[str, Any]],
+        before: Mapping[tuple[str, str], str],
+    ) -> int:
+        """Reconcile the store with a fresh listing; the number of objects dropped.
+
+        A watch that restarts re-lists but never reports what was deleted meanwhile;
+        this does. ``before`` is :meth:`versions` taken just before the listing: an
+        object then known, absent from the listing and not changed since is gone.
+        """
+        listed: set[tuple[str, str]] = set()
+        for item in items:
+            meta = item.get("metadata") or {}
+            listed.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+            self.put(kind, item)
+        dropped = 0
+        for (ns, name), version in before.items():
+            if (ns, name) in listed:
+                continue
+            current = self.get(kind, ns, name)
+            if current is None:
+                continue
+            if str((current.get("metadata") or {}).get("resourceVersion")) != version:
+                continue  # changed after the listing started: the watch knows better
+            if self.delete(kind, current):
+                dropped += 1
+        return dropped

@@ -62,3 +62,25 @@ def test_wait_for_change() -> None:
         return quiet, woken
 
     assert asyncio.run(scenario()) == (False, True)
+
+
+def test_resync_forgets_what_a_watch_missed_being_deleted() -> None:
+    store = WorldStore()
+    store.load("Want", [_obj("kept", "1"), _obj("gone", "2"), _obj("changed", "3")])
+    before = store.versions("Want", "n")
+    # While the listing runs, "changed" gets a newer event and "new" appears.
+    store.put("Want", _obj("changed", "5"))
+    store.put("Want", _obj("new", "6"))
+    dropped = store.resync("Want", [_obj("kept", "4")], before)
+    assert dropped == 1
+    assert sorted(store.objects("Want", "n")) == ["changed", "kept", "new"]
+    assert store.get("Want", "n", "kept")["metadata"]["resourceVersion"] == "4"  # type: ignore[index]
+    assert not store.put("Want", _obj("gone", "2"))  # tombstoned
+
+
+def test_versions_by_scope() -> None:
+    store = WorldStore()
+    store.put("Job", _obj("a", "1", ns="x"))
+    store.put("Job", _obj("b", "2", ns="y"))
+    assert store.versions("Job", "x") == {("x", "a"): "1"}
+    assert store.versions("Job", None) == {("x", "a"): "1", ("y", "b"): "2"}
