@@ -1,0 +1,80 @@
+"""What the control plane is: versions, names, the node, and pods that are not Jobs'."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+from kubernetes import client
+
+from databuild.testing import NODE_NAME, Cluster
+from databuild.testing._binaries import read_versions
+
+from .jobs import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_apiserver_reports_the_pinned_version(kube: client.ApiClient) -> None:
+    version = client.VersionApi(kube).get_code()
+    assert version.git_version == read_versions(REPO / "hack" / "versions.env")["KUBE_VERSION"]
+
+
+def test_kubernetes_service_and_serving_certificate(
+    control_plane: Cluster, kube: client.ApiClient
+) -> None:
+    service = client.CoreV1Api(kube).read_namespaced_service("kubernetes", "default")
+    assert service.spec.cluster_ip == "10.0.0.1"
+
+    # In-cluster clients dial the Service's name; the serving certificate must match.
+    host = kube.configuration.host.removeprefix("https://")
+    address, port = host.rsplit(":", 1)
+    context = ssl.create_default_context(cafile=kube.configuration.ssl_ca_cert)
+    for name in ("kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "localhost"):
+        with (
+            socket.create_connection((address, int(port)), timeout=10) as sock,
+            context.wrap_socket(sock, server_hostname=name) as tls,
+        ):
+            assert tls.version() is not None
+
+
+def test_one_schedulable_simulated_node(kube: client.ApiClient) -> None:
+    [node] = client.CoreV1Api(kube).list_node().items
+    assert node.metadata.name == NODE_NAME
+    assert node.metadata.annotations["kwok.x-k8s.io/node"] == "fake"
+    assert not node.spec.taints
+    assert node.status.node_info.kubelet_version.startswith("kwok-")
+    assert node.status.allocatable["pods"] == "10k"  # generous: never the limit
+
+
+def test_pods_that_are_not_jobs_become_ready_and_stay(
+    kube: client.ApiClient, namespace: str
+) -> None:
+    """What `helm install --wait` needs from a Deployment."""
+    apps = client.AppsV1Api(kube)
+    labels = {"app": "web"}
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "web", "image": "example.invalid/web:1"}]},
+                },
+            },
+        },
+    )
+
+    def available() -> bool | None:
+        status = apps.read_namespaced_deployment_status("web", namespace).status
+        return True if status.available_replicas == 2 else None
+
+    wait_for("the Deployment to be available", available)
+    pods = client.CoreV1Api(kube).list_namespaced_pod(namespace, label_selector="app=web").items
+    assert {p.status.phase for p in pods} == {"Running"}
