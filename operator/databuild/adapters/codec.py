@@ -512,6 +512,33 @@ def want_derived_status(action: domain.UpdateWantStatus) -> dict[str, Any]:
     }
 
 
+def job_definition_ready(jd: domain.JobDefinition) -> tuple[str, str, str]:
+    """(status, reason, message) of a JobDefinition's Ready condition."""
+    if jd.error is not None:
+        return ("False", "InvalidJobDefinition", jd.error[:4096])
+    return ("True", "Valid", "its outputs and inputs parse; Wants can use it")
+
+
+def job_definition_status(
+    ready: tuple[str, str, str], generation: int, now: datetime
+) -> dict[str, Any]:
+    """The status patch of a JobDefinition: its Ready condition."""
+    status, reason, message = ready
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": iso(now),
+                "observedGeneration": generation,
+            }
+        ],
+        "observedGeneration": generation,
+    }
+
+
 def bad_want_status(problem: str, generation: int, now: datetime) -> dict[str, Any]:
     """The status of a Want the operator cannot read (it never reaches the planner)."""
     return {
@@ -536,6 +563,8 @@ __all__ = [
     "bad_want_status",
     "iso",
     "job_definition_from",
+    "job_definition_ready",
+    "job_definition_status",
     "job_run_from",
     "job_run_manifest",
     "job_run_of",

@@ -16,6 +16,7 @@ watch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -228,6 +229,7 @@ class Executor:
                     result.replan = True
                     break
             await self._bad_wants(snapshot, now, result)
+            await self._job_definitions(snapshot, now, result)
         finally:
             await self._emit_events(pending_events)
         return result
@@ -469,6 +471,43 @@ class Executor:
             log.warning(
                 "Want %s/%s cannot be planned: %s", snapshot.namespace, bad.name, bad.problem
             )
+
+    async def _job_definitions(
+        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Say on each JobDefinition whether it is usable (once per generation and verdict)."""
+        for report in snapshot.job_definition_reports:
+            jd = snapshot.world.job_definitions.get(report.name)
+            if jd is None:
+                continue
+            ready = codec.job_definition_ready(jd)
+            if report.ready == ready and report.observed_generation == report.generation:
+                continue
+            if not self.is_leading():
+                return
+            try:
+                updated = await self.gateway.patch_status(
+                    "JobDefinition",
+                    snapshot.namespace,
+                    report.name,
+                    codec.job_definition_status(ready, report.generation, now),
+                )
+            except GatewayError as error:
+                log.warning(
+                    "cannot write the status of JobDefinition %s/%s: %s",
+                    snapshot.namespace,
+                    report.name,
+                    error,
+                )
+                continue
+            result.writes += 1
+            self.store.put("JobDefinition", updated)
+            if ready[0] == "False":
+                ref = ObjectReference.of(updated)
+                with contextlib.suppress(GatewayError):
+                    await self.gateway.emit_event(
+                        ref, type="Warning", reason=ready[1], message=ready[2]
+                    )
 
     async def _emit_events(self, events: list[tuple[ObjectReference, EventType, str, str]]) -> None:
         if not events:

@@ -26,6 +26,17 @@ class BadWant:
 
 
 @dataclass(frozen=True)
+class JobDefinitionReport:
+    """What a JobDefinition's status says now, to tell whether it needs rewriting."""
+
+    name: str
+    generation: int
+    observed_generation: int | None
+    ready: tuple[str, str, str]
+    """(status, reason, message) of its Ready condition; empty strings when absent."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The World to plan from, plus what could not go into it."""
 
@@ -36,6 +47,7 @@ class Snapshot:
     """Times the snapshot would read differently (e.g. a failed pod's grace period)."""
     skipped: tuple[str, ...] = field(default_factory=tuple)
     """Other objects left out, as messages for the log."""
+    job_definition_reports: tuple[JobDefinitionReport, ...] = ()
 
 
 def build(
@@ -52,11 +64,29 @@ def build(
     """
     skipped: list[str] = []
     job_definitions: dict[str, domain.JobDefinition] = {}
+    reports: list[JobDefinitionReport] = []
     for name, body in store.objects("JobDefinition", namespace).items():
         try:
             job_definitions[name] = codec.job_definition_from(body)
         except codec.BadObject as error:
             skipped.append(str(error))
+            continue
+        status = body.get("status") or {}
+        ready: dict[str, object] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        reports.append(
+            JobDefinitionReport(
+                name,
+                int((body.get("metadata") or {}).get("generation") or 1),
+                status.get("observedGeneration"),
+                (
+                    str(ready.get("status", "")),
+                    str(ready.get("reason", "")),
+                    str(ready.get("message", "")),
+                ),
+            )
+        )
 
     wants: dict[str, domain.Want] = {}
     bad: list[BadWant] = []
@@ -64,7 +94,7 @@ def build(
         try:
             wants[name] = codec.want_from(body)
         except codec.BadObject as error:
-            ready: dict[str, object] = next(
+            want_ready: dict[str, object] = next(
                 (
                     c
                     for c in (body.get("status") or {}).get("conditions") or []
@@ -77,8 +107,8 @@ def build(
                     name,
                     error.problem,
                     int((body.get("metadata") or {}).get("generation") or 1),
-                    str(ready.get("reason", "")),
-                    str(ready.get("message", "")),
+                    str(want_ready.get("reason", "")),
+                    str(want_ready.get("message", "")),
                 )
             )
 
@@ -124,7 +154,7 @@ def build(
         outcomes=outcomes,
         settings=settings or domain.Settings(),
     )
-    return Snapshot(namespace, world, tuple(bad), tuple(wakeups), tuple(skipped))
+    return Snapshot(namespace, world, tuple(bad), tuple(wakeups), tuple(skipped), tuple(reports))
 
 
 def _failed(job: dict[str, object]) -> bool:

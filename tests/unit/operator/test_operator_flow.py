@@ -278,3 +278,18 @@ def test_sla_breach_is_flagged_once() -> None:
     c.advance(1)
     c.settle()
     assert [e.reason for e in c.gateway.events].count("SLABreached") == 1
+
+
+def test_job_definitions_say_whether_they_are_usable() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("good", ["good/date={date}"]))
+    c.apply(jobdef("bad", ["bad/date={date}"], ["raw/{nope}"]))
+    c.reconcile()
+    good = c.status("JobDefinition", "good")
+    assert good["conditions"][0]["status"] == "True"
+    assert good["observedGeneration"] == 1
+    bad = c.status("JobDefinition", "bad")
+    assert bad["conditions"][0]["reason"] == "InvalidJobDefinition"
+    assert "nope" in bad["conditions"][0]["message"]
+    assert [e.reason for e in c.gateway.events] == ["InvalidJobDefinition"]
+    assert c.settle() == 0  # said once
