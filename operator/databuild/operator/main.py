@@ -21,7 +21,7 @@ from kubernetes import client, config
 
 from databuild import domain
 from databuild.adapters.bel import attach as attach_bel
-from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway
+from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway, NotFound
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import handlers, metrics
 from databuild.operator.eventlog import BuildEventLog
@@ -207,8 +207,29 @@ class Operator:
         await self.initial_sync()
         await self.orchestrator.run()
 
+    async def wait_for_crds(self) -> None:
+        """Return once the API server serves our kinds (kopf discovers them only once)."""
+        scope = self.settings.namespaces[0] if self.settings.namespaces else None
+        delay, warned = 1.0, False
+        while True:
+            try:
+                await self.gateway.list("JobDefinition", scope)
+                return
+            except NotFound:
+                if not warned:
+                    log.warning(
+                        "the databuild.dev CRDs are not installed (kubectl apply -f crds/); "
+                        "waiting for them"
+                    )
+                    warned = True
+            except GatewayError as error:
+                log.warning("cannot reach the API server, retrying in %.0fs: %s", delay, error)
+            await asyncio.sleep(delay)
+            delay = min(15.0, delay * 2)
+
     async def run(self, stop_flag: asyncio.Event | None = None) -> None:
         """Run until ``stop_flag`` is set or a SIGINT/SIGTERM arrives."""
+        await self.wait_for_crds()
         kopf_settings = kopf.OperatorSettings()
         handlers.configure(kopf_settings, inactivity_timeout=self.settings.watch_inactivity_timeout)
         server = None
