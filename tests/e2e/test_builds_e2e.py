@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 from e2e_support import Scenario, jobdef, want
 
-from databuild.testing.demo import api_writes, delete_object, wait_until
+from databuild.testing.demo import api_writes, delete_object, request, wait_until
 
 DATE = "2025-01-01"
 
@@ -306,3 +307,45 @@ def test_two_operators_one_orchestrator(scenario: Scenario) -> None:
     sc.apply(want("late", [f"daily/date={DATE}"]))
     sc.wait_for_want("late", "Successful", timeout=60)
     assert follower.metrics()["databuild_leader"] == 1.0
+
+
+def test_taint_marks_lineage_and_a_new_want_rebuilds(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        jobdef("raw", ["raw/date={date}"]),
+        jobdef("clean", ["clean/date={date}"], ["raw/date={date}"]),
+        want("w", [f"clean/date={DATE}"]),
+    )
+    sc.wait_for_want("w", "Successful")
+    raw = sc.partition(f"raw/date={DATE}")
+    # What `databuild taint` does: annotate the Partition with the reason and the time.
+    requested = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    request(
+        sc.kube,
+        "PATCH",
+        f"/apis/databuild.dev/v1alpha1/namespaces/{sc.namespace}/partitions/"
+        f"{raw['metadata']['name']}",
+        {
+            "metadata": {
+                "annotations": {
+                    "databuild.dev/taint": "corrupt upstream file",
+                    "databuild.dev/taint-requested-at": requested,
+                }
+            }
+        },
+        content_type="application/merge-patch+json",
+    )
+
+    def tainted() -> bool:
+        return all(
+            sc.partition(f"{p}/date={DATE}")["status"]["state"] == "Tainted"
+            for p in ("raw", "clean")
+        )
+
+    wait_until(tainted, timeout=30, what="both partitions to be Tainted", describe=sc.describe)
+    assert "built from tainted" in sc.partition(f"clean/date={DATE}")["status"]["message"]
+    sc.apply(want("rebuild", [f"clean/date={DATE}"]))
+    sc.wait_for_want("rebuild", "Successful")
+    assert len(sc.runs_of("raw")) == 2
+    assert sc.partition(f"raw/date={DATE}")["status"]["state"] == "Live"

@@ -17,6 +17,10 @@ JOB_RUN_LABEL = f"{GROUP}/job-run"
 # Pinned: "1" for a JobRun's first batch Job.
 ATTEMPT_ANNOTATION = f"{GROUP}/attempt"
 JOB_DEFINITION_LABEL = f"{GROUP}/job-definition"
+# A user's request to taint a Live partition (written by `databuild taint`): the reason,
+# and when it was asked (a partition rebuilt since is not tainted again).
+TAINT_ANNOTATION = f"{GROUP}/taint"
+TAINT_REQUESTED_AT_ANNOTATION = f"{GROUP}/taint-requested-at"
 
 APP_NAME = "app.kubernetes.io/name"
 APP_INSTANCE = "app.kubernetes.io/instance"

@@ -293,3 +293,63 @@ def test_job_definitions_say_whether_they_are_usable() -> None:
     assert "nope" in bad["conditions"][0]["message"]
     assert [e.reason for e in c.gateway.events] == ["InvalidJobDefinition"]
     assert c.settle() == 0  # said once
+
+
+def _annotate(c: FakeCluster, ref: str, annotations: dict[str, str]) -> None:
+    part = next(p for p in c.of_kind("Partition") if p["spec"]["ref"] == ref)
+    patched = asyncio.run(
+        c.gateway.patch(
+            "Partition", NS, part["metadata"]["name"], {"metadata": {"annotations": annotations}}
+        )
+    )
+    c.store.put("Partition", patched)
+
+
+def _state(c: FakeCluster, ref: str) -> str:
+    part = next(p for p in c.of_kind("Partition") if p["spec"]["ref"] == ref)
+    return str(part["status"]["state"])
+
+
+def test_taint_request_taints_along_lineage_and_a_new_want_rebuilds() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("raw", ["raw/date={date}"]))
+    c.apply(jobdef("clean", ["clean/date={date}"], ["raw/date={date}"]))
+    c.apply(want("w", ["clean/date=2025-01-01"]))
+    c.reconcile()
+    c.finish_job(c.jobs()[0]["metadata"]["name"])
+    c.reconcile()
+    c.finish_job(next(j for j in c.jobs() if "clean" in j["metadata"]["name"])["metadata"]["name"])
+    c.reconcile()
+    assert c.status("Want", "w")["state"] == "Successful"
+    c.advance(5)
+    _annotate(
+        c,
+        "raw/date=2025-01-01",
+        {
+            "databuild.dev/taint": "bad upstream file",
+            "databuild.dev/taint-requested-at": c.now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
+    c.reconcile()
+    assert _state(c, "raw/date=2025-01-01") == "Tainted"
+    assert _state(c, "clean/date=2025-01-01") == "Tainted"
+    assert c.status("Want", "w")["state"] == "Successful"  # terminal Wants stay so
+    tainted = [e for e in c.bel.events if e.event.to_state == "Tainted"]
+    assert len(tainted) == 2
+    assert c.settle() == 0  # the request is not applied twice
+    c.apply(want("again", ["clean/date=2025-01-01"]))
+    c.reconcile()
+    assert _state(c, "raw/date=2025-01-01") == "Building"
+    c.finish_job(_unfinished_job(c))
+    c.reconcile()
+    c.finish_job(_unfinished_job(c))
+    c.reconcile()
+    assert c.status("Want", "again")["state"] == "Successful"
+    assert _state(c, "raw/date=2025-01-01") == "Live"
+    assert _state(c, "clean/date=2025-01-01") == "Live"
+    assert c.settle() == 0  # rebuilt after the request: not tainted again
+
+
+def _unfinished_job(c: FakeCluster) -> str:
+    [job] = [j for j in c.jobs() if not j.get("status")]
+    return str(job["metadata"]["name"])
