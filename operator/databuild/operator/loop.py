@@ -89,6 +89,7 @@ class Orchestrator:
         self.max_debounce = max_debounce_seconds
         self.clock = clock
         self.stats = LoopStats()
+        self.cache = snapshot.ConversionCache()
         self.on_reconcile = on_reconcile
         """Told the duration of every planning pass and whether it went well (metrics)."""
         self._deadlines: dict[str, datetime] = {}
@@ -158,8 +159,9 @@ class Orchestrator:
                 self.store,
                 namespace,
                 now,
-                self.settings,
-                self.executor.synthetic_outcomes(namespace),
+                settings=self.settings,
+                extra_outcomes=self.executor.synthetic_outcomes(namespace),
+                cache=self.cache,
             )
             if snap.taint_requests:
                 # A user asked to taint a Live partition: apply that first (it and what

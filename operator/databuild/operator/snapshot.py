@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from databuild import domain
 from databuild.adapters import codec
@@ -63,24 +63,73 @@ class Snapshot:
     """Requests still to act on: the partition is Live and went Live before the request."""
 
 
+_T = TypeVar("_T")
+
+
+class ConversionCache:
+    """Domain objects converted from API objects, reused while the resourceVersion holds.
+
+    Converting (and validating) every object on every plan would cost more than the
+    plan itself in a big namespace; an object that did not change converts the same.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], tuple[str, object]] = {}
+        self._seen: set[tuple[str, str, str]] = set()
+
+    def convert(
+        self, kind: str, body: Mapping[str, Any], convert: Callable[[Mapping[str, Any]], _T]
+    ) -> _T:
+        """``convert(body)``, or the cached result for this resourceVersion (errors too)."""
+        meta = body.get("metadata") or {}
+        key = (kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+        version = str(meta.get("resourceVersion", ""))
+        self._seen.add(key)
+        cached = self._entries.get(key)
+        if cached is not None and version and cached[0] == version:
+            value = cached[1]
+        else:
+            try:
+                value = convert(body)
+            except codec.BadObject as error:
+                value = error
+            self._entries[key] = (version, value)
+        if isinstance(value, codec.BadObject):
+            raise value
+        return value  # type: ignore[return-value]
+
+    def prune(self, namespace: str) -> None:
+        """Forget the objects of ``namespace`` not converted since the last prune."""
+        for key in [k for k in self._entries if k[1] == namespace and k not in self._seen]:
+            del self._entries[key]
+        self._seen = {k for k in self._seen if k[1] != namespace}
+
+
+def _direct(kind: str, body: Mapping[str, Any], convert: Callable[[Mapping[str, Any]], _T]) -> _T:
+    return convert(body)
+
+
 def build(
     store: WorldStore,
     namespace: str,
     now: datetime,
+    *,
     settings: domain.Settings | None = None,
     extra_outcomes: Mapping[tuple[str, int], domain.JobOutcome] | None = None,
+    cache: ConversionCache | None = None,
 ) -> Snapshot:
     """The World of ``namespace`` as the store holds it at ``now``.
 
     ``extra_outcomes`` are outcomes of batch Jobs that could not even be created (the
     API server rejected them), so the planner counts them as failed attempts.
     """
+    convert = cache.convert if cache is not None else _direct
     skipped: list[str] = []
     job_definitions: dict[str, domain.JobDefinition] = {}
     reports: list[JobDefinitionReport] = []
     for name, body in store.objects("JobDefinition", namespace).items():
         try:
-            job_definitions[name] = codec.job_definition_from(body)
+            job_definitions[name] = convert("JobDefinition", body, codec.job_definition_from)
         except codec.BadObject as error:
             skipped.append(str(error))
             continue
@@ -105,7 +154,7 @@ def build(
     bad: list[BadWant] = []
     for name, body in store.objects("Want", namespace).items():
         try:
-            wants[name] = codec.want_from(body)
+            wants[name] = convert("Want", body, codec.want_from)
         except codec.BadObject as error:
             want_ready: dict[str, object] = next(
                 (
@@ -129,7 +178,7 @@ def build(
     taints: list[TaintRequest] = []
     for body in store.objects("Partition", namespace).values():
         try:
-            part = codec.partition_from(body)
+            part = convert("Partition", body, codec.partition_from)
         except codec.BadObject as error:
             skipped.append(str(error))
             continue
@@ -141,7 +190,7 @@ def build(
     job_runs: dict[str, domain.JobRun] = {}
     for name, body in store.objects("JobRun", namespace).items():
         try:
-            job_runs[name] = codec.job_run_from(body)
+            job_runs[name] = convert("JobRun", body, codec.job_run_from)
         except codec.BadObject as error:
             skipped.append(str(error))
 
@@ -158,6 +207,8 @@ def build(
             wakeups.append(now + codec.POD_GRACE)
         outcomes[outcome.job_run, outcome.attempt] = outcome
 
+    if cache is not None:
+        cache.prune(namespace)
     for key, outcome in (extra_outcomes or {}).items():
         outcomes.setdefault(key, outcome)
 
