@@ -71,6 +71,7 @@ from databuild.domain.world import (
     OutcomeKind,
     Partition,
     Settings,
+    TaintRequest,
     Want,
     WantStatus,
     World,
@@ -240,6 +241,9 @@ class _Planning:
         self.outcomes: dict[tuple[str, int], JobOutcome] = dict(world.outcomes)
         self.resolver = resolver
         self.parts: dict[str, PartitionState] = {r: p.state for r, p in world.partitions.items()}
+        self.taint_requests: dict[str, TaintRequest] = {
+            r: p.taint_request for r, p in world.partitions.items() if p.taint_request is not None
+        }
         self.runs: dict[str, JobRun] = dict(world.job_runs)
         self.wants: dict[str, Want] = {n: w for n, w in world.wants.items() if not w.deleted}
         # Indexes, rebuilt by every full pass and kept up to date by every transition.
@@ -284,7 +288,9 @@ class _Planning:
         self._record_new_wants()
         self._index()
         self._observe_outcomes()
-        self._reconcile_partitions()
+        self._settle_orphans()
+        self._apply_taints()
+        self._claim_active()
         while True:
             self._cascade_failures(self._failed_inputs())
             self._fail_wants_on_failed_partitions()
@@ -314,7 +320,7 @@ class _Planning:
         if any(b.reason == "OutputConflict" for b in self.blockers.values()):
             return None
         for name in dirty_runs:
-            if not self._local_outcome(name):
+            if not self._local_outcome(name, now):
                 return None
         due = self._pop_due(self.deadlines, now)
         if any(self._ttl_valid(when, name) for when, name in due):
@@ -342,7 +348,7 @@ class _Planning:
             self._derive_want(name)
         return Plan(tuple(self.actions), self._next_wakeup())
 
-    def _local_outcome(self, name: str) -> bool:
+    def _local_outcome(self, name: str, now: datetime) -> bool:
         """Whether the observed outcome of run ``name`` can be handled by the local pass."""
         run = self.runs.get(name)
         if run is None:
@@ -354,10 +360,15 @@ class _Planning:
         if outcome is None or outcome.kind is OutcomeKind.RUNNING:
             return True
         if outcome.kind is OutcomeKind.SUCCEEDED:
-            return all(
-                isinstance(self.wants[w].state, _TERMINAL_WANT)
-                for w in self.wants_by_source.get(name, ())
-                if w in self.wants
+            return (
+                all(
+                    isinstance(self.wants[w].state, _TERMINAL_WANT)
+                    for w in self.wants_by_source.get(name, ())
+                    if w in self.wants
+                )
+                # A taint request dated after the outputs go Live (clocks apart) taints
+                # them at once: that needs the full pass, which rebuilds them.
+                and not any(self._taint_due(r, now) for r in run.partitions)
             )
         if outcome.kind is OutcomeKind.FAILED:
             jd = self.defs.get(run.job_definition)
@@ -634,16 +645,95 @@ class _Planning:
             case unreachable:
                 assert_never(unreachable)
 
+    # --- A2: taints -------------------------------------------------------------------------
+
+    def _taint_due(self, ref: str, live_since: datetime | None) -> bool:
+        """Whether a taint request of ``ref`` applies to data Live since ``live_since``."""
+        request = self.taint_requests.get(ref)
+        return request is not None and (live_since is None or live_since < request.requested_at)
+
+    def _apply_taints(self) -> None:
+        """Act on taint requests, taint along lineage, stop runs reading tainted data.
+
+        1. A Live partition with a taint request newer than its ``liveSince`` goes
+           Tainted (``TaintRequested``). One rebuilt after the request is left alone.
+        2. Every Live partition built from a Tainted one goes Tainted too
+           (``UpstreamTainted``), transitively. This looks at every Tainted partition,
+           not only the ones tainted now, so a cascade cut short by a crash is finished
+           by the next plan; a partition is tainted once (it is no longer Live after).
+        3. A Running run that reads a Tainted partition is cancelled (its batch Job
+           deleted, ``InputTainted``): what it writes would be built from bad data. The
+           need walk then builds its outputs again once the input is rebuilt.
+
+        This runs before any Tainted partition is claimed by a new build (which would
+        hide it from step 2), so a crash between any two actions converges.
+        """
+        for ref in sorted(self.taint_requests):
+            part = self.parts.get(ref)
+            if isinstance(part, PartitionLive) and self._taint_due(ref, part.live_since):
+                request = self.taint_requests[ref]
+                self._set_part(
+                    ref,
+                    *part.taint(
+                        ref,
+                        at=self.now,
+                        message=request.reason[:1024],
+                        reason="TaintRequested",
+                    ),
+                )
+        tainted = sorted(r for r, p in self.parts.items() if isinstance(p, PartitionTainted))
+        if not tainted:
+            return
+        dependents: dict[str, list[str]] = {}
+        for ref, part in self.parts.items():
+            if isinstance(part, PartitionLive):
+                for source in part.inputs:
+                    dependents.setdefault(source, []).append(ref)
+        # (tainted ref, the ref first tainted, its message): messages name the input and
+        # the origin's reason, not the whole path.
+        queue = deque((r, r, self.parts[r].message) for r in tainted)
+        while queue:
+            source, origin, cause = queue.popleft()
+            for child in sorted(dependents.get(source, ())):
+                part = self.parts[child]
+                if not isinstance(part, PartitionLive):
+                    continue  # tainted already, through another input
+                via = "" if origin == source else f" (tainted with {origin})"
+                message = f"built from tainted {source}{via}" + (f": {cause}" if cause else "")
+                self._set_part(
+                    child,
+                    *part.taint(
+                        child,
+                        at=self.now,
+                        message=message[:1024],
+                        reason="UpstreamTainted",
+                        source=source,
+                    ),
+                )
+                queue.append((child, origin, cause))
+        for ref in sorted(r for r, p in self.parts.items() if isinstance(p, PartitionTainted)):
+            for run_name in list(self.needers.get(ref, ())):
+                run = self.runs[run_name]
+                if isinstance(run.state, JobRunRunning):
+                    self._cancel(
+                        run_name,
+                        f"input {ref} was tainted while the job ran",
+                        event_reason="InputTainted",
+                    )
+
     # --- B: partitions agree with their runs ----------------------------------------------
 
-    def _reconcile_partitions(self) -> None:
+    def _settle_orphans(self) -> None:
+        """Building partitions whose builder is not their active run follow that run."""
         for ref in sorted(self.parts):
             part = self.parts[ref]
             if isinstance(part, PartitionBuilding):
                 builder = self.active.get(ref)
                 if builder is None or builder != part.built_by:
                     self._settle_partition(ref, part, self.runs.get(part.built_by or ""))
-        # Runs whose partitions were not (yet) moved to Building, e.g. after a crash.
+
+    def _claim_active(self) -> None:
+        """Runs whose partitions were not (yet) moved to Building, e.g. after a crash."""
         for ref in sorted(self.active):
             self._claim(PartitionRef(ref), self.active[ref])
 
@@ -942,7 +1032,7 @@ class _Planning:
         for name in sorted(set(self.active.values()) - self.needed_runs):
             self._cancel(name, "no live Want needs it any more")
 
-    def _cancel(self, name: str, reason: str) -> None:
+    def _cancel(self, name: str, reason: str, event_reason: str = "Cancelled") -> None:
         run = self.runs[name]
         state = run.state
         if not isinstance(state, _ACTIVE):
@@ -950,7 +1040,9 @@ class _Planning:
         if isinstance(state, JobRunRunning):
             self.actions.append(DeleteBatchJob(state.batch_job, name))
             self.outcomes.pop((name, state.attempt), None)
-        self._set_run(name, *state.cancel(name, at=self.now, reason=reason))
+        self._set_run(
+            name, *state.cancel(name, at=self.now, reason=reason, event_reason=event_reason)
+        )
         self._finish_outputs(name)
 
     # --- F: waiting <-> queued ----------------------------------------------------------------
@@ -1217,7 +1309,10 @@ class Planner:
         return World(
             job_definitions=dict(state.defs),
             wants=dict(state.wants),
-            partitions={r: Partition(PartitionRef(r), p) for r, p in state.parts.items()},
+            partitions={
+                r: Partition(PartitionRef(r), p, state.taint_requests.get(r))
+                for r, p in state.parts.items()
+            },
             job_runs=dict(state.runs),
             outcomes=dict(state.outcomes),
             settings=state.settings,
@@ -1277,9 +1372,17 @@ class Planner:
             self._full = True
 
     def observe_partition(self, partition: Partition) -> None:
-        """A Partition as read from the API (e.g. tainted by a user)."""
-        if self._state.parts.get(partition.ref) != partition.state:
-            self._state.parts[partition.ref] = partition.state
+        """A Partition as read from the API (e.g. with a user's taint request)."""
+        state = self._state
+        ref = partition.ref
+        if state.parts.get(ref) != partition.state:
+            state.parts[ref] = partition.state
+            self._full = True
+        if state.taint_requests.get(ref) != partition.taint_request:
+            if partition.taint_request is None:
+                del state.taint_requests[ref]
+            else:
+                state.taint_requests[ref] = partition.taint_request
             self._full = True
 
     def observe_settings(self, settings: Settings) -> None:

@@ -172,11 +172,27 @@ class PartitionLive(_PartitionBase):
 
     STATE: ClassVar[str] = "Live"
 
-    def taint(self, ref: str, *, at: datetime, message: str) -> tuple[PartitionTainted, Event]:
-        """Someone marked it bad (or something it was built from)."""
+    def taint(
+        self,
+        ref: str,
+        *,
+        at: datetime,
+        message: str,
+        reason: str = "Tainted",
+        source: str = "",
+    ) -> tuple[PartitionTainted, Event]:
+        """Someone marked it bad (or ``source``, an input it was built from, is bad).
+
+        ``reason`` is the event's: ``TaintRequested`` for a user's request,
+        ``UpstreamTainted`` for a partition built from a tainted one.
+        """
         state = self._to(PartitionTainted, message=message)
         return state, self._event(
-            partition_name(ref), "Tainted", at, "Tainted", _details(ref=ref, message=message)
+            partition_name(ref),
+            "Tainted",
+            at,
+            reason,
+            _details(ref=ref, input=source, message=message),
         )
 
 
@@ -226,10 +242,15 @@ class _JobRunBase(_State):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _CancellableJobRun(_JobRunBase):
-    def cancel(self, name: str, *, at: datetime, reason: str) -> tuple[JobRunCancelled, Event]:
-        """No live Want needs it any more."""
+    def cancel(
+        self, name: str, *, at: datetime, reason: str, event_reason: str = "Cancelled"
+    ) -> tuple[JobRunCancelled, Event]:
+        """No live Want needs it any more (or, ``InputTainted``, it reads a tainted input).
+
+        ``reason`` is the message; ``event_reason`` the event's CamelCase reason.
+        """
         state = self._to(JobRunCancelled, finished_at=at, retry_after=None, message=reason)
-        return state, self._event(name, "Cancelled", at, "Cancelled", _details(message=reason))
+        return state, self._event(name, "Cancelled", at, event_reason, _details(message=reason))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

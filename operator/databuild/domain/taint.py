@@ -16,7 +16,9 @@ __all__ = ["taint"]
 def taint(world: World, ref: str, now: datetime, message: str) -> tuple[TransitionPartition, ...]:
     """The transitions that taint ``ref`` and every Live partition built from it.
 
-    Lineage is each Live partition's ``inputs``. The first action is ``ref`` itself,
+    The same cascade the planner applies to a Partition's taint request (see
+    ``plan``); this helper computes it for one ref without planning. Lineage is each
+    Live partition's ``inputs``. The first action is ``ref`` itself,
     then its dependents breadth-first (sorted per level, so the result is deterministic).
     Raises ValueError when ``ref`` is unknown or not Live: only Live data can be tainted.
     """
@@ -34,16 +36,26 @@ def taint(world: World, ref: str, now: datetime, message: str) -> tuple[Transiti
                 dependents.setdefault(source, []).append(other.ref)
     actions: list[TransitionPartition] = []
     seen = {ref}
-    queue = deque([ref])
+    queue: deque[tuple[str, str]] = deque([(ref, "")])  # (ref, the input it was built from)
     while queue:
-        current = queue.popleft()
+        current, source = queue.popleft()
         part = world.partitions[current]
         assert isinstance(part.state, PartitionLive)
-        why = message if current == ref else f"built from tainted {ref}: {message}"
-        state, event = part.state.taint(current, at=now, message=why)
+        if current == ref:
+            state, event = part.state.taint(
+                current, at=now, message=message, reason="TaintRequested"
+            )
+        else:
+            state, event = part.state.taint(
+                current,
+                at=now,
+                message=f"built from tainted {ref}: {message}",
+                reason="UpstreamTainted",
+                source=source,
+            )
         actions.append(TransitionPartition(part.name, PartitionRef(current), "Live", state, event))
         for child in sorted(dependents.get(current, ())):
             if child not in seen:
                 seen.add(child)
-                queue.append(child)
+                queue.append((child, current))
     return tuple(actions)

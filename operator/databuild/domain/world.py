@@ -39,6 +39,7 @@ __all__ = [
     "Partition",
     "Retry",
     "Settings",
+    "TaintRequest",
     "Want",
     "WantStatus",
     "World",
@@ -147,11 +148,28 @@ class Want:
 
 
 @dataclass(frozen=True, slots=True)
+class TaintRequest:
+    """Someone asked for a Partition to be tainted (``databuild taint``).
+
+    It applies to the data that was Live when it was asked: a Live partition whose
+    ``live_since`` is before ``requested_at`` is tainted; one rebuilt since is not.
+    """
+
+    reason: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Partition:
-    """The catalog entry of one partition (``spec.ref`` + persisted status)."""
+    """The catalog entry of one partition (``spec.ref`` + persisted status).
+
+    ``taint_request`` is the last taint request written on it, if any (it stays after
+    it was acted on; the planner compares its time with ``live_since``).
+    """
 
     ref: PartitionRef
     state: PartitionState = field(default_factory=PartitionMissing)
+    taint_request: TaintRequest | None = None
 
     @property
     def name(self) -> str:

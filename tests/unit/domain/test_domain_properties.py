@@ -6,12 +6,14 @@ and checks the invariants of DESIGN section 3 after every step:
 2. a Live partition was built by a Succeeded JobRun;
 3. every transition is on an edge and carries its one event (checked when applying);
 4. replaying the event log from empty reproduces the current states.
+After every whole plan, nothing Live or Running reads a Tainted partition.
 At the end every Want must reach a terminal state once all jobs complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from domain_builders import T0, active_runs_by_ref, jd
 from hypothesis import HealthCheck, settings
@@ -30,8 +32,13 @@ from databuild.domain.planner import Planner, plan
 from databuild.domain.refs import PartitionRef
 from databuild.domain.replay import replay
 from databuild.domain.simulation import Simulator, apply_actions
-from databuild.domain.states import JobRunSucceeded, PartitionLive
-from databuild.domain.world import JobOutcome, OutcomeKind, Settings, World
+from databuild.domain.states import (
+    JobRunRunning,
+    JobRunSucceeded,
+    PartitionLive,
+    PartitionTainted,
+)
+from databuild.domain.world import JobOutcome, OutcomeKind, Settings, TaintRequest, World
 
 KINDS = 5
 DATES = 2
@@ -140,6 +147,16 @@ class Planning(RuleBasedStateMachine):
         outcomes[(run_name, attempt)] = result
         self.sim.world = dataclasses.replace(self.sim.world, outcomes=outcomes)
 
+    @precondition(lambda self: self.sim.world.partitions)
+    @rule(data=st.data(), offset=st.sampled_from([-5, 0, 0, 5]))
+    def request_taint(self, data: st.DataObject, offset: int) -> None:
+        """A user asks for a partition to be tainted (a clock a little off either way)."""
+        ref = data.draw(st.sampled_from(sorted(self.sim.world.partitions)))
+        part = self.sim.world.partitions[ref]
+        request = TaintRequest("bad", self.sim.now + timedelta(seconds=offset))
+        parts = {**self.sim.world.partitions, ref: dataclasses.replace(part, taint_request=request)}
+        self.sim.world = dataclasses.replace(self.sim.world, partitions=parts)
+
     @rule(seconds=st.sampled_from([1, 5, 30]))
     def advance(self, seconds: int) -> None:
         self.sim.advance(seconds)
@@ -165,6 +182,18 @@ class Planning(RuleBasedStateMachine):
         self._apply(result.actions)
         again = plan(self.sim.world, self.sim.now)
         assert again.actions == (), again.actions  # a fixpoint until something changes
+        self.nothing_built_from_tainted_data()
+
+    def nothing_built_from_tainted_data(self) -> None:
+        """After a whole plan: no Live partition or Running run reads Tainted data."""
+        world = self.sim.world
+        tainted = {r for r, p in world.partitions.items() if isinstance(p.state, PartitionTainted)}
+        for part in world.partitions.values():
+            if isinstance(part.state, PartitionLive):
+                assert not tainted & set(part.state.inputs), part
+        for run in world.job_runs.values():
+            if isinstance(run.state, JobRunRunning):
+                assert not tainted & {*run.inputs, *run.state.ever_missing}, run
 
     @rule(cut=st.floats(0, 1))
     def crash_midway(self, cut: float) -> None:
@@ -269,6 +298,9 @@ class IncrementalPlanning(Planning):
                 self.planner.observe_outcome(outcome)
         for key in set(old.outcomes) - set(new.outcomes):
             self.planner.forget_outcome(*key)
+        for ref, part in new.partitions.items():
+            if old.partitions.get(ref) != part:
+                self.planner.observe_partition(part)
 
     @rule()
     def plan_and_apply(self) -> None:
@@ -282,6 +314,7 @@ class IncrementalPlanning(Planning):
         assert self.planner.world() == self.sim.world
         again = self.planner.plan(self.sim.now)
         assert again.actions == (), again.actions
+        self.nothing_built_from_tainted_data()
 
     @rule(cut=st.floats(0, 1))
     def crash_midway(self, cut: float) -> None:
