@@ -34,6 +34,8 @@ from databuild.adapters.labels import (
     JOB_RUN_LABEL,
     MANAGED_BY,
     PART_OF,
+    TAINT_ANNOTATION,
+    TAINT_REQUESTED_AT_ANNOTATION,
     label_value,
 )
 from databuild.adapters.resources import (
@@ -206,7 +208,28 @@ def partition_from(body: Mapping[str, Any]) -> domain.Partition:
     except domain.InvalidStatus:
         # The catalog entry cannot be trusted: rebuilding is the safe reading.
         state = domain.PartitionMissing()
-    return domain.Partition(ref=ref, state=state)
+    return domain.Partition(ref=ref, state=state, taint_request=_taint_request(part))
+
+
+def _taint_request(part: Partition) -> domain.TaintRequest | None:
+    """The request ``databuild taint`` writes as annotations, if any.
+
+    Without a readable time the request is ignored (the planner could not tell which
+    data it is about); a time without a zone is read as UTC.
+    """
+    annotations = part.metadata.annotations
+    if TAINT_ANNOTATION not in annotations:
+        return None
+    try:
+        requested_at = _parse_time(annotations.get(TAINT_REQUESTED_AT_ANNOTATION))
+    except ValueError:
+        return None
+    if requested_at is None:
+        return None
+    if requested_at.tzinfo is None:
+        requested_at = requested_at.replace(tzinfo=UTC)
+    reason = annotations[TAINT_ANNOTATION] or "tainted by a user"
+    return domain.TaintRequest(reason, requested_at)
 
 
 def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:

@@ -127,6 +127,37 @@ def test_bad_objects_are_reported_not_raised_as_crashes() -> None:
     assert part.state == domain.PartitionMissing()
 
 
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        ({}, None),
+        (
+            {
+                "databuild.dev/taint": "bad rows",
+                "databuild.dev/taint-requested-at": "2025-01-02T03:04:05.678901Z",
+            },
+            domain.TaintRequest("bad rows", T),
+        ),
+        (  # what `databuild taint` writes with the default reason, a zone-less time
+            {"databuild.dev/taint": "", "databuild.dev/taint-requested-at": "2025-01-02T03:04:05"},
+            domain.TaintRequest("tainted by a user", T.replace(microsecond=0)),
+        ),
+        ({"databuild.dev/taint": "x", "databuild.dev/taint-requested-at": "yesterday"}, None),
+        ({"databuild.dev/taint": "x"}, None),
+        ({"databuild.dev/taint-requested-at": "2025-01-02T03:04:05Z"}, None),
+    ],
+)
+def test_a_taint_request_is_read_from_the_annotations(
+    annotations: dict[str, str], expected: domain.TaintRequest | None
+) -> None:
+    body = _body("Partition", {"ref": "a/1"}, {"state": "Live", "jobRun": "r", "liveSince": "x"})
+    body["status"]["liveSince"] = codec.iso(T)
+    body["metadata"]["annotations"] = annotations
+    part = codec.partition_from(body)
+    assert part.taint_request == expected
+    assert isinstance(part.state, domain.PartitionLive)
+
+
 def test_job_definition_errors_surface_through_the_domain() -> None:
     jd = codec.job_definition_from(
         _body(
