@@ -163,20 +163,6 @@ class Orchestrator:
                 extra_outcomes=self.executor.synthetic_outcomes(namespace),
                 cache=self.cache,
             )
-            if snap.taint_requests:
-                # A user asked to taint a Live partition: apply that first (it and what
-                # was built from it go Tainted), then plan from the world it leaves.
-                request = snap.taint_requests[0]
-                try:
-                    actions = domain.taint(snap.world, request.ref, now, request.reason)
-                except ValueError as error:
-                    log.warning("cannot taint %s: %s", request.ref, error)
-                else:
-                    result = await self.executor.execute(snap, domain.Plan(actions), now)
-                    if result.errors:
-                        self._back_off(namespace)
-                        return result
-                    continue
             try:
                 plan = domain.plan(snap.world, now)
             except Exception:

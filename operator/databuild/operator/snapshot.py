@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from databuild import domain
 from databuild.adapters import codec
-from databuild.adapters.labels import TAINT_ANNOTATION, TAINT_REQUESTED_AT_ANNOTATION
 from databuild.operator.store import WorldStore
 
 log = logging.getLogger(__name__)
@@ -25,15 +24,6 @@ class BadWant:
     generation: int
     ready_reason: str
     ready_message: str
-
-
-@dataclass(frozen=True)
-class TaintRequest:
-    """A user asked for a Live partition to be tainted (and everything built from it)."""
-
-    ref: str
-    reason: str
-    requested_at: datetime
 
 
 @dataclass(frozen=True)
@@ -59,8 +49,6 @@ class Snapshot:
     skipped: tuple[str, ...] = field(default_factory=tuple)
     """Other objects left out, as messages for the log."""
     job_definition_reports: tuple[JobDefinitionReport, ...] = ()
-    taint_requests: tuple[TaintRequest, ...] = ()
-    """Requests still to act on: the partition is Live and went Live before the request."""
 
 
 _T = TypeVar("_T")
@@ -175,7 +163,6 @@ def build(
             )
 
     partitions: dict[str, domain.Partition] = {}
-    taints: list[TaintRequest] = []
     for body in store.objects("Partition", namespace).values():
         try:
             part = convert("Partition", body, codec.partition_from)
@@ -183,9 +170,6 @@ def build(
             skipped.append(str(error))
             continue
         partitions[part.ref] = part
-        request = _taint_request(body, part)
-        if request is not None:
-            taints.append(request)
 
     job_runs: dict[str, domain.JobRun] = {}
     for name, body in store.objects("JobRun", namespace).items():
@@ -229,32 +213,7 @@ def build(
         tuple(wakeups),
         tuple(skipped),
         tuple(reports),
-        tuple(sorted(taints, key=lambda t: (t.requested_at, t.ref))),
     )
-
-
-def _taint_request(body: Mapping[str, Any], part: domain.Partition) -> TaintRequest | None:
-    annotations = (body.get("metadata") or {}).get("annotations") or {}
-    if TAINT_ANNOTATION not in annotations or not isinstance(part.state, domain.PartitionLive):
-        return None
-    raw = annotations.get(TAINT_REQUESTED_AT_ANNOTATION)
-    try:
-        requested_at = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        log.warning(
-            "Partition %s: %s=%r is not an RFC 3339 time; ignoring the taint request",
-            part.ref,
-            TAINT_REQUESTED_AT_ANNOTATION,
-            raw,
-        )
-        return None
-    if requested_at.tzinfo is None:
-        requested_at = requested_at.replace(tzinfo=UTC)
-    live_since = part.state.live_since
-    if live_since is not None and live_since >= requested_at:
-        return None  # rebuilt after the request: the new data is not the bad data
-    reason = str(annotations.get(TAINT_ANNOTATION) or "") or "tainted by a user"
-    return TaintRequest(part.ref, reason, requested_at)
 
 
 def _failed(job: dict[str, object]) -> bool:
