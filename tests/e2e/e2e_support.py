@@ -114,6 +114,17 @@ class Scenario:
         """The JobRuns of one JobDefinition."""
         return [r for r in self.list("JobRun") if r["spec"]["jobDefinition"] == job_definition]
 
+    def wait_for_event(self, name: str, reason: str, timeout: float = 15) -> dict[str, Any]:
+        """Wait for a Kubernetes Event with ``reason`` about ``name`` (Events are posted
+        after the status writes of a plan, so they may trail the state a test saw)."""
+
+        def find() -> dict[str, Any] | None:
+            return next((e for e in self.events(name) if e["reason"] == reason), None)
+
+        return wait_until(
+            find, timeout=timeout, what=f"a {reason} Event on {name}", describe=self.describe
+        )
+
     def events(self, name: str) -> list[dict[str, Any]]:
         """Kubernetes Events about the object ``name``."""
         return [

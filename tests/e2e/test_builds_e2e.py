@@ -41,8 +41,7 @@ def test_single_partition(scenario: Scenario) -> None:
     [job] = _jobs(sc)
     assert job["metadata"]["name"] == f"{run['metadata']['name']}-1"
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400
-    reasons = [e["reason"] for e in sc.events("w")]
-    assert "AllPartitionsLive" in reasons
+    sc.wait_for_event("w", "AllPartitionsLive")
 
 
 def test_three_level_chain_records_lineage(scenario: Scenario) -> None:
@@ -142,8 +141,8 @@ def test_fail_first_succeeds_on_the_second_attempt(scenario: Scenario) -> None:
     assert run["status"]["failedAttempts"] == 1
     names = sorted(j["metadata"]["name"] for j in _jobs(sc))
     assert names == [f"{run['metadata']['name']}-1", f"{run['metadata']['name']}-2"]
-    warnings = [e for e in sc.events(run["metadata"]["name"]) if e["type"] == "Warning"]
-    assert warnings, "the failed first attempt should be a Warning event"
+    retried = sc.wait_for_event(run["metadata"]["name"], "AttemptFailed")
+    assert retried["type"] == "Warning", "a failed attempt is a Warning event"
 
 
 def test_failure_spends_retries_and_reports_the_exit_code(scenario: Scenario) -> None:
@@ -174,9 +173,9 @@ def test_failure_spends_retries_and_reports_the_exit_code(scenario: Scenario) ->
     assert run["status"]["exitCode"] == 3
     assert run["status"]["attempt"] == 2
     assert len(_jobs(sc)) == 2
-    failed = [e for e in sc.events(run["metadata"]["name"]) if e["reason"] == "Failed"]
-    assert failed and failed[0]["type"] == "Warning"
-    assert "exit code 3" in failed[0]["message"]
+    failed = sc.wait_for_event(run["metadata"]["name"], "Failed")
+    assert failed["type"] == "Warning"
+    assert "exit code 3" in failed["message"]
 
 
 def test_dependency_miss_builds_upstream_and_reruns(scenario: Scenario) -> None:
