@@ -171,7 +171,14 @@ class Orchestrator:
                 log.exception("planning namespace %s failed", namespace)
                 self._back_off(namespace)
                 return result
-            result = await self.executor.execute(snap, plan, now)
+            try:
+                result = await self.executor.execute(snap, plan, now)
+            except Exception:
+                # A bug met on the way (bad input is handled, not raised): log it, and
+                # try the namespace again later rather than stop orchestrating altogether.
+                log.exception("executing the plan of namespace %s failed", namespace)
+                self._back_off(namespace)
+                return ExecutionResult(errors=1)
             seconds = time.monotonic() - started
             self.stats.observe(seconds, len(plan), result)
             if self.on_reconcile is not None:

@@ -152,6 +152,8 @@ class Operator:
         self.registry = kopf.OperatorRegistry()
         handlers.register(self.registry, self.store)
         self.synced = asyncio.Event()
+        self.failed: BaseException | None = None
+        """Why the operator stopped by itself, if it did."""
 
         @kopf.on.login(registry=self.registry, id="login")
         def login(**_: Any) -> kopf.ConnectionInfo:
@@ -254,6 +256,19 @@ class Operator:
             asyncio.create_task(self._orchestrate(), name="databuild-orchestrator"),
             asyncio.create_task(self._resync_forever(), name="databuild-resync"),
         ]
+        # These run forever; if one ends anyway, stop the whole operator (so that its
+        # supervisor restarts it) instead of watching on without orchestrating.
+        stop = stop_flag if stop_flag is not None else asyncio.Event()
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if task.cancelled():
+                return
+            self.failed = task.exception() or RuntimeError(f"{task.get_name()} ended")
+            log.critical("%s stopped unexpectedly: %r; stopping", task.get_name(), self.failed)
+            stop.set()
+
+        for task in tasks:
+            task.add_done_callback(ended)
         scope = (
             f"namespaces {', '.join(self.settings.namespaces)}"
             if self.settings.namespaces
@@ -268,7 +283,7 @@ class Operator:
                 namespaces=list(self.settings.namespaces),
                 standalone=True,
                 liveness_endpoint=liveness,
-                stop_flag=stop_flag,
+                stop_flag=stop,
             )
         finally:
             for task in tasks:
@@ -288,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; the exit code."""
     settings = load(argv)
     configure_logging(settings)
+    operator = Operator(settings)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Operator(settings).run())
-    return 0
+        asyncio.run(operator.run())
+    return 1 if operator.failed is not None else 0

@@ -353,3 +353,21 @@ def test_taint_request_taints_along_lineage_and_a_new_want_rebuilds() -> None:
 def _unfinished_job(c: FakeCluster) -> str:
     [job] = [j for j in c.jobs() if not j.get("status")]
     return str(job["metadata"]["name"])
+
+
+def test_a_bug_while_executing_backs_the_namespace_off_instead_of_crashing() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+
+    async def broken(*_: object) -> None:
+        raise KeyError("a bug")
+
+    real = c.executor.execute
+    c.executor.execute = broken  # type: ignore[method-assign,assignment]
+    result = c.reconcile()
+    assert result.errors == 1
+    assert NS in c.loop._backoff
+    c.executor.execute = real  # type: ignore[method-assign]
+    c.reconcile()
+    assert len(c.jobs()) == 1
