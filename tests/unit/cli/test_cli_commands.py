@@ -149,8 +149,22 @@ def test_retry_refuses_a_want_that_is_not_failed() -> None:
     assert building.code == ExitCode.FAILED
     assert "still being worked on" in building.err
     done = cli(cluster, "retry", "raw-only")
-    assert "taint" in done.err
+    assert done.code == ExitCode.FAILED
+    assert "taint them first" in done.err
     assert cluster.created == []
+
+
+def test_retry_rebuilds_a_successful_want_whose_partition_was_tainted() -> None:
+    cluster = FakeCluster.of(sample())
+    ref = "raw/date=2025-01-01"
+    part = cluster.partitions[ref]
+    status = part.status.model_copy(update={"state": "Tainted"})
+    cluster.partitions[ref] = part.model_copy(update={"status": status})
+    result = cli(cluster, "retry", "raw-only")
+    assert result.code == 0, result.err
+    (manifest,) = cluster.created
+    assert manifest["spec"]["partitions"] == [ref]
+    assert manifest["metadata"]["labels"] == {"databuild.dev/retry-of": "raw-only"}
 
 
 # --- the Build Event Log -------------------------------------------------------------------

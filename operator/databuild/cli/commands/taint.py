@@ -42,10 +42,11 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     r = sub.add_parser(
         "retry",
         parents=[common_out],
-        help="ask again for the partitions of a Failed or Expired Want",
+        help="ask again for the partitions of a Failed or Expired Want (or a tainted one)",
         description=(
-            "Create a new Want for the partitions of a Failed or Expired Want (terminal "
-            "states are final, so the old Want stays as the record). Failed partitions "
+            "Create a new Want for the partitions of a Failed or Expired Want, or of a "
+            "Successful one whose partitions were tainted since (terminal states are "
+            "final, so the old Want stays as the record). Failed and Tainted partitions "
             "are rebuilt for the new Want."
         ),
     )
@@ -76,7 +77,7 @@ def run_taint(ctx: Context) -> int:
     if ctx.output == "table":
         ctx.print(f"partition.databuild.dev/{part.metadata.name} taint requested ({ref})")
         if downstream:
-            ctx.print(f"built from it, tainted with it: {', '.join(downstream)}")
+            ctx.print(f"built (or being built) from it, rebuilt with it: {', '.join(downstream)}")
     else:
         emit(
             {
@@ -92,19 +93,32 @@ def run_taint(ctx: Context) -> int:
     return ExitCode.OK
 
 
+def _all_live(ctx: Context, refs: list[str]) -> bool:
+    for ref in refs:
+        try:
+            part = ctx.cluster.get_partition(ref)
+        except CliError:
+            return False  # no Partition (yet): not Live
+        if part.status.state != "Live":
+            return False
+    return True
+
+
 def run_retry(ctx: Context) -> int:
     """Create the retry Want; with --wait, follow it."""
     old = ctx.cluster.get_want(ctx.args.want)
     state = old.status.state or "Pending"
-    if state not in ("Failed", "Expired"):
+    if state == "Successful" and not _all_live(ctx, old.spec.partitions):
+        pass  # some partition was tainted since: the new Want rebuilds it
+    elif state not in ("Failed", "Expired"):
         hint = (
-            "taint its partitions to rebuild them"
+            "its partitions are Live; taint them first to have them rebuilt"
             if state == "Successful"
             else "it is still being worked on"
         )
         raise CliError(
-            f"Want {ctx.args.want!r} is {state}: only a Failed or Expired Want can be "
-            f"retried ({hint})",
+            f"Want {ctx.args.want!r} is {state}: only a Failed or Expired Want, or a "
+            f"Successful one with partitions no longer Live, can be retried ({hint})",
             ExitCode.FAILED,
         )
     ttl = (
