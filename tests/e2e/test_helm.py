@@ -514,3 +514,72 @@ def test_managed_crds_are_upgraded_by_helm_and_kept_on_uninstall(
 
     release.uninstall()
     assert crds_present(kube) == CRDS
+
+
+def test_namespace_editors_may_write_wants_but_not_the_catalog(
+    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """The built-in `edit` role, extended by the chart, lets a person write Wants."""
+    release.install()
+    core, rbac = client.CoreV1Api(kube), client.RbacAuthorizationV1Api(kube)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="alice"))
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="alice-edit"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit"
+            ),
+            subjects=[
+                client.RbacV1Subject(kind="ServiceAccount", name="alice", namespace=namespace)
+            ],
+        ),
+    )
+    token = core.create_namespaced_service_account_token(
+        "alice", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+            audiences=[], expiration_seconds=3600))
+    ).status.token  # fmt: skip
+    admin = yaml.safe_load(release.cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": "alice", "user": {"token": token}}],
+        "contexts": [{"name": "alice", "context": {"cluster": "local", "user": "alice"}}],
+        "current-context": "alice",
+    }
+    path = tmp_path / "alice.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    alice = client.CustomObjectsApi(api_client_for(path))
+    want = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Want",
+        "metadata": {"name": "by-alice"},
+        "spec": {"partitions": ["raw/date=2025-01-01"]},
+    }
+
+    def created() -> bool | None:
+        # The controller-manager aggregates the chart's rules into `edit` asynchronously.
+        try:
+            alice.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", want)
+        except ApiException as e:
+            if e.status == 403:
+                return None
+            raise
+        return True
+
+    wait_for("alice (edit) to be allowed to create a Want", created, timeout=60)
+    alice.list_namespaced_custom_object(GROUP, VERSION, namespace, "partitions")
+    partition = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Partition",
+        "metadata": {"name": "forged"},
+        "spec": {"ref": "raw/date=2025-01-01"},
+    }
+    assert forbidden(
+        lambda: alice.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "partitions", partition
+        )
+    ), "the catalog is the operator's to write"

@@ -83,6 +83,15 @@ def _is_leader_election(role: dict[str, Any]) -> bool:
     return bool(role["metadata"]["name"].endswith("-leader-election"))
 
 
+def _is_user_role(role: dict[str, Any]) -> bool:
+    labels = role["metadata"]["labels"]
+    return any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels)
+
+
+def _operator_cluster_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in _of_kind(docs, "ClusterRole") if not _is_user_role(r)]
+
+
 # --------------------------------------------------------------------------------------
 # Lint and CRDs
 # --------------------------------------------------------------------------------------
@@ -162,7 +171,7 @@ def test_rbac_is_explicit_and_never_touches_secrets(mode: str) -> None:
 
 def test_cluster_wide_mode_grants_exactly_the_operators_needs() -> None:
     docs = template()
-    cluster_role = _one(docs, "ClusterRole")
+    (cluster_role,) = _operator_cluster_roles(docs)
     assert _permissions(cluster_role["rules"]) == EXPECTED_RULES
 
     binding = _one(docs, "ClusterRoleBinding")
@@ -186,7 +195,8 @@ def test_cluster_wide_mode_grants_exactly_the_operators_needs() -> None:
 
 def test_namespaced_mode_renders_roles_only_in_the_listed_namespaces() -> None:
     docs = template("--set", "watchNamespaces={team-a,team-b}")
-    assert not _of_kind(docs, "ClusterRole")
+    # Nothing cluster-wide for the operator (the aggregated user roles bind nobody).
+    assert not _operator_cluster_roles(docs)
     assert not _of_kind(docs, "ClusterRoleBinding")
 
     roles = [r for r in _of_kind(docs, "Role") if not _is_leader_election(r)]
@@ -439,3 +449,40 @@ def test_bel_server_url_from_values_or_from_a_secret() -> None:
     (env,) = [e for e in container["env"] if e["name"] == "DATABUILD_BEL_URL"]
     # The kubelet reads the Secret for the pod; the operator's own RBAC never could.
     assert env["valueFrom"] == {"secretKeyRef": {"name": "bel-db", "key": "dsn"}}
+
+
+# --------------------------------------------------------------------------------------
+# Roles for people
+# --------------------------------------------------------------------------------------
+
+
+def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() -> None:
+    docs = template()
+    roles = {r["metadata"]["name"]: r for r in _of_kind(docs, "ClusterRole") if _is_user_role(r)}
+    view, edit = roles[f"{FULLNAME}-view"], roles[f"{FULLNAME}-edit"]
+    aggregate = "rbac.authorization.k8s.io/aggregate-to-"
+    assert {k for k in view["metadata"]["labels"] if k.startswith(aggregate)} == {
+        aggregate + "view",
+        aggregate + "edit",
+        aggregate + "admin",
+    }
+    assert {k for k in edit["metadata"]["labels"] if k.startswith(aggregate)} == {
+        aggregate + "edit",
+        aggregate + "admin",
+    }
+    kinds = ("jobdefinitions", "wants", "partitions", "jobruns")
+    assert _permissions(view["rules"]) == {
+        ("databuild.dev", k): {"get", "list", "watch"} for k in kinds
+    }
+    assert _permissions(edit["rules"]) == {
+        ("databuild.dev", "jobdefinitions"): {"create", "update", "patch", "delete"},
+        ("databuild.dev", "wants"): {"create", "update", "patch", "delete"},
+        ("databuild.dev", "partitions"): {"patch"},
+    }
+    # Status is the operator's alone; nobody is bound to these roles directly.
+    assert not [p for p in _permissions(edit["rules"]) if p[1].endswith("/status")]
+    bound = {b["roleRef"]["name"] for b in _of_kind(docs, "ClusterRoleBinding")}
+    assert not bound & roles.keys()
+
+    off = template("--set", "rbac.aggregateToDefaultRoles=false")
+    assert not [r for r in _of_kind(off, "ClusterRole") if _is_user_role(r)]
