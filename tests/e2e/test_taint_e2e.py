@@ -16,6 +16,7 @@ retry`` asks again. The Build Event Log and the Kubernetes Events tell the story
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
     )
     for kind in ("raw", "clean", "agg", "other"):
         assert _state(sc, f"{kind}/date={D1}") == "Live"
-    assert sc.get("Want", "report")["status"]["state"] == "Building"  # type: ignore[index]
+    assert sc.get("Want", "report")["status"]["state"] == "Building"
     before = datetime.now().astimezone()
 
     code, out = _cli(sc, bel_url, "taint", f"clean/date={D1}", "--reason", "bad join", "-o", "json")
@@ -119,12 +120,16 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
         return all(_state(sc, f"{k}/date={D2}") == "Tainted" for k in ("clean", "agg"))
 
     wait_until(tainted, timeout=30, what="clean and agg of D2 to be Tainted", describe=sc.describe)
-    cancelled = sc.get("JobRun", first_report["metadata"]["name"])
-    assert cancelled is not None and cancelled["status"]["state"] == "Cancelled"
+
+    def cancelled() -> bool:
+        run = sc.get("JobRun", first_report["metadata"]["name"])
+        return run is not None and run["status"]["state"] == "Cancelled"
+
+    wait_until(cancelled, timeout=10, what="report's first run to be cancelled")
     assert (datetime.now().astimezone() - before).total_seconds() < REPORT_SECONDS
 
     sc.wait_for_want("report", "Successful", timeout=120)
-    assert sc.get("Want", "done")["status"]["state"] == "Successful"  # type: ignore[index]
+    assert sc.get("Want", "done")["status"]["state"] == "Successful"
 
     # Final states: D1 rebuilt; D2's tainted partitions wait for a Want that needs them.
     expected = {
@@ -161,13 +166,18 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
                 assert run["status"]["state"] == "Succeeded", run
                 assert jobs[name] == 1, (ref, name)  # one attempt each, no duplicate
 
-    # The Kubernetes Events say why.
-    def reasons(ref: str) -> list[str]:
-        return [e["reason"] for e in sc.events(sc.partition(ref)["metadata"]["name"])]
+    # The Kubernetes Events say why (they are posted after the status writes).
+    def has_event(name: str, reason: str) -> bool:
+        return reason in [e["reason"] for e in sc.events(name)]
 
-    assert "TaintRequested" in reasons(f"clean/date={D1}")
-    assert "UpstreamTainted" in reasons(f"agg/date={D1}")
-    assert "InputTainted" in [e["reason"] for e in sc.events(first_report["metadata"]["name"])]
+    for name, reason in (
+        (sc.partition(f"clean/date={D1}")["metadata"]["name"], "TaintRequested"),
+        (sc.partition(f"agg/date={D1}")["metadata"]["name"], "UpstreamTainted"),
+        (first_report["metadata"]["name"], "InputTainted"),
+    ):
+        wait_until(
+            functools.partial(has_event, name, reason), timeout=30, what=f"{reason} on {name}"
+        )
 
     # The Build Event Log has exactly one taint per tainted partition, naming the input.
     names = {p["spec"]["ref"]: p["metadata"]["name"] for p in sc.list("Partition")}
@@ -219,4 +229,4 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
         f"clean/date={D2}": 2,
         f"agg/date={D2}": 2,
     }
-    assert sc.get("Want", "done")["status"]["state"] == "Successful"  # type: ignore[index]
+    assert sc.get("Want", "done")["status"]["state"] == "Successful"
