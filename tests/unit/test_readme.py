@@ -223,7 +223,7 @@ def test_helm_install_commands_render() -> None:
         docs = helm("template", *args, "--kube-version", kube_version()).documents()
         kinds = {d["kind"] for d in docs}
         assert "Deployment" in kinds, str(cmd)
-        modes.add("ClusterRole" in kinds)
+        modes.add("ClusterRoleBinding" in kinds)  # only the cluster-wide mode binds one
         for value in _flag_values(cmd.argv, "--set"):
             if value.startswith("watchNamespaces="):
                 listed = set(value.split("=", 1)[1].strip("{}").split(","))
