@@ -5,6 +5,7 @@ Every test runs the real helm binary on the chart; nothing is mocked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -486,3 +487,18 @@ def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() ->
 
     off = template("--set", "rbac.aggregateToDefaultRoles=false")
     assert not [r for r in _of_kind(off, "ClusterRole") if _is_user_role(r)]
+
+
+def test_install_guide_lists_exactly_the_granted_permissions() -> None:
+    text = (ROOT / "docs" / "install.md").read_text()
+    table = text.split("| API group | resources | verbs | why |", 1)[1].split("\n\n", 1)[0]
+    documented: dict[tuple[str, str], set[str]] = {}
+    for row in table.strip().splitlines()[1:]:
+        group_cell, resources_cell, verbs_cell = (c.strip() for c in row.strip("|").split("|")[:3])
+        group = "" if group_cell == "core" else group_cell.strip("`")
+        verbs = {v.strip() for v in verbs_cell.split(",")}
+        for resource in re.findall(r"`([^`]+)`", resources_cell):
+            documented[(group, resource)] = verbs
+    assert documented == {**EXPECTED_RULES, **EXPECTED_LEASE_RULES}, (
+        "docs/install.md's permission table differs from what the chart grants"
+    )
