@@ -6,7 +6,9 @@ Every test runs the real helm binary on the chart; nothing is mocked.
 from __future__ import annotations
 
 import re
+import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -502,3 +504,18 @@ def test_install_guide_lists_exactly_the_granted_permissions() -> None:
     assert documented == {**EXPECTED_RULES, **EXPECTED_LEASE_RULES}, (
         "docs/install.md's permission table differs from what the chart grants"
     )
+
+
+def test_packaged_chart_ships_the_repository_crds(tmp_path: Path) -> None:
+    # The documented upgrade step applies the crds/ directory of the new chart.
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    package = tmp_path / f"{chart['name']}-{chart['version']}.tgz"
+    with tarfile.open(package) as tar:
+        shipped = {
+            Path(m.name).name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.name.startswith(f"{chart['name']}/crds/")
+        }
+    repo = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
+    assert shipped == repo
