@@ -99,6 +99,19 @@ class _DeleteBatchJob:
 _Op = _StatusOp | _Create | _CreateWant | _CreateBatchJob | _DeleteBatchJob
 
 
+def _lane(op: _Op) -> tuple[str, str]:
+    """The object an operation concerns: operations on one object run in order."""
+    match op:
+        case _Create():
+            return (op.kind, str(op.manifest["metadata"]["name"]))
+        case _CreateWant():
+            return ("Want", op.action.name)
+        case _CreateBatchJob() | _DeleteBatchJob():
+            return ("JobRun", op.action.job_run)
+        case _StatusOp():
+            return (op.kind, op.name)
+
+
 def event_type(event: domain.Event) -> EventType:
     """Warning for failures, expiries and failed attempts; Normal otherwise."""
     if event.to_state in ("Failed", "Expired"):
@@ -133,12 +146,14 @@ class Executor:
         *,
         job_ttl_seconds: int = 86400,
         is_leading: Callable[[], bool] = lambda: True,
+        write_concurrency: int = 8,
     ) -> None:
         self.gateway = gateway
         self.store = store
         self.bel = bel
         self.job_ttl_seconds = job_ttl_seconds
         self.is_leading = is_leading
+        self.write_concurrency = write_concurrency
         self._synthetic: dict[str, dict[tuple[str, int], domain.JobOutcome]] = {}
 
     def synthetic_outcomes(self, namespace: str) -> Mapping[tuple[str, int], domain.JobOutcome]:
@@ -214,20 +229,34 @@ class Executor:
     async def execute(
         self, snapshot: Snapshot, plan: domain.Plan, now: datetime
     ) -> ExecutionResult:
-        """Apply ``plan`` (planned from ``snapshot``) in order; stop early on surprises."""
+        """Apply ``plan`` (planned from ``snapshot``); stop a lane early on surprises.
+
+        Operations are grouped into lanes by the object they concern (a JobRun's lane
+        also holds its batch Jobs). A lane runs in the planner's order; different lanes
+        run concurrently (``write_concurrency`` at a time), since the objects of one
+        plan do not depend on each other through the API. A surprise stops its lane and
+        asks for a re-plan; the planner converges from any partial application.
+        """
         result = ExecutionResult()
         pending_events: list[tuple[ObjectReference, EventType, str, str]] = []
         ns = snapshot.namespace
+        lanes: dict[tuple[str, str], list[_Op]] = {}
+        for op in self._operations(snapshot, plan):
+            lanes.setdefault(_lane(op), []).append(op)
+        limit = asyncio.Semaphore(self.write_concurrency)
+
+        async def run_lane(ops: list[_Op]) -> None:
+            async with limit:
+                for op in ops:
+                    if not self.is_leading():
+                        log.warning("lost the leader Lease: abandoning the rest of the plan")
+                        return
+                    if not await self._run(ns, op, now, result, pending_events):
+                        result.replan = True
+                        return
+
         try:
-            for op in self._operations(snapshot, plan):
-                if not self.is_leading():
-                    log.warning("lost the leader Lease: abandoning the rest of the plan")
-                    result.replan = False
-                    break
-                ok = await self._run(ns, op, now, result, pending_events)
-                if not ok:
-                    result.replan = True
-                    break
+            await asyncio.gather(*(run_lane(ops) for ops in lanes.values()))
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
         finally:
