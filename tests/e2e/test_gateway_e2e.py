@@ -1,0 +1,82 @@
+"""The real gateway against the real API server: typed errors, conflicts, counting."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from databuild.adapters.gateway import (
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    KubernetesGateway,
+    NotFound,
+    ObjectReference,
+)
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+pytestmark = pytest.mark.usefixtures("crds")
+
+
+def _want(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Want",
+        "metadata": {"name": "w", "namespace": namespace},
+        "spec": {"partitions": ["daily/date=2025-01-01"]},
+        "status": {"state": "Successful"},
+    }
+
+
+def test_create_get_patch_status_and_conflicts(kube: ApiClient, namespace: str) -> None:
+    gw = KubernetesGateway(kube)
+
+    async def scenario() -> None:
+        created = await gw.create(_want(namespace))
+        assert "state" not in (created.get("status") or {})  # status is a subresource
+        with pytest.raises(AlreadyExists):
+            await gw.create(_want(namespace))
+        rv = created["metadata"]["resourceVersion"]
+        patched = await gw.patch_status(
+            "Want", namespace, "w", {"state": "Building"}, resource_version=rv
+        )
+        assert patched["status"]["state"] == "Building"
+        with pytest.raises(Conflict):
+            await gw.patch_status("Want", namespace, "w", {"state": "Failed"}, resource_version=rv)
+        patched["status"]["state"] = "Pending"
+        replaced = await gw.replace_status(patched)
+        assert replaced["status"]["state"] == "Pending"
+        with pytest.raises(Conflict):
+            await gw.replace_status(patched)
+        removed = await gw.patch_status("Want", namespace, "w", {"state": None})
+        assert "state" not in (removed.get("status") or {})
+        with pytest.raises(Invalid):
+            await gw.patch_status("Want", namespace, "w", {"state": "Weird"})
+        with pytest.raises(NotFound):
+            await gw.get("Want", namespace, "nope")
+        listed = await gw.list("Want", namespace)
+        assert [w["metadata"]["name"] for w in listed] == ["w"]
+        assert listed[0]["kind"] == "Want"
+        await gw.emit_event(
+            ObjectReference.of(created), type="Normal", reason="Tested", message="hello"
+        )
+        events = await gw.list("Event", namespace)
+        assert any(e["reason"] == "Tested" and e["involvedObject"]["name"] == "w" for e in events)
+        with pytest.raises(Conflict):
+            await gw.delete("Want", namespace, "w", uid="not-its-uid")
+        await gw.delete("Want", namespace, "w", uid=created["metadata"]["uid"])
+        with pytest.raises(NotFound):
+            await gw.delete("Want", namespace, "w")
+
+    asyncio.run(scenario())
+    assert gw.stats.writes_of(verb="create", kind="Want") == 1
+    assert gw.stats.writes_of(verb="patch_status", kind="Want") == 2
+    assert gw.stats.writes_of(verb="replace_status", kind="Want") == 1
+    assert gw.stats.writes_of(verb="delete") == 1
+    assert gw.stats.writes_of(kind="Event") == 1
+    assert gw.stats.errors["create", "Want", "AlreadyExists"] == 1
+    assert gw.stats.errors["patch_status", "Want", "Conflict"] == 1
