@@ -180,7 +180,20 @@ def build(
 
     outcomes: dict[tuple[str, int], domain.JobOutcome] = {}
     wakeups: list[datetime] = []
-    for body in store.objects("Job", namespace).values():
+    live_jobs = store.objects("Job", namespace)
+    for name, body in list(store.finished_jobs(namespace).items()):
+        run_name = codec.job_run_of(body)
+        owner = job_runs.get(run_name or "")
+        attempt = codec.attempt_of(body)
+        waiting = (
+            owner is not None
+            and isinstance(owner.state, domain.JobRunRunning)
+            and owner.state.attempt == attempt
+        )
+        if name in live_jobs or not waiting:
+            store.release_finished(namespace, name, run_name or "")
+    jobs = {**store.finished_jobs(namespace), **live_jobs}
+    for body in jobs.values():
         run = codec.job_run_of(body)
         if run is None:
             continue

@@ -38,6 +38,18 @@ def _version(obj: Mapping[str, Any]) -> int | None:
         return None  # opaque versions: treat every event as new
 
 
+def _finished_job(job: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+        if isinstance(c, Mapping)
+    )
+
+
+def _finished_pod(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
 def _newer(new: int | None, old: int | None) -> bool:
     return new is None or old is None or new > old
 
@@ -49,6 +61,10 @@ class _Namespace:
     )
     # Pods by JobRun name, so outcomes read only the pods of one run.
     pods_by_run: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Finished batch Jobs (and their pods) deleted before the loop saw them end, e.g. by a
+    # short ttlSecondsAfterFinished: kept until their JobRun moved on.
+    finished_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    finished_pods: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 class WorldStore:
@@ -101,8 +117,26 @@ class WorldStore:
             return False
         if kind == "Pod":
             self._index_pod(ns, name, None, current)
+            if _finished_pod(current):
+                run = ((current.get("metadata") or {}).get("labels") or {}).get(JOB_RUN_LABEL)
+                if run:
+                    ns.finished_pods.setdefault(str(run), {})[name] = current
+        elif kind == "Job" and _finished_job(current):
+            ns.finished_jobs[name] = current
         self._touch(namespace)
         return True
+
+    def finished_jobs(self, namespace: str) -> Mapping[str, dict[str, Any]]:
+        """Finished batch Jobs deleted since (kept until :meth:`release_finished`)."""
+        ns = self._namespaces.get(namespace)
+        return {} if ns is None else ns.finished_jobs
+
+    def release_finished(self, namespace: str, job: str, job_run: str) -> None:
+        """Forget a deleted finished Job (and its run's deleted pods): its outcome is used."""
+        ns = self._namespaces.get(namespace)
+        if ns is not None:
+            ns.finished_jobs.pop(job, None)
+            ns.finished_pods.pop(job_run, None)
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         """Forget an object by name (it turned out not to exist)."""
@@ -162,7 +196,9 @@ class WorldStore:
         ns = self._namespaces.get(namespace)
         if ns is None:
             return []
-        return list(ns.pods_by_run.get(job_run, {}).values())
+        pods = dict(ns.finished_pods.get(job_run, {}))
+        pods.update(ns.pods_by_run.get(job_run, {}))
+        return list(pods.values())
 
     def namespaces(self) -> list[str]:
         """Every namespace the store has seen objects in."""

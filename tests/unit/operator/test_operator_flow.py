@@ -371,3 +371,26 @@ def test_a_bug_while_executing_backs_the_namespace_off_instead_of_crashing() -> 
     c.executor.execute = real  # type: ignore[method-assign]
     c.reconcile()
     assert len(c.jobs()) == 1
+
+
+def test_a_finished_job_deleted_before_the_loop_saw_it_still_counts() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    [job] = c.jobs()
+    name = job["metadata"]["name"]
+    c.finish_job(name, exit_code=2, message='{"missingPartitions": ["raw/date=1"]}')
+    # A short ttlSecondsAfterFinished: Kubernetes deletes the Job and its pod at once.
+    finished = c.store.get("Job", NS, name)
+    pod = c.store.get("Pod", NS, f"{name}-pod")
+    assert finished is not None and pod is not None
+    c.store.delete("Pod", pod)
+    c.store.delete("Job", finished)
+    asyncio.run(c.gateway.delete("Job", NS, name))
+    c.reconcile()
+    run = _one(c, "JobRun")
+    assert run["status"]["state"] == "WaitingForUpstream"  # the miss was read, not lost
+    assert c.jobs() == []  # and attempt 1 was not run again
+    c.settle()
+    assert c.store.finished_jobs(NS) == {}  # used, then forgotten once the run moved on
