@@ -99,6 +99,17 @@ class _DeleteBatchJob:
 _Op = _StatusOp | _Create | _CreateWant | _CreateBatchJob | _DeleteBatchJob
 
 
+def _already(status: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
+    """Whether merge-patching ``patch`` onto ``status`` would change nothing."""
+    for key, value in patch.items():
+        if value is None:
+            if key in status:
+                return False
+        elif status.get(key) != value:
+            return False
+    return True
+
+
 def _lane(op: _Op) -> tuple[str, str]:
     """The object an operation concerns: operations on one object run in order."""
     match op:
@@ -454,6 +465,11 @@ class Executor:
                     previous_conditions=(current.get("status") or {}).get("conditions") or [],
                 )
             )
+        if not op.events and not op.warnings and _already(current.get("status") or {}, patch):
+            # The status already says so (e.g. a message the API stores truncated): a
+            # write would change nothing, and repeating it on every plan would spin.
+            result.skipped += 1
+            return True
         try:
             updated = await self.gateway.patch_status(
                 op.kind,

@@ -394,3 +394,12 @@ def test_a_finished_job_deleted_before_the_loop_saw_it_still_counts() -> None:
     assert c.jobs() == []  # and attempt 1 was not run again
     c.settle()
     assert c.store.finished_jobs(NS) == {}  # used, then forgotten once the run moved on
+
+
+def test_status_writes_that_change_nothing_are_skipped() -> None:
+    from databuild.operator.executor import _already
+
+    assert _already({"a": 1, "b": [1]}, {"a": 1, "b": [1], "c": None})
+    assert not _already({"a": 1}, {"a": 2})
+    assert not _already({"a": 1}, {"a": None})
+    assert not _already({}, {"a": 0})
