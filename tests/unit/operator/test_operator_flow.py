@@ -8,6 +8,7 @@ import json
 from operator_fakes import NS, FakeCluster, jobdef, want
 
 from databuild.adapters.gateway import Conflict, Invalid
+from databuild.operator.executor import _already
 
 
 def _one(cluster: FakeCluster, kind: str) -> dict:  # type: ignore[type-arg]
@@ -397,8 +398,6 @@ def test_a_finished_job_deleted_before_the_loop_saw_it_still_counts() -> None:
 
 
 def test_status_writes_that_change_nothing_are_skipped() -> None:
-    from databuild.operator.executor import _already
-
     assert _already({"a": 1, "b": [1]}, {"a": 1, "b": [1], "c": None})
     assert not _already({"a": 1}, {"a": 2})
     assert not _already({"a": 1}, {"a": None})
