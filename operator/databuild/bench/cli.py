@@ -250,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             results = asyncio.run(suite.run(sizes.scenarios()))
             note = _cluster_note(cluster, tuned, existing is not None)
+            revision = cluster.operator_revision
             flags = cluster.component_flags
     finally:
         if not keep:
@@ -272,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine=machine,
         component_flags=flags,
         cluster_note=note,
+        operator_revision=revision,
         results=results,
         checks=checks,
         planner=planner,

@@ -366,13 +366,15 @@ class Report:
     checks: list[TargetCheck]
     planner: str = ""
     notes: list[str] = field(default_factory=list)
+    operator_revision: str = "unknown"
 
 
 def markdown(report: Report) -> str:
     """The Markdown results file."""
     out = [f"# {report.title}", ""]
     out += [
-        f"Produced by `{report.command}` on {report.machine.date} UTC. Every scenario runs "
+        f"Produced by `{report.command}` on {report.machine.date} UTC, operator code at "
+        f"{report.operator_revision} (one copy for the whole session). Every scenario runs "
         "the baseline (a zero-overhead asyncio orchestrator creating the same batch Jobs "
         "directly) and the operator one after the other on the same control plane, so "
         "the ratios are what to compare across machines; absolute times are noisy.",

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+import databuild
 from databuild.bench.audit import AuditLog, audit_policy
 from databuild.bench.kube import ApiError, Kube, kubeconfig_with_token
 from databuild.testing import ControlPlane
@@ -79,10 +82,41 @@ class BenchCluster:
     audit: AuditLog | None = None
     component_flags: dict[str, dict[str, str]] = field(default_factory=dict)
     """Throughput-relevant flags per component, as run (defaults filled in)."""
+    operator_source: Path | None = None
+    """A copy of the ``databuild`` package every operator run imports (PYTHONPATH)."""
+    operator_revision: str = "unknown"
+    """The git commit the operator code came from ("+ local changes" if modified)."""
 
     def component_pids(self) -> dict[str, int]:
         """The control plane's processes (empty for an existing cluster)."""
         return self.plane.processes if self.plane is not None else {}
+
+
+def snapshot_operator(workdir: Path) -> tuple[Path, str]:
+    """Copy the ``databuild`` package, so that every operator run of a session runs the
+    same code even while the checkout changes; (directory for PYTHONPATH, revision)."""
+    package = Path(databuild.__file__).resolve().parent
+    target = workdir / "operator-source"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(package, target / "databuild", ignore=shutil.ignore_patterns("__pycache__"))
+    return target, source_revision(package)
+
+
+def source_revision(path: Path) -> str:
+    """``<short commit>`` of the checkout holding ``path``, ``+ local changes`` when the
+    package differs from it; "unknown" outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(path), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit} + local changes" if dirty else commit
 
 
 def _flags_in_effect(extra: Mapping[str, tuple[str, ...]]) -> dict[str, dict[str, str]]:
@@ -154,9 +188,17 @@ def bench_cluster(
     """A cluster for the benchmark: ``existing`` (a kubeconfig), or a new local control
     plane (with :data:`TUNED_FLAGS` unless ``tuned`` is false, and an audit log)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    source, revision = snapshot_operator(workdir)
     if existing is not None:
         operator_kc, baseline_kc = asyncio.run(_setup_identities(existing, workdir))
-        yield BenchCluster(existing, operator_kc, baseline_kc, workdir)
+        yield BenchCluster(
+            existing,
+            operator_kc,
+            baseline_kc,
+            workdir,
+            operator_source=source,
+            operator_revision=revision,
+        )
         return
     policy = workdir / "audit-policy.yaml"
     policy.write_text(audit_policy([OPERATOR_USER, BASELINE_USER]))
@@ -184,6 +226,8 @@ def bench_cluster(
             plane=plane,
             audit=AuditLog(audit_path),
             component_flags=_flags_in_effect(tuned_flags),
+            operator_source=source,
+            operator_revision=revision,
         )
     finally:
         plane.stop()
@@ -248,7 +292,7 @@ class RunningOperator:
     health_port: int = 0
 
     def start(self) -> RunningOperator:
-        """Start the process (without leader election: one operator, no Lease wait)."""
+        """Start the process (from the session's snapshot of the code, if any)."""
         self.metrics_port, self.health_port = _free_ports(2)
         self.process = OperatorProcess(
             kubeconfig=self.cluster.operator_kubeconfig,
@@ -256,11 +300,18 @@ class RunningOperator:
             log_path=self.log_path,
             metrics_port=self.metrics_port,
             extra_args=[
-                "--no-leader-election",
+                # A Lease of its own in its namespace: no other operator to wait for.
+                "--lease-name",
+                "databuild-bench",
+                "--lease-namespace",
+                self.namespace,
                 "--health-port",
                 str(self.health_port),
                 *self.extra_args,
             ],
+            env={"PYTHONPATH": str(self.cluster.operator_source)}
+            if self.cluster.operator_source is not None
+            else None,
         ).start()
         return self
 
