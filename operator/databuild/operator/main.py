@@ -303,6 +303,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; the exit code."""
     settings = load(argv)
     configure_logging(settings)
+    if settings.kubeconfig is not None and not settings.kubeconfig.is_file():
+        raise SystemExit(
+            f"no kubeconfig at {settings.kubeconfig}: start the local control plane with "
+            "`make cluster-up`, or pass --kubeconfig for your cluster"
+        )
     operator = Operator(settings)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(operator.run())
