@@ -2,7 +2,9 @@
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, kwok, helm) from Go modules into a per-version cache:
 #   ${DATABUILD_CACHE:-~/.cache/databuild}/controlplane/<versions>/bin
-# Idempotent: a component whose binary is cached is not rebuilt.
+# Idempotent: a component whose binaries are cached with the same recipe (version and
+# build flags, stamped in bin/.<component>.recipe) is not rebuilt; changing a recipe
+# here rebuilds only that component.
 # Prints the bin directory on the last line of stdout.
 set -euo pipefail
 
@@ -69,14 +71,25 @@ done_in() {
 
 # install STAGE: moves freshly built binaries from STAGE into the bin directory. A
 # rename within one file system is atomic, so an interrupted build never leaves a
-# truncated binary that `have` would take for a cached one.
+# truncated binary that `cached` would take for a cached one.
 install_staged() {
   local stage="$1" f
   for f in "$stage"/*; do mv -f "$f" "$bin/"; done
   rmdir "$stage"
 }
 
-have() { local b; for b in "$@"; do [[ -x "$bin/$b" ]] || return 1; done; }
+# cached COMPONENT RECIPE BINARY...: whether every binary exists and was built by RECIPE.
+cached() {
+  local component="$1" recipe="$2" b; shift 2
+  [[ -f "$bin/.$component.recipe" && "$(<"$bin/.$component.recipe")" == "$recipe" ]] || return 1
+  for b in "$@"; do [[ -x "$bin/$b" ]] || return 1; done
+}
+
+# install STAGE COMPONENT RECIPE: install_staged, then stamp the recipe.
+install_built() {
+  install_staged "$1"
+  printf '%s' "$3" >"$bin/.$2.recipe"
+}
 
 version_ldflags() { # PKG MAJOR MINOR VERSION
   local pkg="$1" major="$2" minor="$3" v="$4"
@@ -85,8 +98,8 @@ version_ldflags() { # PKG MAJOR MINOR VERSION
 }
 
 build_kube() {
-  have kube-apiserver kube-controller-manager kube-scheduler kubectl && return 0
-  local component=kubernetes start=$SECONDS
+  local component=kubernetes start=$SECONDS recipe="$KUBE_VERSION version-ldflags"
+  cached $component "$recipe" kube-apiserver kube-controller-manager kube-scheduler kubectl && return 0
   local work="$prefix/src/kubernetes"
   log "$component $KUBE_VERSION: building (cold: about 4 min on 2 cores with a fast module proxy, up to 30 with a slow one)"
   rm -rf "$work" && mkdir -p "$work"
@@ -127,13 +140,13 @@ GO
   run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$stage/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-  install_staged "$stage"
+  install_built "$stage" $component "$recipe"
   done_in $component $start
 }
 
 build_etcd() {
-  have etcd && return 0
-  local component=etcd start=$SECONDS
+  local component=etcd start=$SECONDS recipe="$ETCD_VERSION version-ldflags"
+  cached $component "$recipe" etcd && return 0
   local work="$prefix/src/etcd"
   log "$component $ETCD_VERSION: building"
   rm -rf "$work" && mkdir -p "$work"
@@ -156,33 +169,44 @@ for r in json.load(sys.stdin).get("Replace") or []:
   local stage="$prefix/stage-$component"
   rm -rf "$stage" && mkdir -p "$stage"
   run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$stage/etcd" go.etcd.io/etcd/server/v3
-  install_staged "$stage"
+  install_built "$stage" $component "$recipe"
   done_in $component $start
 }
 
 build_kwok() {
-  have kwok && return 0
-  local component=kwok start=$SECONDS
+  local component=kwok start=$SECONDS recipe="$KWOK_VERSION version-ldflags"
+  cached $component "$recipe" kwok && return 0
   log "$component $KWOK_VERSION: building"
   local stage="$prefix/stage-$component"
   rm -rf "$stage" && mkdir -p "$stage"
   run $component "go install" env GOBIN="$stage" go install -trimpath \
     -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-  install_staged "$stage"
+  install_built "$stage" $component "$recipe"
   done_in $component $start
 }
 
 build_helm() {
-  have helm && return 0
-  local component=helm start=$SECONDS
+  local component=helm start=$SECONDS recipe="$HELM_VERSION version-ldflags kube-capabilities"
+  cached $component "$recipe" helm && return 0
   log "$component $HELM_VERSION: building"
+  # Like helm's own release build: the Kubernetes version `helm template` and `helm
+  # lint` assume without a cluster follows the client-go helm was built with (the
+  # default, v1.20, fails charts that require a current Kubernetes).
+  local gomod kminor
+  gomod="$(go mod download -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  kminor="$(sed -n 's/^[[:space:]]*k8s.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")"
+  [[ -n "$kminor" ]] || { log "FAILED: helm, step 'read client-go version from $gomod'"; exit 1; }
+  local kflags="" pkg
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    kflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kminor"
+  done
   local stage="$prefix/stage-$component"
   rm -rf "$stage" && mkdir -p "$stage"
   run $component "go install" env GOBIN="$stage" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean$kflags" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  install_staged "$stage"
+  install_built "$stage" $component "$recipe"
   done_in $component $start
 }
 
