@@ -139,6 +139,7 @@ class Operator:
             self.bel,
             job_ttl_seconds=settings.job_ttl_seconds,
             is_leading=self.leadership.is_leading,
+            write_concurrency=settings.write_concurrency,
         )
         self.orchestrator = Orchestrator(
             self.store,

@@ -50,6 +50,8 @@ class Settings:
     """Serve kopf's liveness probe on this port at /healthz (``None``: not at all)."""
     watch_inactivity_timeout: float = 70.0
     """Reconnect a watch that delivered nothing (not even a bookmark) for this long."""
+    write_concurrency: int = 1
+    """Objects written at once within a plan (writes to one object stay in order)."""
     resync_seconds: float = 300.0
     """List everything this often, to forget objects deleted while a watch was down."""
     log_format: str = "text"
@@ -123,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
         help="reconnect silent watches after this many seconds (default 70)",
     )
     p.add_argument(
+        "--write-concurrency",
+        type=int,
+        help="objects written at once within a plan (default 1)",
+    )
+    p.add_argument(
         "--resync-seconds",
         type=float,
         help="re-list everything this often to catch deletions a watch missed (default 300)",
@@ -169,6 +176,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     pick("bel_retention_days", args.bel_retention_days, float)
     pick("watch_inactivity_timeout", args.watch_inactivity_timeout, float)
     pick("resync_seconds", args.resync_seconds, float)
+    pick("write_concurrency", args.write_concurrency, int)
     pick("log_format", args.log_format)
     pick("log_level", args.log_level)
     lease_namespace = (
@@ -188,6 +196,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     settings = Settings(**values)  # type: ignore[arg-type]
     if settings.log_format not in ("text", "json"):
         raise SystemExit(f"log format must be text or json, got {settings.log_format!r}")
+    if settings.write_concurrency < 1:
+        raise SystemExit("--write-concurrency must be 1 or more")
     if settings.resync_seconds <= 0:
         raise SystemExit("--resync-seconds must be more than 0")
     if settings.job_ttl_seconds < 0:

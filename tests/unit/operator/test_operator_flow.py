@@ -402,3 +402,20 @@ def test_status_writes_that_change_nothing_are_skipped() -> None:
     assert not _already({"a": 1}, {"a": 2})
     assert not _already({"a": 1}, {"a": None})
     assert not _already({}, {"a": 0})
+
+
+def test_concurrent_lanes_build_the_same_result() -> None:
+    c = FakeCluster()
+    c.executor.write_concurrency = 8
+    c.apply(jobdef("raw", ["raw/date={date}"]))
+    c.apply(jobdef("clean", ["clean/date={date}"], ["raw/date={date}"]))
+    c.apply(want("w", [f"clean/date=2025-01-0{d}" for d in range(1, 6)]))
+    for _ in range(2):
+        c.reconcile()
+        for job in c.jobs():
+            if not job.get("status"):
+                c.finish_job(job["metadata"]["name"])
+    c.reconcile()
+    assert c.status("Want", "w")["state"] == "Successful"
+    assert len(c.jobs()) == 10
+    assert c.settle() == 0
