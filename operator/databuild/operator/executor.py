@@ -240,22 +240,27 @@ class Executor:
     async def execute(
         self, snapshot: Snapshot, plan: domain.Plan, now: datetime
     ) -> ExecutionResult:
-        """Apply ``plan`` (planned from ``snapshot``); stop a lane early on surprises.
+        """Apply ``plan`` (planned from ``snapshot``); stop early on surprises.
 
-        Operations are grouped into lanes by the object they concern (a JobRun's lane
-        also holds its batch Jobs). A lane runs in the planner's order; with
-        ``write_concurrency`` above 1, different lanes run concurrently, since the
-        objects of one plan do not depend on each other through the API. The default,
-        1, runs the lanes one after the other, so what is applied is always a prefix of
-        the plan (what the domain's crash tests check); on two cores concurrent writes
-        measured no faster. A surprise stops its lane and asks for a re-plan.
+        By default (``write_concurrency`` 1) the operations run in the planner's order
+        and the first surprise stops the rest, so what is applied is always a prefix of
+        the plan (what the domain's crash tests check). Above 1, operations are grouped
+        into lanes by the object they concern (a JobRun's lane also holds its batch
+        Jobs); a lane keeps the planner's order and that many lanes run at once, since
+        the objects of one plan do not depend on each other through the API; a surprise
+        stops its lane. On two cores concurrent writes measured no faster.
         """
         result = ExecutionResult()
         pending_events: list[tuple[ObjectReference, EventType, str, str]] = []
         ns = snapshot.namespace
-        lanes: dict[tuple[str, str], list[_Op]] = {}
-        for op in self._operations(snapshot, plan):
-            lanes.setdefault(_lane(op), []).append(op)
+        operations = self._operations(snapshot, plan)
+        if self.write_concurrency <= 1:
+            lanes = [operations]  # one lane: the plan's own order, stopped at a surprise
+        else:
+            by_object: dict[tuple[str, str], list[_Op]] = {}
+            for op in operations:
+                by_object.setdefault(_lane(op), []).append(op)
+            lanes = list(by_object.values())
         limit = asyncio.Semaphore(self.write_concurrency)
 
         async def run_lane(ops: list[_Op]) -> None:
@@ -269,7 +274,7 @@ class Executor:
                         return
 
         try:
-            await asyncio.gather(*(run_lane(ops) for ops in lanes.values()))
+            await asyncio.gather(*(run_lane(ops) for ops in lanes))
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
         finally:

@@ -419,3 +419,24 @@ def test_concurrent_lanes_build_the_same_result() -> None:
     assert c.status("Want", "w")["state"] == "Successful"
     assert len(c.jobs()) == 10
     assert c.settle() == 0
+
+
+def test_writes_follow_the_planners_order_by_default() -> None:
+    c = FakeCluster()
+    order: list[tuple[str, str]] = []
+    record = c.gateway.stats.record
+
+    def spy(verb: str, kind: str, error: object = None) -> None:
+        order.append((verb, kind))
+        record(verb, kind, error)  # type: ignore[arg-type]
+
+    c.gateway.stats.record = spy  # type: ignore[method-assign]
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    order.clear()
+    c.reconcile()
+    writes = [w for w in order if w[0] != "event"]
+    # The planner creates the run and the partition, claims the partition, then starts
+    # the run and creates its batch Job: a crash leaves a prefix of that.
+    assert writes.index(("patch_status", "Partition")) < writes.index(("create", "Job"))
+    assert writes.index(("create", "Partition")) < writes.index(("patch_status", "JobRun"))
