@@ -348,3 +348,22 @@ def test_taint_marks_lineage_and_a_new_want_rebuilds(scenario: Scenario) -> None
     sc.wait_for_want("rebuild", "Successful")
     assert len(sc.runs_of("raw")) == 2
     assert sc.partition(f"raw/date={DATE}")["status"]["state"] == "Live"
+
+
+def test_deadlines_wake_the_loop_ttl_expires_and_sla_is_flagged(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    sc.apply(
+        # Nothing builds "orphan/...": only the TTL deadline can move this Want.
+        want("short-lived", ["orphan/date=2025-01-01"], ttlSeconds=3),
+        jobdef("slow", ["slow/date={date}"], annotations={"kwok.databuild.dev/duration": "20s"}),
+        want("late", [f"slow/date={DATE}"], slaSeconds=2),
+    )
+    w = sc.wait_for_want("short-lived", "Expired", timeout=30)
+    assert w["status"]["reason"] == "TTLExpired"
+
+    def breached() -> bool:
+        return bool(((sc.get("Want", "late") or {}).get("status") or {}).get("slaBreached"))
+
+    wait_until(breached, timeout=30, what="the SLA breach to be flagged", describe=sc.describe)
+    assert sc.wait_for_event("late", "SLABreached")["type"] == "Warning"
