@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: venv cluster-up cluster-down run demo test test-unit lint bench-planner bench bench-quick control-plane
+.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench bench-quick control-plane
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -52,3 +52,8 @@ bench: venv control-plane
 
 bench-quick: venv control-plane
 	$(PY) -m databuild.bench --quick
+
+## Regenerate crds/ from the pydantic models and copy them into the chart and the GitOps example.
+crds: venv
+	$(PY) -m databuild.adapters.crds
+	charts/sync-crds.sh

@@ -19,10 +19,10 @@ CRDS = Path(__file__).resolve().parents[3] / "crds"
 def test_committed_crds_match_the_models() -> None:
     for name, text in render_all().items():
         path = CRDS / name
-        assert path.exists(), f"{path} is missing: run `python -m databuild.adapters.crds`"
+        assert path.exists(), f"{path} is missing: run `make crds`"
         assert path.read_text(encoding="utf-8") == text, (
             f"{path} drifted from databuild.adapters.resources: "
-            "run `python -m databuild.adapters.crds` and commit the result"
+            "run `make crds` and commit the result"
         )
 
 

@@ -117,7 +117,7 @@ def test_chart_crds_are_the_repository_crds() -> None:
     assert repo, "crds/ is empty: generate it with `python -m databuild.adapters.crds`"
     drifted = sorted(n for n in repo.keys() | chart.keys() if repo.get(n) != chart.get(n))
     assert not drifted, (
-        f"the chart's CRDs differ from crds/ ({', '.join(drifted)}); run charts/sync-crds.sh"
+        f"the chart's CRDs differ from crds/ ({', '.join(drifted)}); run `make crds`"
     )
 
 

@@ -38,7 +38,7 @@ def test_gitops_crds_are_the_repository_crds() -> None:
     ours = {p.name: p.read_bytes() for p in (GITOPS / "crds").glob("databuild.dev_*.yaml")}
     drifted = sorted(n for n in repo.keys() | ours.keys() if repo.get(n) != ours.get(n))
     assert not drifted, (
-        f"examples/gitops/crds differs from crds/ ({', '.join(drifted)}); run charts/sync-crds.sh"
+        f"examples/gitops/crds differs from crds/ ({', '.join(drifted)}); run `make crds`"
     )
     listed = yaml.safe_load((GITOPS / "crds" / "kustomization.yaml").read_text())["resources"]
     assert sorted(listed) == sorted(repo), "examples/gitops/crds/kustomization.yaml: list each CRD"
