@@ -247,7 +247,9 @@ def file_name(model: type[Resource]) -> str:
     return f"{GROUP}_{model.PLURAL}.yaml"
 
 
-_HEADER = "---\n# Generated from databuild.adapters.resources by `python -m databuild.adapters.crds`.\n"
+_HEADER = (
+    "---\n# Generated from databuild.adapters.resources by `python -m databuild.adapters.crds`.\n"
+)
 
 
 def render_all() -> dict[str, str]:
