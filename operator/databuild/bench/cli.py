@@ -72,6 +72,12 @@ def parser() -> argparse.ArgumentParser:
         help="with --profile: also sample waiting threads (where wall time goes)",
     )
     p.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="run the operator under tracemalloc and report where its memory goes "
+        "(slows it down: for the memory table, not for times)",
+    )
+    p.add_argument(
         "--only",
         action="append",
         choices=["wide", "deep", "fan", "latency", "big"],
@@ -244,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log=lambda line: print(line, flush=True),
                 profile=args.profile,
                 profile_idle=args.profile_idle,
+                trace_memory=args.trace_memory,
                 big_timeout=args.big_timeout,
                 big_baseline=not args.no_big_baseline,
                 operator_args=tuple(args.operator_arg),

@@ -11,6 +11,7 @@ from typing import Literal
 
 from databuild.bench.audit import ApiCounts
 from databuild.bench.machine import Machine
+from databuild.bench.memory import AllocationSite
 from databuild.bench.profile import Profile
 from databuild.bench.stats import Summary, ratio
 
@@ -108,6 +109,8 @@ class ScenarioResult:
     errors: list[str] = field(default_factory=list)
     progress: str = ""
     """How far an unfinished operator run got (e.g. for 10k partitions)."""
+    memory_sites: list[AllocationSite] = field(default_factory=list)
+    """The operator's biggest live allocation sites at the end (``--trace-memory``)."""
 
     @property
     def wall_ratio(self) -> float | None:
@@ -517,6 +520,23 @@ def markdown(report: Report) -> str:
                 _md(
                     ("inclusive %", "frame"),
                     [[f"{100 * p.share(n):.1f}", f"`{f}`"] for f, n in p.inclusive_frames],
+                ),
+                "",
+            ]
+    traced = [r for r in report.results if r.memory_sites]
+    if traced:
+        out += ["## Operator memory by allocation site (tracemalloc)", ""]
+        for r in traced:
+            total = r.memory_sites[0]
+            out += [
+                f"### {r.graph}: {total.size_bytes / MiB:.0f} MiB traced in {total.count} sites",
+                "",
+                _md(
+                    ("MiB", "blocks", "site"),
+                    [
+                        [f"{s.size_bytes / MiB:.1f}", str(s.count), f"`{s.site}`"]
+                        for s in r.memory_sites[1:16]
+                    ],
                 ),
                 "",
             ]

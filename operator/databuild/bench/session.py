@@ -26,6 +26,8 @@ import yaml
 import databuild
 from databuild.bench.audit import AuditLog, audit_policy
 from databuild.bench.kube import ApiError, Kube, kubeconfig_with_token
+from databuild.bench.memory import ENV as TRACEMALLOC_ENV
+from databuild.bench.memory import install_hook
 from databuild.testing import ControlPlane
 from databuild.testing.demo import OperatorProcess
 
@@ -99,6 +101,7 @@ def snapshot_operator(workdir: Path) -> tuple[Path, str]:
     target = workdir / "operator-source"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(package, target / "databuild", ignore=shutil.ignore_patterns("__pycache__"))
+    install_hook(target)
     return target, source_revision(package)
 
 
@@ -287,6 +290,8 @@ class RunningOperator:
     namespace: str
     log_path: Path
     extra_args: tuple[str, ...] = ()
+    trace_memory_to: Path | None = None
+    """Run with tracemalloc; SIGUSR1 writes the biggest allocation sites here."""
     process: OperatorProcess | None = None
     metrics_port: int = 0
     health_port: int = 0
@@ -309,11 +314,17 @@ class RunningOperator:
                 str(self.health_port),
                 *self.extra_args,
             ],
-            env={"PYTHONPATH": str(self.cluster.operator_source)}
-            if self.cluster.operator_source is not None
-            else None,
+            env=self._env(),
         ).start()
         return self
+
+    def _env(self) -> dict[str, str]:
+        env = {}
+        if self.cluster.operator_source is not None:
+            env["PYTHONPATH"] = str(self.cluster.operator_source)
+        if self.trace_memory_to is not None:
+            env[TRACEMALLOC_ENV] = str(self.trace_memory_to)
+        return env
 
     @property
     def pid(self) -> int | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,6 +23,7 @@ from databuild.bench.audit import ApiCounts
 from databuild.bench.baseline import BuildFailed, BuildTimes, run_baseline
 from databuild.bench.dags import Dag, JobDef
 from databuild.bench.kube import Kube
+from databuild.bench.memory import AllocationSite, parse_sites
 from databuild.bench.operator_side import (
     WARMUP_JOB,
     apply_job_definitions,
@@ -101,6 +104,21 @@ def _diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
     return {k: v - before.get(k, 0.0) for k, v in after.items()}
 
 
+async def _memory_sites(operator: RunningOperator) -> list[AllocationSite]:
+    """Ask the operator (SIGUSR1) for its biggest allocation sites and read them."""
+    path = operator.trace_memory_to
+    if path is None or operator.pid is None:
+        return []
+    path.unlink(missing_ok=True)
+    os.kill(operator.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 120
+    while not path.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    if not path.exists():
+        return []
+    return parse_sites(path.read_text().splitlines())
+
+
 def _side(times: BuildTimes, built: int) -> SideResult:
     return SideResult(
         wall_seconds=times.wall_seconds,
@@ -120,6 +138,7 @@ class Suite:
     log: Callable[[str], None] = print
     profile: bool = False
     profile_idle: bool = False
+    trace_memory: bool = False
     big_timeout: float = 1800.0
     big_baseline: bool = True
     operator_args: tuple[str, ...] = ()
@@ -179,8 +198,15 @@ class Suite:
         await apply_job_definitions(admin, namespace, dag)
         await apply_job_definitions(admin, namespace, Dag("warmup", (WARMUP,), (), ()))
         log_path = self.cluster.workdir / "logs" / f"{namespace}.operator.log"
+        trace = self.cluster.workdir / "memory" / f"{namespace}.jsonl"
+        if self.trace_memory:
+            trace.parent.mkdir(parents=True, exist_ok=True)
         operator = RunningOperator(
-            self.cluster, namespace, log_path, extra_args=self.operator_args
+            self.cluster,
+            namespace,
+            log_path,
+            extra_args=self.operator_args,
+            trace_memory_to=trace if self.trace_memory else None,
         ).start()
         warmup = {
             "apiVersion": WARMUP.manifest()["apiVersion"],
@@ -322,6 +348,8 @@ class Suite:
                 result.cost = cost
                 if not operator.alive():
                     result.errors.append(f"the operator exited; log:\n{operator.log_tail()}")
+                elif operator.trace_memory_to is not None:
+                    result.memory_sites = await _memory_sites(operator)
                 wall = f"{times.wall_seconds:.1f}s" if not result.progress else result.progress
                 self.log(f"  operator: {wall}")
             finally:

@@ -11,6 +11,7 @@ import yaml
 from databuild.bench.audit import AuditLog, audit_policy, overlap, tally
 from databuild.bench.kube import job_finished, kubeconfig_with_token
 from databuild.bench.machine import parse_cpu_model, parse_mem_total
+from databuild.bench.memory import install_hook, parse_sites
 from databuild.bench.operator_side import job_partitions
 from databuild.bench.procstat import parse_stat_cpu_ticks, parse_status_kib
 from databuild.bench.profile import top_frames
@@ -190,3 +191,23 @@ def test_tally_times_requests_but_not_watches() -> None:
     assert counts.span_seconds == pytest.approx(0.03)
     assert counts.mean_latency == pytest.approx(0.015)
     assert counts.mean_in_flight == pytest.approx(1.0)
+
+
+def test_memory_hook_is_valid_python_and_its_output_parses(tmp_path: Path) -> None:
+    install_hook(tmp_path)
+    compile((tmp_path / "sitecustomize.py").read_text(), "sitecustomize.py", "exec")
+    lines = [
+        json.dumps({"site": "(total)", "size": 3 * 2**20, "count": 2}),
+        json.dumps(
+            {"site": "/x/operator/databuild/operator/store.py:42", "size": 2**20, "count": 9}
+        ),
+        json.dumps({"site": "/usr/lib/python3.11/json/decoder.py:353", "size": 10, "count": 1}),
+    ]
+    sites = parse_sites(lines)
+    assert [s.site for s in sites] == [
+        "(total)",
+        "databuild/operator/store.py:42",
+        "json/decoder.py:353",
+    ]
+    assert sites[1].size_bytes == 2**20
+    assert sites[1].count == 9
