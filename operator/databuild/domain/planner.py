@@ -62,6 +62,7 @@ from databuild.domain.states import (
     WantState,
     WantSuccessful,
     WantUpstreamBuilding,
+    shared_default,
 )
 from databuild.domain.world import (
     Condition,
@@ -179,13 +180,14 @@ class Resolver:
                 outputs: tuple[PartitionRef, ...] = (PartitionRef(ref),)
             else:
                 outputs = tuple(sorted({p.render(captures) for p in jd.patterns}))
-            inputs = tuple(dict.fromkeys(t.render(captures) for t in jd.templates))
+            rendered = [t.render_matched(captures) for t in jd.templates]
+            inputs = tuple(dict.fromkeys(rendered)) if len(rendered) > 1 else tuple(rendered)
         except (PatternError, ValueError) as exc:
             return Blocker(
                 "InvalidJobDefinition",
                 f"JobDefinition {jd.name!r} cannot build {ref!r}: {exc}",
             )
-        if any(i in outputs for i in inputs):
+        if not set(outputs).isdisjoint(inputs):
             return Blocker(
                 "DependencyCycle",
                 f"JobDefinition {jd.name!r} lists an output of its own as input for {ref!r}",
@@ -223,6 +225,9 @@ def _short(refs: Iterable[str]) -> str:
 
 
 _ACTIVE = (JobRunQueued, JobRunWaitingForUpstream, JobRunRunning)
+# Initial states, shared (they are immutable): new entities need no object of their own.
+_MISSING = shared_default(PartitionMissing)
+_QUEUED = shared_default(JobRunQueued)
 _TERMINAL_WANT = (WantSuccessful, WantFailed, WantExpired)
 
 
@@ -255,6 +260,7 @@ class _Planning:
         self.running_total = 0
         self.running_by_jd: dict[str, int] = {}
         self.queue: list[tuple[datetime, str]] = []  # heap of Queued runs, oldest first
+        self.running: list[str] = []  # Running runs when the queue was indexed
         self.retries: list[tuple[datetime, str]] = []  # heap of retry-after times
         self.deadlines: list[tuple[datetime, str]] = []  # heap of Want TTL/SLA deadlines
         # Results of the last full pass's walk of the need graph.
@@ -266,6 +272,8 @@ class _Planning:
         self.now = datetime.min.replace(tzinfo=UTC)
         self.actions: list[Action] = []
         self.started_here: set[str] = set()
+        self.created_here: set[str] = set()  # runs created (and settled) by this pass
+        self.created_queued: list[str] = []  # those of them left Queued
         self.touched_refs: set[str] = set()
         self.touched_runs: set[str] = set()
         self.newly_live: list[str] = []
@@ -275,6 +283,8 @@ class _Planning:
         self.now = now
         self.actions = []
         self.started_here = set()
+        self.created_here = set()
+        self.created_queued = []
         self.touched_refs = set()
         self.touched_runs = set()
         self.newly_live = []
@@ -299,10 +309,11 @@ class _Planning:
                 break
         self._create_runs()
         self._cancel_unneeded()
-        self._settle_waiting(sorted(self.needed_runs))
+        # Runs created by this pass were settled when created (nothing went Live since).
+        self._settle_waiting(sorted(self.needed_runs - self.created_here))
         self._index_queue()
         self._start_runs()
-        self._ensure_batch_jobs(set(self.active.values()))
+        self._ensure_batch_jobs({*self.running, *self.started_here})
         for name in sorted(self.wants):
             self._derive_want(name)
         self._index_deadlines()
@@ -545,7 +556,7 @@ class _Planning:
                 self.now, EntityKind.PARTITION, name, None, "Missing", "Created", {"ref": ref}
             )
             self.actions.append(CreatePartition(name, ref, event))
-            state = self.parts[ref] = PartitionMissing()
+            state = self.parts[ref] = _MISSING
             self.touched_refs.add(ref)
         return state
 
@@ -916,11 +927,12 @@ class _Planning:
         if isinstance(resolved, Blocker):
             self.blockers[ref] = resolved
             return
-        for dep in resolved.inputs:
-            doom = self.doomed.get(dep)
-            if doom is not None:
-                self.doomed[ref] = doom
-                return
+        if self.doomed:
+            for dep in resolved.inputs:
+                doom = self.doomed.get(dep)
+                if doom is not None:
+                    self.doomed[ref] = doom
+                    return
 
     def _fail_cycles(self, cycles: list[list[str]]) -> bool:
         changed = False
@@ -978,13 +990,14 @@ class _Planning:
     # --- D2: create runs for needed refs nobody builds -------------------------------------
 
     def _create_runs(self) -> None:
+        active, parts, doomed, resolve = self.active, self.parts, self.doomed, self.resolver.resolve
         for ref in self.needed_refs:
-            if ref in self.active or self._is_live(ref) or ref in self.doomed:
+            if ref in active or isinstance(parts.get(ref), PartitionLive) or ref in doomed:
                 continue
-            resolved = self.resolver.resolve(ref)
+            resolved = resolve(ref)
             if isinstance(resolved, Blocker):
                 continue
-            if any(out in self.active for out in resolved.outputs):
+            if not active.keys().isdisjoint(resolved.outputs):
                 self.blockers[ref] = Blocker(
                     "OutputConflict",
                     f"another JobRun builds an output of {resolved.job_definition.name!r} "
@@ -994,6 +1007,12 @@ class _Planning:
             self._new_run(resolved)
 
     def _new_run(self, res: Resolution) -> None:
+        """Create a run for ``res``, claim its outputs, and settle it at once.
+
+        A new run whose inputs are not all Live moves to WaitingForUpstream right after
+        its creation (the same events as ``_settle_waiting`` would emit later in the
+        pass: nothing goes Live in between), so it is not looked at twice.
+        """
         jd = res.job_definition
         key = (jd.name, res.outputs)
         if self.run_counts is None:
@@ -1004,8 +1023,9 @@ class _Planning:
         sequence = self.run_counts.get(key, 0) + 1
         self.run_counts[key] = sequence
         name = jobrun_name(jd.name, res.outputs, sequence)
+        now = self.now
         event = Event(
-            self.now,
+            now,
             EntityKind.JOB_RUN,
             name,
             None,
@@ -1015,16 +1035,28 @@ class _Planning:
         )
         captures = dict(res.captures)
         self.actions.append(
-            CreateJobRun(name, jd.name, res.outputs, res.inputs, captures, self.now, event)
+            CreateJobRun(name, jd.name, res.outputs, res.inputs, captures, now, event)
         )
-        run = JobRun(name, jd.name, res.outputs, res.inputs, self.now, captures, JobRunQueued())
+        parts = self.parts
+        not_live = tuple(r for r in res.inputs if not isinstance(parts.get(r), PartitionLive))
+        state: JobRunQueued | JobRunWaitingForUpstream = _QUEUED
+        wait: Event | None = None
+        if not_live:
+            state, wait = _QUEUED.wait_for_upstream(name, at=now, waiting_for=not_live)
+        run = JobRun(name, jd.name, res.outputs, res.inputs, now, captures, state)
         self.runs[name] = run
+        self.created_here.add(name)
         for ref in res.outputs:
             self.active[ref] = name
         self._index_needs(run)
         self.needed_runs.add(name)
         for ref in res.outputs:
             self._claim(ref, name)
+        if wait is not None:
+            self.actions.append(TransitionJobRun(name, "Queued", state, wait))
+            self.touched_runs.add(name)
+        else:
+            self.created_queued.append(name)
 
     # --- E: cancel what no live Want needs ---------------------------------------------------
 
@@ -1067,11 +1099,20 @@ class _Planning:
     # --- G: start queued runs within the limits -------------------------------------------
 
     def _index_queue(self) -> None:
+        """Index the Queued runs (and retry times); note the Running ones."""
         self.queue = []
         self.retries = []
-        for name in set(self.active.values()):
+        self.running = []
+        # Runs created by this pass are not Running, and the Queued ones were listed.
+        for name in self.created_queued:
             run = self.runs[name]
-            if isinstance(run.state, JobRunQueued):
+            if isinstance(run.state, JobRunQueued) and self.active.get(run.partitions[0]) == name:
+                self.queue.append((run.created_at, name))
+        for name in set(self.active.values()) - self.created_here:
+            run = self.runs[name]
+            if isinstance(run.state, JobRunRunning):
+                self.running.append(name)
+            elif isinstance(run.state, JobRunQueued):
                 self.queue.append((run.created_at, name))
                 if run.state.retry_after is not None:
                     self.retries.append((run.state.retry_after, name))
@@ -1113,7 +1154,11 @@ class _Planning:
             heapq.heappush(self.queue, entry)
 
     def _ensure_batch_jobs(self, names: Iterable[str]) -> None:
-        """Every Running run has its batch Job (created just now, or recreated after a crash)."""
+        """Every Running run has its batch Job (created just now, or recreated after a crash).
+
+        ``names`` must include every run that may be Running: the full pass passes the
+        ones Running when the queue was indexed and those ``_start_runs`` started.
+        """
         for name in sorted(names):
             run = self.runs.get(name)
             if run is None:

@@ -106,6 +106,11 @@ class PartitionRef(str):
         return _ref_problem(value) is None
 
 
+def _trusted_ref(text: str) -> PartitionRef:
+    """A PartitionRef for text known to satisfy the ref rule (no check)."""
+    return str.__new__(PartitionRef, text)
+
+
 class PatternError(ValueError):
     """A malformed output pattern or input template, with the offending position."""
 
@@ -261,7 +266,7 @@ class OutputPattern:
 class InputTemplate:
     """A JobDefinition input template such as ``reviews/date={date}``."""
 
-    __slots__ = ("_parts", "captures", "text")
+    __slots__ = ("_format", "_parts", "captures", "text")
 
     def __init__(self, text: str, known_captures: Iterable[str] | None = None) -> None:
         parts = _tokenize(text)
@@ -284,18 +289,38 @@ class InputTemplate:
         self.text = text
         self.captures: tuple[str, ...] = tuple(names)
         self._parts = tuple(parts)
+        # The same as a str.format template (literals hold no braces): one call renders it.
+        self._format = "".join(
+            part if isinstance(part, str) else "{" + part.name + "}" for part in parts
+        )
 
     def render(self, captures: Mapping[str, str]) -> PartitionRef:
         """The input ref for ``captures``; raises PatternError for a missing capture."""
-        out: list[str] = []
-        for part in self._parts:
-            if isinstance(part, str):
-                out.append(part)
-            elif part.name in captures:
-                out.append(captures[part.name])
-            else:
-                raise PatternError(self.text, part.position, f"unknown capture {part.name!r}")
-        return PartitionRef("".join(out))
+        return PartitionRef(self._fill(captures))
+
+    def render_matched(self, captures: Mapping[str, str]) -> PartitionRef:
+        """Like :meth:`render`, for captures that :meth:`OutputPattern.match` returned.
+
+        Such captures are non-empty pieces of a valid ref without ``/``, and the
+        template's literals were checked when it was parsed (ref characters, no empty
+        segment), so the result can only break the length limit: that is all this
+        checks (the planner renders every input of every ref it resolves).
+        """
+        text = self._fill(captures)
+        if len(text) > MAX_REF_LENGTH:
+            return PartitionRef(text)  # raises InvalidPartitionRef, saying why
+        return _trusted_ref(text)
+
+    def _fill(self, captures: Mapping[str, str]) -> str:
+        try:
+            return self._format.format_map(captures)
+        except KeyError:
+            for part in self._parts:
+                if isinstance(part, _Capture) and part.name not in captures:
+                    raise PatternError(
+                        self.text, part.position, f"unknown capture {part.name!r}"
+                    ) from None
+            raise
 
     def __repr__(self) -> str:
         return f"InputTemplate({self.text!r})"
@@ -353,8 +378,11 @@ def is_dns1123_label(name: str) -> bool:
     return len(name) <= 63 and _DNS1123_LABEL_RE.match(name) is not None
 
 
+_NOT_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
 def _slug(text: str, limit: int) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    slug = _NOT_SLUG_RE.sub("-", text.lower()).strip("-")
     slug = slug[:limit].rstrip("-")
     return slug or "x"
 

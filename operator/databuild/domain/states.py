@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import operator
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar, assert_never
@@ -60,13 +61,30 @@ __all__ = [
     "load_partition_state",
     "load_want_state",
     "partition_status",
+    "shared_default",
     "state_name",
     "transition",
     "want_status",
 ]
 
 _S = TypeVar("_S")
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_NAMES: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
+
+
+_SHARED: dict[type, Any] = {}
+
+
+def shared_default(cls: type[_S]) -> _S:
+    """The one shared instance of state ``cls`` with every field at its default.
+
+    States are immutable values, so the planner gives every new entity this instance
+    instead of one of its own; a transition without changes from it returns the target
+    state's shared instance.
+    """
+    found = _SHARED.get(cls)
+    if found is None:
+        found = _SHARED[cls] = cls()
+    return typing.cast(_S, found)
 
 
 def _details(**items: str) -> dict[str, str]:
@@ -79,17 +97,23 @@ class _State:
     KIND: ClassVar[EntityKind]
 
     def _to(self, cls: type[_S], **changes: Any) -> _S:
-        names = _FIELD_NAMES.get(type(self))
-        if names is None:
-            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
-        values = {name: getattr(self, name) for name in names}
+        """This state's fields in state ``cls``, with ``changes`` (the planner's hot path)."""
+        if _SHARED.get(type(self)) is self:  # every field at its default
+            return cls(**changes) if changes else shared_default(cls)
+        copier = _FIELD_NAMES.get(type(self))
+        if copier is None:
+            names = tuple(f.name for f in dataclasses.fields(self))
+            copier = _FIELD_NAMES[type(self)] = (names, operator.attrgetter(*names))
+        names, get = copier
+        values = dict(zip(names, get(self), strict=True))
         values.update(changes)
         return cls(**values)
 
     def _event(
-        self, name: str, to: str, at: datetime, reason: str, details: Mapping[str, str]
+        self, name: str, to: str, at: datetime, reason: str, details: dict[str, str]
     ) -> Event:
-        return Event(at, self.KIND, name, self.STATE, to, reason, dict(details))
+        # ``details`` is always a dict made for this event (never shared): no copy.
+        return Event(at, self.KIND, name, self.STATE, to, reason, details)
 
 
 # --- Partition -----------------------------------------------------------------------------

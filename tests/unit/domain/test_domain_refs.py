@@ -125,6 +125,41 @@ def test_input_templates_render_and_reject_unknown_captures() -> None:
         InputTemplate("r/{a}").render({})
 
 
+_SEGMENT = st.text(alphabet=[chr(c) for c in range(33, 127) if chr(c) not in "/{}\\"], min_size=1)
+
+
+@given(
+    literals=st.lists(_SEGMENT, min_size=1, max_size=4),
+    values=st.lists(st.text(alphabet=[chr(c) for c in range(33, 127)], max_size=12), max_size=3),
+)
+def test_rendering_matched_captures_needs_no_check(literals: list[str], values: list[str]) -> None:
+    """render_matched skips the ref check: captures from a match always render valid refs."""
+    names = [f"c{i}" for i in range(len(values))]
+    # An output pattern and a template that mix literals, captures and slashes.
+    pattern = OutputPattern("/".join([literals[0], *(f"{{{n}}}" for n in names)]))
+    template = InputTemplate(
+        "/".join([literals[-1], *(f"x{{{n}}}y" for n in reversed(names))]), names
+    )
+    ref = "/".join([literals[0], *values])
+    if not PartitionRef.is_valid(ref):
+        return
+    captures = pattern.match(ref)
+    if captures is None:
+        return
+    rendered = template.render_matched(captures)
+    assert PartitionRef.is_valid(rendered)
+    assert rendered == template.render(captures)
+
+
+def test_rendering_matched_captures_still_checks_the_length() -> None:
+    pattern = OutputPattern("a/{x}")
+    captures = pattern.match("a/" + "x" * 1000)
+    assert captures is not None
+    template = InputTemplate("b/{x}/{x}", ["x"])
+    with pytest.raises(InvalidPartitionRef, match="longer than 1024"):
+        template.render_matched(captures)
+
+
 def test_substitute_captures_leaves_unknown_placeholders() -> None:
     assert substitute_captures("run {date} ${HOME} {other}", {"date": "d"}) == (
         "run d ${HOME} {other}"
