@@ -3,7 +3,7 @@
 The graph, for two dates::
 
     raw ── clean ── agg ──┐
-      └─── other ─────────┴── report (runs 15 s: still building when the taint comes)
+      └─── other ─────────┴── report (runs 30 s: still building when the taint comes)
 
 A Want for ``report/date=D1`` is still building (its job runs for a while) when
 ``clean/date=D1`` is tainted; a Want for ``agg/date=D2`` is already Successful when
@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from databuild.testing.demo import wait_until
 
 D1 = "2025-01-01"
 D2 = "2025-01-02"
-REPORT_SECONDS = 15
+REPORT_SECONDS = 30  # long enough to still run under a loaded machine
 
 
 def _cli(sc: Scenario, bel_url: str, *argv: str) -> tuple[int, str]:
@@ -106,7 +105,6 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
     for kind in ("raw", "clean", "agg", "other"):
         assert _state(sc, f"{kind}/date={D1}") == "Live"
     assert sc.get("Want", "report")["status"]["state"] == "Building"
-    before = datetime.now().astimezone()
 
     code, out = _cli(sc, bel_url, "taint", f"clean/date={D1}", "--reason", "bad join", "-o", "json")
     assert code == 0, out
@@ -125,8 +123,8 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
         run = sc.get("JobRun", first_report["metadata"]["name"])
         return run is not None and run["status"]["state"] == "Cancelled"
 
+    # Cancelled (not Succeeded): the taint was planned while its job was still running.
     wait_until(cancelled, timeout=10, what="report's first run to be cancelled")
-    assert (datetime.now().astimezone() - before).total_seconds() < REPORT_SECONDS
 
     sc.wait_for_want("report", "Successful", timeout=120)
     assert sc.get("Want", "done")["status"]["state"] == "Successful"
