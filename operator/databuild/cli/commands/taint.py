@@ -28,11 +28,12 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     t = sub.add_parser(
         "taint",
         parents=[common_out],
-        help="mark a Live partition bad: it and what was built from it get rebuilt",
+        help="mark a Live partition bad: it and what was built from it go Tainted",
         description=(
             "Mark a Live partition as bad. The operator moves it to Tainted, and with it "
-            "every partition built from it (lineage); Wants that still need them rebuild "
-            "them. Recorded in the Build Event Log."
+            "every partition built from it (lineage), and cancels builds reading them; "
+            "Wants that are not finished and need them rebuild them (retry a Successful "
+            "Want to rebuild its partitions). Recorded in the Build Event Log."
         ),
     )
     t.add_argument("ref", metavar="REF", help="partition ref")
