@@ -101,7 +101,7 @@ class Release:
         return helm(*args, kubeconfig=self.cluster.kubeconfig, check=check)
 
     def install(self, *values: str) -> HelmResult:
-        return self.helm(
+        return self._waiting(
             "install", self.name, str(CHART), "--namespace", self.namespace,
             "--wait", "--timeout", "3m",
             # Free host ports: the operator runs on this machine with the chart's args.
@@ -111,10 +111,45 @@ class Release:
         )  # fmt: skip
 
     def upgrade(self, *values: str) -> HelmResult:
-        return self.helm(
+        return self._waiting(
             "upgrade", self.name, str(CHART), "--namespace", self.namespace,
             "--wait", "--timeout", "3m", "--reuse-values", *values,
         )  # fmt: skip
+
+    def _waiting(self, *args: str) -> HelmResult:
+        """A `helm --wait` command; when it fails, say what it was waiting for."""
+        result = self.helm(*args, check=False)
+        if result.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args[:2])} exited {result.returncode}:\n"
+                f"{result.stderr}{result.stdout}\n{self.diagnosis()}"
+            )
+        return result
+
+    def diagnosis(self) -> str:
+        """The release namespace's pods and events, and the nodes' conditions and taints."""
+        core = client.CoreV1Api(self.cluster.api_client())
+        lines = ["pods:"]
+        for pod in core.list_namespaced_pod(self.namespace).items:
+            conditions = {c.type: c.status for c in pod.status.conditions or []}
+            lines.append(
+                f"  {pod.metadata.name} phase={pod.status.phase} node={pod.spec.node_name}"
+                f" deleting={pod.metadata.deletion_timestamp is not None} {conditions}"
+            )
+        lines.append("events:")
+        for event in core.list_namespaced_event(self.namespace).items[-20:]:
+            lines.append(
+                f"  {event.type} {event.reason} {event.involved_object.kind}/"
+                f"{event.involved_object.name}: {event.message}"
+            )
+        lines.append("nodes:")
+        for node in core.list_node().items:
+            ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
+            lines.append(
+                f"  {node.metadata.name} ready={[(c.status, c.reason) for c in ready]}"
+                f" taints={[(t.key, t.effect) for t in node.spec.taints or []]}"
+            )
+        return "\n".join(lines)
 
     def uninstall(self) -> HelmResult:
         return self.helm("uninstall", self.name, "--namespace", self.namespace, "--wait")
