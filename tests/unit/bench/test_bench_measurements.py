@@ -15,6 +15,7 @@ from databuild.bench.memory import install_hook, parse_sites
 from databuild.bench.operator_side import job_partitions
 from databuild.bench.procstat import parse_stat_cpu_ticks, parse_status_kib
 from databuild.bench.profile import top_frames
+from databuild.bench.session import effective_flags
 
 OP = "system:serviceaccount:databuild-bench:operator"
 
@@ -211,3 +212,13 @@ def test_memory_hook_is_valid_python_and_its_output_parses(tmp_path: Path) -> No
     ]
     assert sites[1].size_bytes == 2**20
     assert sites[1].count == 9
+
+
+def test_effective_flags_last_one_wins() -> None:
+    defaults = {"--kube-api-qps": "20", "--concurrent-job-syncs": "5", "--kube-api-burst": "30"}
+    argv = ["kcm", "--kube-api-qps=200", "--v", "2", "--kube-api-qps=300", "--kube-api-burst", "9"]
+    assert effective_flags(argv, defaults) == {
+        "--kube-api-qps": "300",
+        "--concurrent-job-syncs": "5",
+        "--kube-api-burst": "9",
+    }
