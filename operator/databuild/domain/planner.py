@@ -1296,7 +1296,12 @@ class _Planning:
         else:
             ready = ("False", state.STATE, f"the Want is {state.STATE}")
         wanted: list[tuple[str, str, str, str]] = [("Ready", *ready)]
-        if blocker is not None and not isinstance(state, _TERMINAL_WANT):
+        # kstatus (Flux, kubectl wait tools): Stalled=True means "will not get there
+        # without someone acting", which holds for a blocked Want and for a Failed or
+        # Expired one alike; without it a failed Want reads as in progress.
+        if isinstance(state, WantFailed | WantExpired):
+            wanted.append(("Stalled", "True", *ready[1:]))
+        elif blocker is not None and not isinstance(state, _TERMINAL_WANT):
             wanted.append(("Stalled", "True", blocker.reason, blocker.message))
         old = {c.type: c for c in want.status.conditions}
         out: list[Condition] = []

@@ -405,6 +405,7 @@ def test_ttl_counts_from_the_data_timestamp() -> None:
     sim.world = dataclasses.replace(sim.world, wants={"w": early})
     sim.plan()
     assert sim.world.wants["w"].state.STATE == "Expired"
+    assert conditions(sim, "w")["Stalled"][0] == "True"
 
 
 def test_deleted_wants_are_ignored() -> None:
@@ -431,6 +432,10 @@ def test_a_want_failed_by_a_partition_names_it() -> None:
     state = sim.world.wants["w"].state
     assert isinstance(state, WantFailed)
     assert state.reason == "PartitionFailed" and "daily/date=1" in state.message
+    # kstatus reads a finished failure as Stalled, not as still in progress.
+    cond = conditions(sim, "w")
+    assert cond["Ready"][:2] == ("False", "PartitionFailed")
+    assert cond["Stalled"] == ("True", "PartitionFailed", state.message)
 
 
 def test_next_wakeup_is_the_earliest_deadline() -> None:
