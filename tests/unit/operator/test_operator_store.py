@@ -84,3 +84,15 @@ def test_versions_by_scope() -> None:
     store.put("Job", _obj("b", "2", ns="y"))
     assert store.versions("Job", "x") == {("x", "a"): "1"}
     assert store.versions("Job", None) == {("x", "a"): "1", ("y", "b"): "2"}
+
+
+def test_managed_fields_are_not_kept() -> None:
+    store = WorldStore()
+    obj = _obj("j", "1", labels={"a": "b"}, managedFields=[{"manager": "kube-controller-manager"}])
+    assert store.put("Job", obj)
+    stored = store.get("Job", "n", "j")
+    assert stored is not None
+    assert "managedFields" not in stored["metadata"]
+    assert stored["metadata"]["labels"] == {"a": "b"}
+    assert stored["metadata"]["resourceVersion"] == "1"
+    assert "managedFields" in obj["metadata"]  # the caller's object is left alone
