@@ -175,7 +175,9 @@ class AlwaysLeader:
         """Returns at once."""
 
     async def run(self) -> None:
-        """Nothing to renew."""
+        """Nothing to renew: waits until cancelled, like a renewal loop would, since
+        the operator treats an ended lease task as a crash."""
+        await asyncio.Event().wait()
 
     async def release(self) -> None:
         """Nothing to release."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from databuild.adapters.gateway import FakeGateway
-from databuild.operator.leader import LeaderElection
+from databuild.operator.leader import AlwaysLeader, LeaderElection
 
 
 def _election(gw: FakeGateway, identity: str, duration: float = 15.0) -> LeaderElection:
@@ -74,3 +75,18 @@ def test_two_candidates_racing_for_a_new_lease() -> None:
         return list(await asyncio.gather(a.try_acquire(), b.try_acquire()))
 
     assert sorted(asyncio.run(race())) == [False, True]
+
+
+def test_always_leader_keeps_its_lease_task_alive_until_cancelled() -> None:
+    # The operator stops when its lease task ends, so with leader election off the
+    # task must last as long as the operator does.
+    async def scenario() -> tuple[bool, bool]:
+        task = asyncio.create_task(AlwaysLeader().run())
+        await asyncio.sleep(0.05)
+        alive = not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return alive, task.cancelled()
+
+    assert asyncio.run(scenario()) == (True, True)
