@@ -48,6 +48,22 @@ def test_one_schedulable_simulated_node(kube: client.ApiClient) -> None:
     assert node.status.allocatable["pods"] == "10k"  # generous: never the limit
 
 
+def test_the_node_renews_its_lease_like_a_kubelet(kube: client.ApiClient) -> None:
+    """Without a renewed Lease the node-lifecycle controller finds the node silent
+    every ~50 s and marks every pod on it NotReady for good: a Deployment's pod then
+    never becomes Ready again."""
+    leases = client.CoordinationV1Api(kube)
+    lease = leases.read_namespaced_lease(NODE_NAME, "kube-node-lease")
+    assert lease.spec.lease_duration_seconds == 40
+    first = lease.spec.renew_time
+
+    def renewed() -> bool | None:
+        now = leases.read_namespaced_lease(NODE_NAME, "kube-node-lease").spec.renew_time
+        return True if now > first else None
+
+    wait_for("the node Lease to be renewed", renewed, timeout=30)  # every ~10 s
+
+
 def test_pods_that_are_not_jobs_become_ready_and_stay(
     kube: client.ApiClient, namespace: str
 ) -> None:

@@ -35,6 +35,8 @@ NODE_NAME = "kwok-node-0"
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 #: Pod IPs kwok hands out; outside the service range so addresses are unambiguous.
 POD_CIDR = "10.244.0.0/16"
+#: The node Lease kwok renews (every quarter of it), as a kubelet's default.
+NODE_LEASE_SECONDS = 40
 
 # Component names, in start order (stop order is the reverse).
 ETCD = "etcd"
@@ -547,6 +549,11 @@ class ControlPlane:
                 f"--manage-nodes-with-annotation-selector={key}={value}",
                 f"--cidr={POD_CIDR}",
                 "--node-ip=10.240.0.1",
+                # Without a config file of kind KwokConfiguration the lease duration
+                # defaults to 0: no node Lease, so the node-lifecycle controller finds
+                # the Node silent every ~50 s and marks every pod on it NotReady, which
+                # no stage undoes. Renew a Lease like a kubelet does.
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
             ],
         )
 
