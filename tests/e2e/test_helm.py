@@ -44,15 +44,22 @@ TIMEOUT = 120.0
 # --------------------------------------------------------------------------------------
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT) -> T:
-    """Poll `probe` until it returns something other than None."""
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = TIMEOUT,
+    diagnose: Callable[[], str] | None = None,
+) -> T:
+    """Poll `probe` until it returns something other than None; on timeout, say what
+    `diagnose` finds."""
     deadline = time.monotonic() + timeout
     while True:
         result = probe()
         if result is not None:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            found = f"\n{diagnose()}" if diagnose else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{found}")
         time.sleep(0.25)
 
 
@@ -379,7 +386,9 @@ def test_cluster_wide_install_build_upgrade_uninstall(
     assert "It watches every namespace" in notes
     assert f"rollout status deployment/{release.fullname}" in notes
     assert crds_present(kube) == CRDS
-    wait_for("the operator pod to be Ready", lambda: pod_ready(kube, release))
+    wait_for(
+        "the operator pod to be Ready", lambda: pod_ready(kube, release), diagnose=release.diagnosis
+    )
     deployment = client.AppsV1Api(kube).read_namespaced_deployment(
         release.fullname, release.namespace
     )
@@ -409,7 +418,9 @@ def test_cluster_wide_install_build_upgrade_uninstall(
     release.upgrade("--set", "resources.requests.cpu=150m")
     container = release.deployment()["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["requests"]["cpu"] == "150m"
-    wait_for("the upgraded pod to be Ready", lambda: pod_ready(kube, release))
+    wait_for(
+        "the upgraded pod to be Ready", lambda: pod_ready(kube, release), diagnose=release.diagnosis
+    )
     assert crds_present(kube) == CRDS
     assert partitions(kube, namespace) == built
 
@@ -437,7 +448,11 @@ def test_namespaced_mode_confines_the_operator_to_its_namespaces(
             in notes
         )
         assert f"kubectl apply --namespace {namespace} -f examples/gitops/wants.yaml" in notes
-        wait_for("the operator pod to be Ready", lambda: pod_ready(kube, release))
+        wait_for(
+            "the operator pod to be Ready",
+            lambda: pod_ready(kube, release),
+            diagnose=release.diagnosis,
+        )
         rbac = client.RbacAuthorizationV1Api(kube)
         assert rbac.read_namespaced_role(release.fullname, namespace)
         with pytest.raises(ApiException) as missing:
