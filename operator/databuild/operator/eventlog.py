@@ -1,14 +1,17 @@
-"""The Build Event Log as the operator keeps it for now: in memory, and in the log.
+"""The Build Event Log as the operator process sees it: the log line and subscribers.
 
 Every transition the operator applies is appended here once, in order, and written as
-one structured log line (logger ``databuild.bel``). A durable store plugs in behind
-:class:`BuildEventLog` later; tests read :attr:`BuildEventLog.events`.
+one structured log line (logger ``databuild.bel``); subscribers (the durable BEL store's
+recorder, metrics) get each event. In memory it keeps only the most recent events (for
+tests and debugging) and a count per kind and to-state: a long-running operator must not
+grow with its history, which the durable store holds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,17 +42,25 @@ def event_record(namespace: str, event: domain.Event) -> dict[str, object]:
     }
 
 
-class BuildEventLog:
-    """Append-only, ordered list of every transition, plus a structured log line each."""
+#: Recent events kept in memory; at ~7 per built partition, the last ~1,500 builds.
+RECENT_EVENTS = 10_000
 
-    def __init__(self) -> None:
-        self.events: list[LoggedEvent] = []
+
+class BuildEventLog:
+    """Every transition, in order: a structured log line each, subscribers, and counts."""
+
+    def __init__(self, recent: int = RECENT_EVENTS) -> None:
+        self.events: deque[LoggedEvent] = deque(maxlen=recent)
+        """The most recent events, oldest first."""
+        self.transitions: Counter[tuple[str, str]] = Counter()
+        """How many events reached each (kind, to-state), ever."""
         self._listeners: list[Callable[[LoggedEvent], None]] = []
 
     def append(self, namespace: str, event: domain.Event) -> None:
         """Record one transition."""
         item = LoggedEvent(namespace, event)
         self.events.append(item)
+        self.transitions[str(event.kind), event.to_state] += 1
         log.info("%s", json.dumps(event_record(namespace, event), sort_keys=True))
         for listener in self._listeners:
             listener(item)
@@ -59,5 +70,5 @@ class BuildEventLog:
         self._listeners.append(listener)
 
     def of(self, namespace: str) -> list[domain.Event]:
-        """The events of one namespace, in order."""
+        """The recent events of one namespace, in order."""
         return [e.event for e in self.events if e.namespace == namespace]

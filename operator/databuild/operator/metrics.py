@@ -31,8 +31,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol, get_args
 from wsgiref.simple_server import WSGIServer
@@ -44,7 +43,7 @@ from prometheus_client.registry import Collector
 
 from databuild.adapters.bel import BelEvent, BelWriter
 from databuild.adapters.resources import JobRunState, PartitionState, WantState
-from databuild.domain import Event, World
+from databuild.domain import World
 
 __all__ = [
     "JOB_RUN_STATES",
@@ -385,14 +384,9 @@ class _LoopCounts(Protocol):
     def conflicts(self) -> int: ...
 
 
-class _Logged(Protocol):
+class _TransitionCounts(Protocol):
     @property
-    def event(self) -> Event: ...
-
-
-class _EventList(Protocol):
-    @property
-    def events(self) -> Sequence[_Logged]: ...
+    def transitions(self) -> Mapping[tuple[str, str], int]: ...
 
 
 class OperatorCollector(Collector):
@@ -402,7 +396,7 @@ class OperatorCollector(Collector):
         self,
         gateway: _GatewayCounts,
         loop: _LoopCounts,
-        bel: _EventList,
+        bel: _TransitionCounts,
         is_leading: Callable[[], bool],
     ) -> None:
         self.gateway = gateway
@@ -450,8 +444,7 @@ class OperatorCollector(Collector):
             "State transitions applied (BEL events), by kind and state.",
             labels=["kind", "to_state"],
         )
-        counts = Tally((str(e.event.kind), e.event.to_state) for e in self.bel.events)
-        for (kind, state), n in sorted(counts.items()):
+        for (kind, state), n in sorted(self.bel.transitions.items()):
             transitions.add_metric([kind, state], n)
         yield transitions
         yield GaugeMetricFamily(

@@ -26,6 +26,7 @@ from databuild.domain import (
     WantSuccessful,
     World,
 )
+from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.metrics import (
     OperatorCollector,
     OperatorMetrics,
@@ -197,25 +198,14 @@ class _Loop:
     conflicts: int = 0
 
 
-@dataclass(frozen=True)
-class _Logged:
-    namespace: str
-    event: Event
-
-
-@dataclass
-class _Bel:
-    events: list[_Logged] = field(default_factory=list)
-
-
 def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
-    gateway, loop, bel = _Gateway(), _Loop(plans=3, actions=9), _Bel()
+    gateway, loop, bel = _Gateway(), _Loop(plans=3, actions=9), BuildEventLog(recent=1)
     gateway.requests["create", "JobRun"] += 2
     gateway.writes["create", "JobRun"] += 1
     gateway.errors["create", "JobRun", "AlreadyExists"] += 1
-    bel.events.append(
-        _Logged("data", Event(T0, EntityKind.WANT, "w", "Pending", "Building", "Building"))
-    )
+    bel.append("data", Event(T0, EntityKind.WANT, "w", "Pending", "Building", "Building"))
+    bel.append("data", Event(T0, EntityKind.WANT, "v", "Pending", "Building", "Building"))
+    assert len(bel.events) == 1  # memory holds the recent events; the counts hold all
     m = OperatorMetrics()
     m.sla_breached("data")
     server = serve(OperatorCollector(gateway, loop, bel, lambda: True), 0, "127.0.0.1", m)
@@ -232,7 +222,7 @@ def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
     }
     assert samples["databuild_plans_total", ()] == 3
     assert samples["databuild_api_writes_total", (("kind", "JobRun"), ("verb", "create"))] == 1
-    assert samples["databuild_transitions_total", (("kind", "Want"), ("to_state", "Building"))] == 1
+    assert samples["databuild_transitions_total", (("kind", "Want"), ("to_state", "Building"))] == 2
     assert samples["databuild_leader", ()] == 1
     assert samples["databuild_sla_breaches_total", (("namespace", "data"),)] == 1
 

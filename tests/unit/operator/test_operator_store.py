@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from databuild.adapters.jobs import AttemptMissedDependencies, read_outcome
 from databuild.operator.store import WorldStore
 
 
@@ -96,3 +97,54 @@ def test_managed_fields_are_not_kept() -> None:
     assert stored["metadata"]["labels"] == {"a": "b"}
     assert stored["metadata"]["resourceVersion"] == "1"
     assert "managedFields" in obj["metadata"]  # the caller's object is left alone
+
+
+def test_batch_jobs_and_pods_keep_only_what_outcomes_read() -> None:
+    store = WorldStore()
+    template = {"spec": {"containers": [{"name": "main", "env": [{"name": "X", "value": "y"}]}]}}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        **_obj("j", "3", labels={"l": "v"}, ownerReferences=[{"kind": "JobRun", "name": "r"}]),
+        "spec": {"template": template},
+        "status": {
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}],
+            "failed": 1,
+        },
+    }
+    message = '{"missingPartitions": ["raw/date=2025-01-01"]}'
+    terminated = {"exitCode": 3, "message": message, "reason": "Error"}
+    pod = {
+        **_obj(
+            "p", "4", labels={"batch.kubernetes.io/job-name": "j", "databuild.dev/job-run": "r"}
+        ),
+        "spec": template["spec"],
+        "status": {
+            "phase": "Failed",
+            "conditions": [{"type": "Ready", "status": "False"}],
+            "containerStatuses": [
+                {"name": "main", "image": "i", "imageID": "x", "state": {"terminated": terminated}}
+            ],
+        },
+    }
+    store.put("Job", job)
+    store.put("Pod", pod)
+    kept_job, kept_pod = store.get("Job", "n", "j"), store.get("Pod", "n", "p")
+    assert kept_job is not None and kept_pod is not None
+    assert "spec" not in kept_job and "spec" not in kept_pod
+    assert kept_job["apiVersion"] == "batch/v1"
+    assert kept_job["metadata"]["ownerReferences"] == [{"kind": "JobRun", "name": "r"}]
+    assert kept_pod["status"] == {
+        "phase": "Failed",
+        "containerStatuses": [{"name": "main", "state": {"terminated": terminated}}],
+    }
+    # The outcome reads the same from what is kept as from the whole objects.
+    assert read_outcome(kept_job, [kept_pod]) == read_outcome(job, [pod])
+    assert isinstance(read_outcome(kept_job, [kept_pod]), AttemptMissedDependencies)
+
+
+def test_own_kinds_keep_spec_and_status() -> None:
+    store = WorldStore()
+    want = {**_obj("w", "1"), "spec": {"partitions": ["a"]}, "status": {"state": "Pending"}}
+    store.put("Want", want)
+    assert store.get("Want", "n", "w") == {"kind": "Want", **want}
