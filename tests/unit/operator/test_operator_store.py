@@ -90,8 +90,8 @@ def test_versions_by_scope() -> None:
 def test_managed_fields_are_not_kept() -> None:
     store = WorldStore()
     obj = _obj("j", "1", labels={"a": "b"}, managedFields=[{"manager": "kube-controller-manager"}])
-    assert store.put("Job", obj)
-    stored = store.get("Job", "n", "j")
+    assert store.put("Partition", obj)
+    stored = store.get("Partition", "n", "j")
     assert stored is not None
     assert "managedFields" not in stored["metadata"]
     assert stored["metadata"]["labels"] == {"a": "b"}
@@ -134,6 +134,8 @@ def test_batch_jobs_and_pods_keep_only_what_outcomes_read() -> None:
     assert "spec" not in kept_job and "spec" not in kept_pod
     assert kept_job["apiVersion"] == "batch/v1"
     assert kept_job["metadata"]["ownerReferences"] == [{"kind": "JobRun", "name": "r"}]
+    assert "labels" not in kept_job["metadata"]  # only our own labels are kept
+    assert kept_pod["metadata"]["labels"] == pod["metadata"]["labels"]
     assert kept_pod["status"] == {
         "phase": "Failed",
         "containerStatuses": [{"name": "main", "state": {"terminated": terminated}}],
