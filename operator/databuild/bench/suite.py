@@ -52,6 +52,10 @@ __all__ = ["FULL", "QUICK", "Sizes", "Suite", "planner_benchmark"]
 WARMUP = JobDef(WARMUP_JOB, ("warmup/id={id}",))
 
 
+#: Names of the cost run at scale (--big): "wide-10k" at the full size, else "wide-big".
+SCALE_RUNS = frozenset({"wide-big", "wide-10k"})
+
+
 @dataclass(frozen=True)
 class Sizes:
     """How big each scenario is; ``None`` (or 0) skips it."""
@@ -75,7 +79,8 @@ class Sizes:
         if self.latency:
             out.append(("latency", dags.latency(self.latency)))
         if self.big:
-            out.append(("wide-10k" if self.big == 10_000 else "wide-big", dags.wide(self.big)))
+            name = "wide-10k" if self.big == 10_000 else "wide-big"
+            out.append((name, dags.wide(self.big)))
         return out
 
 
@@ -249,7 +254,7 @@ class Suite:
         return results
 
     async def _build(self, admin: Kube, name: str, dag: Dag, result: ScenarioResult) -> None:
-        big = name.startswith("wide-") and dag.size >= 5000
+        big = name in SCALE_RUNS  # --big: its own timeout, and the baseline is optional
         if not big or self.big_baseline:
             await self._build_baseline(admin, name, dag, result)
         await self._build_operator(admin, name, dag, result, big=big)
