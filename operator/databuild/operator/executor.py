@@ -564,11 +564,11 @@ class Executor:
     async def _emit_events(self, events: list[tuple[ObjectReference, EventType, str, str]]) -> None:
         if not events:
             return
-        limit = asyncio.Semaphore(_EVENT_CONCURRENCY)
+        queue = iter(events)  # a few workers, not a coroutine per event: a first plan
+        # in a big namespace has tens of thousands of them
 
-        async def emit(item: tuple[ObjectReference, EventType, str, str]) -> None:
-            ref, type_, reason, message = item
-            async with limit:
+        async def emit() -> None:
+            for ref, type_, reason, message in queue:
                 try:
                     await self.gateway.emit_event(ref, type=type_, reason=reason, message=message)
                 except GatewayError as error:
@@ -577,7 +577,7 @@ class Executor:
                         "could not emit event %s on %s %s: %s", reason, ref.kind, ref.name, error
                     )
 
-        await asyncio.gather(*(emit(item) for item in events))
+        await asyncio.gather(*(emit() for _ in range(min(_EVENT_CONCURRENCY, len(events)))))
 
 
 __all__ = ["API_VERSION", "ExecutionResult", "Executor", "event_message", "event_type"]

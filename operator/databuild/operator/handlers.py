@@ -63,6 +63,10 @@ def configure(settings: kopf.OperatorSettings, *, inactivity_timeout: float) -> 
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.watching.inactivity_timeout = inactivity_timeout
+    # kopf keeps a worker per object alive this long after its last event, holding that
+    # event's whole body; with the default 5 s, a burst of thousands of new Jobs and
+    # pods keeps thousands of full bodies alive. Our handlers are instant.
+    settings.queueing.idle_timeout = 0.5
     settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_RUN_LABEL
     settings.watching.label_selectors["v1", "pods"] = JOB_RUN_LABEL
     # Least privilege: no list/watch of Namespaces and CRDs. kopf discovers the resources
