@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from databuild.adapters import gateway
 from databuild.adapters.gateway import (
     AlreadyExists,
     Conflict,
@@ -80,3 +81,26 @@ def test_create_get_patch_status_and_conflicts(kube: ApiClient, namespace: str) 
     assert gw.stats.writes_of(kind="Event") == 1
     assert gw.stats.errors["create", "Want", "AlreadyExists"] == 1
     assert gw.stats.errors["patch_status", "Want", "Conflict"] == 1
+
+
+def test_list_reads_in_pages_and_keeps_what_it_is_told(
+    kube: ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway, "LIST_PAGE_SIZE", 2)
+    gw = KubernetesGateway(kube)
+    names = [f"w{i}" for i in range(5)]
+
+    def keep(obj: dict[str, Any]) -> dict[str, Any]:
+        return {"kind": obj["kind"], "metadata": {"name": obj["metadata"]["name"]}}
+
+    async def scenario() -> list[dict[str, Any]]:
+        for name in names:
+            want = _want(namespace)
+            want["metadata"]["name"] = name
+            await gw.create(want)
+        return await gw.list("Want", namespace, keep=keep)
+
+    listed = asyncio.run(scenario())
+    assert sorted(w["metadata"]["name"] for w in listed) == names
+    assert all(w == {"kind": "Want", "metadata": {"name": w["metadata"]["name"]}} for w in listed)
+    assert gw.stats.requests["list", "Want"] == 3  # pages of 2, 2 and 1

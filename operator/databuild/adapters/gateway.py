@@ -18,7 +18,7 @@ import itertools
 import json
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -31,6 +31,13 @@ Verb = Literal[
 ]
 
 REPORTING_COMPONENT = "databuild-operator"
+#: Objects per page of a listing: a namespace of 10,000 pods is read in 20 requests of a
+#: few MB each instead of one response of hundreds of MB, decoded all at once.
+LIST_PAGE_SIZE = 500
+
+Keep = Callable[[dict[str, Any]], dict[str, Any]]
+"""What a listing keeps of each object (see :meth:`Gateway.list`)."""
+
 _WRITE_VERBS = frozenset({"create", "patch", "patch_status", "replace_status", "delete", "event"})
 
 
@@ -179,9 +186,18 @@ class Gateway(Protocol):
         ...
 
     async def list(
-        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
-        """Every object of ``kind`` in ``namespace`` (``None``: all), each with its ``kind``."""
+        """Every object of ``kind`` in ``namespace`` (``None``: all), each with its ``kind``.
+
+        Each object goes through ``keep`` (if given) as soon as its page of the listing
+        arrives, so a big listing never holds every whole object at once.
+        """
         ...
 
     async def patch(
@@ -411,17 +427,32 @@ class KubernetesGateway:
         return await self._request("get", kind, "GET", f"{info.collection(namespace)}/{name}")
 
     async def list(
-        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
-        """See :meth:`Gateway.list`."""
+        """See :meth:`Gateway.list`: read in pages of :data:`LIST_PAGE_SIZE`."""
         info = kind_info(kind)
-        query = [("labelSelector", label_selector)] if label_selector else []
-        result = await self._request("list", kind, "GET", info.collection(namespace), query=query)
-        items = result.get("items") or []
-        for item in items:
-            item.setdefault("kind", kind)
-            item.setdefault("apiVersion", info.api_version)
-        return list(items)
+        query = [("limit", str(LIST_PAGE_SIZE))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        out: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            page = [*query, ("continue", token)] if token else query
+            result = await self._request(
+                "list", kind, "GET", info.collection(namespace), query=page
+            )
+            for item in result.get("items") or []:
+                item.setdefault("kind", kind)
+                item.setdefault("apiVersion", info.api_version)
+                out.append(keep(item) if keep else item)
+            token = str((result.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return out
 
     async def patch(
         self,
@@ -651,7 +682,12 @@ class FakeGateway:
         return copy.deepcopy(obj)
 
     async def list(
-        self, kind: str, namespace: str | None, *, label_selector: str | None = None
+        self,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
         """See :meth:`Gateway.list` (``label_selector``: ``key`` or ``key=value`` only)."""
         self._begin("list", kind)
@@ -663,7 +699,8 @@ class FakeGateway:
                 key, _, value = label_selector.partition("=")
                 if key not in labels or (value and labels[key] != value):
                     continue
-            out.append(copy.deepcopy(obj))
+            item = copy.deepcopy(obj)
+            out.append(keep(item) if keep else item)
         self.stats.record("list", kind)
         return out
 

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from databuild.operator.executor import Executor
 from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
 from databuild.operator.settings import Settings, load
-from databuild.operator.store import WATCHED_KINDS, WorldStore
+from databuild.operator.store import WATCHED_KINDS, WorldStore, slim
 
 log = logging.getLogger("databuild.operator")
 
@@ -173,7 +174,9 @@ class Operator:
                 for kind in WATCHED_KINDS:
                     selector = JOB_RUN_LABEL if kind in handlers.LABELLED else None
                     for ns in scopes:
-                        items = await self.gateway.list(kind, ns, label_selector=selector)
+                        items = await self.gateway.list(
+                            kind, ns, label_selector=selector, keep=partial(slim, kind)
+                        )
                         self.store.load(kind, items)
                 break
             except GatewayError as error:
@@ -191,7 +194,9 @@ class Operator:
             selector = JOB_RUN_LABEL if kind in handlers.LABELLED else None
             for ns in scopes:
                 before = self.store.versions(kind, ns)
-                items = await self.gateway.list(kind, ns, label_selector=selector)
+                items = await self.gateway.list(
+                    kind, ns, label_selector=selector, keep=partial(slim, kind)
+                )
                 dropped += self.store.resync(kind, items, before)
         if dropped:
             log.info("resync: dropped %d objects deleted while a watch was down", dropped)
