@@ -172,30 +172,37 @@ class Release:
     def service_account_kubeconfig(self, kube: ApiClient, path: Path) -> Path:
         """A kubeconfig authenticating as the chart's ServiceAccount (TokenRequest API)."""
         sa = self.deployment()["spec"]["template"]["spec"]["serviceAccountName"]
-        token = (
-            client.CoreV1Api(kube)
-            .create_namespaced_service_account_token(
-                sa,
-                self.namespace,
-                client.AuthenticationV1TokenRequest(
-                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-                ),
-            )
-            .status.token
+        return service_account_kubeconfig(self.cluster, kube, self.namespace, sa, path)
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, kube: ApiClient, namespace: str, name: str, path: Path
+) -> Path:
+    """A kubeconfig at ``path`` authenticating as ServiceAccount ``namespace/name`` with a
+    TokenRequest token, against ``cluster``'s API server."""
+    token = (
+        client.CoreV1Api(kube)
+        .create_namespaced_service_account_token(
+            name,
+            namespace,
+            client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+            ),
         )
-        admin = yaml.safe_load(self.cluster.kubeconfig.read_text())
-        cluster = admin["clusters"][0]["cluster"]
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "local", "cluster": cluster}],
-            "users": [{"name": sa, "user": {"token": token}}],
-            "contexts": [{"name": sa, "context": {"cluster": "local", "user": sa}}],
-            "current-context": sa,
-        }
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
-        return path
+        .status.token
+    )
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "local", "user": name}}],
+        "current-context": name,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
 
 
 def api_client_for(kubeconfig: Path) -> ApiClient:
@@ -587,21 +594,9 @@ def test_namespace_editors_may_write_wants_but_not_the_catalog(
             ],
         ),
     )
-    token = core.create_namespaced_service_account_token(
-        "alice", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
-            audiences=[], expiration_seconds=3600))
-    ).status.token  # fmt: skip
-    admin = yaml.safe_load(release.cluster.kubeconfig.read_text())
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": admin["clusters"][0]["cluster"]}],
-        "users": [{"name": "alice", "user": {"token": token}}],
-        "contexts": [{"name": "alice", "context": {"cluster": "local", "user": "alice"}}],
-        "current-context": "alice",
-    }
-    path = tmp_path / "alice.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path = service_account_kubeconfig(
+        release.cluster, kube, namespace, "alice", tmp_path / "alice.kubeconfig"
+    )
     alice = client.CustomObjectsApi(api_client_for(path))
     want = {
         "apiVersion": f"{GROUP}/{VERSION}",
