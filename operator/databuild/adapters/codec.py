@@ -23,7 +23,9 @@ from databuild.adapters.jobs import (
     AttemptFailed,
     AttemptMissedDependencies,
     AttemptSucceeded,
+    job_name_of,
     read_outcome,
+    true_conditions,
 )
 from databuild.adapters.labels import (
     APP_COMPONENT,
@@ -288,19 +290,18 @@ def attempt_of(obj: Mapping[str, Any]) -> int | None:
 
 
 def _failed_at(job: Mapping[str, Any]) -> datetime | None:
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Failed" and cond.get("status") == "True":
-            try:
-                return _parse_time(cond.get("lastTransitionTime"))
-            except ValueError:
-                return None
-    return None
+    failed = true_conditions(job).get("Failed")
+    if failed is None:
+        return None
+    try:
+        return _parse_time(failed.get("lastTransitionTime"))
+    except ValueError:
+        return None
 
 
 def _has_termination(pods: Sequence[Mapping[str, Any]], job_name: str) -> bool:
     for pod in pods:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        if labels.get("batch.kubernetes.io/job-name", labels.get("job-name")) != job_name:
+        if job_name_of(pod) != job_name:
             continue
         for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if (status.get("state") or {}).get("terminated"):

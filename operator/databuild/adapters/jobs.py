@@ -264,7 +264,8 @@ def parse_termination_message(message: str) -> tuple[str, ...] | MalformedMessag
     return tuple(dict.fromkeys(refs))  # de-duplicated, order kept
 
 
-def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def true_conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A batch Job's conditions that hold (status "True"), by type."""
     status = job.get("status") or {}
     return {
         str(c.get("type")): c
@@ -289,9 +290,14 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return fallback
 
 
-def _job_name_of(pod: Mapping[str, Any]) -> str | None:
+#: The labels naming a pod's batch Job: the current one, then the legacy one.
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+
+def job_name_of(pod: Mapping[str, Any]) -> str | None:
+    """The name of the batch Job a pod belongs to, from its labels."""
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    name = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+    name = next((labels[k] for k in JOB_NAME_LABELS if labels.get(k)), None)
     return str(name) if name else None
 
 
@@ -307,7 +313,7 @@ def read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> A
     the message, which may report a dependency miss. Never raises on odd input: a
     malformed message is an ordinary failure whose reason says so.
     """
-    conditions = _conditions(job)
+    conditions = true_conditions(job)
     if "Complete" in conditions:
         return AttemptSucceeded()
     failed = conditions.get("Failed")
@@ -315,7 +321,7 @@ def read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> A
         return AttemptActive()
 
     job_name = (job.get("metadata") or {}).get("name")
-    own_pods = [p for p in pods if _job_name_of(p) in (None, job_name)]
+    own_pods = [p for p in pods if job_name_of(p) in (None, job_name)]
     terminated = None
     for pod in own_pods:
         terminated = _terminated(pod)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from databuild import domain
 from databuild.adapters import codec
+from databuild.adapters.jobs import true_conditions
 from databuild.operator.store import WorldStore
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ def build(
         outcome = codec.outcome_from(body, store.pods_of(namespace, run), now)
         if outcome is None:
             continue
-        if outcome.kind is domain.OutcomeKind.RUNNING and _failed(body):
+        if outcome.kind is domain.OutcomeKind.RUNNING and "Failed" in true_conditions(body):
             wakeups.append(now + codec.POD_GRACE)
         outcomes[outcome.job_run, outcome.attempt] = outcome
 
@@ -226,15 +227,4 @@ def build(
         tuple(wakeups),
         tuple(skipped),
         tuple(reports),
-    )
-
-
-def _failed(job: dict[str, object]) -> bool:
-    status = job.get("status")
-    if not isinstance(status, dict):
-        return False
-    return any(
-        c.get("type") == "Failed" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-        if isinstance(c, dict)
     )

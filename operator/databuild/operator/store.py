@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from databuild.adapters.jobs import JOB_NAME_LABELS, true_conditions
 from databuild.adapters.labels import ATTEMPT_ANNOTATION, JOB_RUN_LABEL
 
 WatchedKind = Literal["JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod"]
@@ -39,11 +40,7 @@ def _version(obj: Mapping[str, Any]) -> int | None:
 
 
 def _finished_job(job: Mapping[str, Any]) -> bool:
-    return any(
-        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-        for c in (job.get("status") or {}).get("conditions") or []
-        if isinstance(c, Mapping)
-    )
+    return not true_conditions(job).keys().isdisjoint(("Complete", "Failed"))
 
 
 def _finished_pod(pod: Mapping[str, Any]) -> bool:
@@ -56,7 +53,7 @@ def _finished_pod(pod: Mapping[str, Any]) -> bool:
 # the standard labels, timestamps) is never read; keeping it cost most of the store's
 # memory (about 15 and 21 KB per Job and pod, against 2 KB kept).
 _METADATA_KEPT = ("name", "namespace", "uid", "resourceVersion", "generation")
-_LABELS_KEPT = (JOB_RUN_LABEL, "batch.kubernetes.io/job-name", "job-name")
+_LABELS_KEPT = (JOB_RUN_LABEL, *JOB_NAME_LABELS)
 _ANNOTATIONS_KEPT = (ATTEMPT_ANNOTATION,)
 _OWNER_KEPT = ("kind", "name", "controller")
 _CONDITION_KEPT = ("type", "status", "reason", "message", "lastTransitionTime")
