@@ -3,7 +3,7 @@
 Actions run in the planner's order. Status changes of one object within a plan are
 merged into one status patch (written where the object's first change was), so a Want
 that goes Pending -> Building and gets new counts costs one write, not three; every
-transition still appends its own BEL event and emits its own Kubernetes Event.
+transition still appends its own BEL event (and, where it deserves one, a Kubernetes Event).
 
 Creates use deterministic names, so AlreadyExists is success; deletes treat NotFound
 as success. A status patch carries the resourceVersion the plan was based on and
@@ -123,16 +123,33 @@ def _lane(op: _Op) -> tuple[str, str]:
             return (op.kind, op.name)
 
 
-def event_type(event: domain.Event) -> EventType:
-    """Warning for failures, expiries and failed attempts; Normal otherwise."""
-    if event.to_state in ("Failed", "Expired"):
+_WARNING_STATES = frozenset({"Failed", "Expired", "Cancelled", "Tainted"})
+# JobRun edges that are failures although the run goes on: a failed attempt that will
+# be retried, and a dependency miss.
+_WARNING_EDGES = frozenset({("Running", "Queued"), ("Running", "WaitingForUpstream")})
+_WANT_STARTS = frozenset({"Building", "UpstreamBuilding"})
+
+
+def event_type(event: domain.Event) -> EventType | None:
+    """The Kubernetes Event a transition deserves, or None when the BEL alone keeps it.
+
+    Every Event is an API write, so they are few (DESIGN §5): a Warning for every
+    failure, expiry, cancellation, taint, failed attempt and dependency miss; a Normal
+    Event only at the milestones a person follows (a Want starts building, a Want is
+    Successful, a JobRun Succeeded), so at most one Normal Event per JobRun.
+    """
+    if event.to_state in _WARNING_STATES:
         return "Warning"
-    if event.kind is domain.EntityKind.JOB_RUN and (event.from_state, event.to_state) == (
-        "Running",
-        "Queued",
-    ):
-        return "Warning"  # an attempt failed and will be retried
-    return "Normal"
+    if event.kind is domain.EntityKind.JOB_RUN:
+        if (event.from_state, event.to_state) in _WARNING_EDGES:
+            return "Warning"
+        return "Normal" if event.to_state == "Succeeded" else None
+    if event.kind is domain.EntityKind.WANT:
+        if event.to_state == "Successful":
+            return "Normal"
+        if event.from_state == "Pending" and event.to_state in _WANT_STARTS:
+            return "Normal"
+    return None
 
 
 def event_message(event: domain.Event) -> str:
@@ -326,9 +343,9 @@ class Executor:
         events: list[tuple[ObjectReference, EventType, str, str]],
     ) -> None:
         self.bel.append(ns, event)
-        events.append(
-            (ObjectReference.of(obj), event_type(event), event.reason, event_message(event))
-        )
+        type_ = event_type(event)
+        if type_ is not None:
+            events.append((ObjectReference.of(obj), type_, event.reason, event_message(event)))
 
     async def _create(
         self,
