@@ -19,6 +19,15 @@ bin="$prefix/bin"
 logs="$prefix/logs"
 mkdir -p "$bin" "$logs"
 
+# One build of a cache at a time: a second `make control-plane` (another terminal, a
+# parallel test run) waits here and then finds the binaries cached, instead of
+# building the same staging and source directories under the first one's feet.
+exec 9>"$prefix/.lock"
+if ! flock -n 9; then
+  printf '[build-control-plane] waiting for another build of %s\n' "$prefix" >&2
+  flock 9
+fi
+
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
