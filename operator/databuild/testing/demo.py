@@ -140,7 +140,7 @@ def install_crds(api: Any, directory: Path, timeout: float = 60.0) -> None:
                 api, "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
             )
             conditions = {
-                c["type"]: c["status"] for c in crd.get("status", {}).get("conditions", [])
+                c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []
             }
             if conditions.get("Established") != "True":
                 return False
