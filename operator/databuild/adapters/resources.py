@@ -15,14 +15,20 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from databuild.domain.refs import MAX_REF_LENGTH, PARTITION_REF_PATTERN
+from databuild.domain.refs import (
+    MAX_PATTERN_LENGTH,
+    MAX_REF_LENGTH,
+    PARTITION_REF_PATTERN,
+    REF_CHARACTER_CLASS,
+    REF_PUNCTUATION,
+)
 
 GROUP = "databuild.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "databuild"
 
-# A partition ref: one or more "/"-separated segments of printable ASCII other than space,
+# A partition ref: one or more "/"-separated segments of letters, digits and ._-=:,+@~,
 # e.g. "daily_summary/date=2025-01-01". The domain owns the rule; the regex is
 # RE2-compatible, so the API server evaluates the very same one.
 REF_PATTERN = PARTITION_REF_PATTERN
@@ -31,11 +37,11 @@ REF_MAX_LENGTH = MAX_REF_LENGTH
 # A partition pattern: like a ref, but any segment may contain captures "{name}" or
 # "{name:REGEX}". A capture's REGEX may hold quantifier braces ("\d{4}") but no other
 # braces; the domain's parser does the full validation, this catches typos at apply time.
-_LITERAL = r"[!-.0-z|~]"  # printable ASCII except space, "/", "{" and "}"
+_LITERAL = REF_CHARACTER_CLASS  # the literal text of a pattern is ref text
 _CAPTURE = r"\{[A-Za-z_][A-Za-z0-9_]*(:([^{}]|\{[0-9]+(,[0-9]*)?\})+)?\}"
 _SEGMENT = rf"({_LITERAL}|{_CAPTURE})+"
 PATTERN_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
-PATTERN_MAX_LENGTH = 1024
+PATTERN_MAX_LENGTH = MAX_PATTERN_LENGTH
 
 # Bounds keep objects (and CEL evaluation cost) small; a backfill bigger than this is
 # several Wants.
@@ -49,13 +55,14 @@ K8S_NAME_MAX_LENGTH = 253
 # The CRD generator turns "x-databuild-pattern-message" into a CEL rule with that message
 # instead of a bare regex, so kubectl tells users what a valid value looks like.
 PATTERN_MESSAGE_KEY = "x-databuild-pattern-message"
+_ALPHABET_TEXT = "letters, digits and " + " ".join(REF_PUNCTUATION)
 REF_MESSAGE = (
-    "must be a partition ref: '/'-separated, non-empty segments of printable ASCII "
-    "without spaces, e.g. daily_summary/date=2025-01-01"
+    f"must be a partition ref: '/'-separated, non-empty segments of {_ALPHABET_TEXT} "
+    "(no spaces, quotes or shell syntax), e.g. daily_summary/date=2025-01-01"
 )
 PATTERN_MESSAGE = (
-    "must be a partition pattern: '/'-separated, non-empty segments of printable ASCII "
-    "without spaces, where {name} captures a segment and {name:REGEX} constrains it, "
+    f"must be a partition pattern: '/'-separated, non-empty segments of {_ALPHABET_TEXT}, "
+    "where {name} captures a segment and {name:REGEX} (RE2 syntax) constrains it, "
     "e.g. daily_summary/date={date}"
 )
 

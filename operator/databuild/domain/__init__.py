@@ -1,7 +1,8 @@
 """The domain core: refs and patterns, typed state machines, events and the planner.
 
-Pure standard-library Python (no kopf, kubernetes, pydantic or yaml): the outer layers
-read the API into a :class:`World`, call :func:`plan`, and execute its actions in order.
+Pure Python plus RE2 for capture regexes (no kopf, kubernetes, pydantic or yaml): the
+outer layers read the API into a :class:`World`, call :func:`plan`, and execute its
+actions in order.
 """
 
 from databuild.domain.actions import (

@@ -132,6 +132,14 @@ class Resolver:
     def __init__(self, job_definitions: Mapping[str, JobDefinition]) -> None:
         self._by_segment: dict[str, list[tuple[JobDefinition, OutputPattern]]] = {}
         self._wildcard: list[tuple[JobDefinition, OutputPattern]] = []
+        # Broken JobDefinitions have no compiled patterns: a ref that starts like one of
+        # their outputs is blamed on it, so the Want says what to fix.
+        self._invalid: list[tuple[JobDefinition, str]] = [
+            (jd, text.partition("{")[0])
+            for name, jd in sorted(job_definitions.items())
+            if jd.error is not None
+            for text in jd.outputs
+        ]
         for name in sorted(job_definitions):
             jd = job_definitions[name]
             for pattern in jd.patterns:
@@ -160,6 +168,12 @@ class Resolver:
                 if captures is not None:
                     found[jd.name] = (jd, captures)
         if not found:
+            for jd, prefix in self._invalid:
+                if ref.startswith(prefix):
+                    return Blocker(
+                        "InvalidJobDefinition",
+                        f"JobDefinition {jd.name!r} may build {ref!r} but is invalid: {jd.error}",
+                    )
             return Blocker(
                 "NoJobDefinition", f"no JobDefinition has an output pattern matching {ref!r}"
             )

@@ -5,12 +5,21 @@ The rule (also the CRD's validation regex, :data:`PARTITION_REF_PATTERN`):
 
 * one or more segments separated by ``/``; no empty segment (so no leading, trailing or
   doubled ``/``);
-* every character is printable ASCII other than space: ``!`` (0x21) to ``~`` (0x7E);
+* every character is an ASCII letter, a digit or one of ``. _ - = : , + @ ~``
+  (:data:`REF_PUNCTUATION`), so a ref (and a capture substituted into a command) can
+  never carry shell syntax: no whitespace, quotes, ``$``, ``;``, ``|``, ``&``,
+  backticks, brackets, braces, ``*`` or ``?``;
 * at most :data:`MAX_REF_LENGTH` characters.
 
 Output patterns use ``{name}`` (one path-free segment, ``[^/]+``) and ``{name:REGEX}``
 (a segment constrained by REGEX) captures. Input templates use ``{name}`` only, and
 every name must be a capture of the output patterns.
+
+REGEX is RE2 syntax, the syntax the API server's CEL uses, and it runs on RE2 (linear
+time in the ref's length, whatever the regex): a pattern such as ``{x:(a+)+b}`` cannot
+make matching slow, and an inline flag such as ``(?i)`` works anywhere. Patterns whose
+captures are all ``{name}`` (at most one per segment) match with Python's ``re``, which
+is faster per call and linear for that shape.
 """
 
 from __future__ import annotations
@@ -18,12 +27,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import re2
 
 __all__ = [
+    "MAX_PATTERN_LENGTH",
     "MAX_REF_LENGTH",
     "PARTITION_REF_PATTERN",
+    "REF_CHARACTER_CLASS",
+    "REF_PUNCTUATION",
     "InputTemplate",
     "InvalidPartitionRef",
     "OutputPattern",
@@ -44,9 +59,19 @@ __all__ = [
 MAX_REF_LENGTH = 1024
 """Longest accepted partition ref, in characters."""
 
-_SEGMENT = r"[!-.0-~]+"  # printable ASCII except space and '/'
+MAX_PATTERN_LENGTH = 1024
+"""Longest accepted output pattern or input template, in characters."""
+
+REF_PUNCTUATION = "._-=:,+@~"
+"""The characters besides ASCII letters and digits a ref segment may hold."""
+REF_CHARACTER_CLASS = "[A-Za-z0-9._=:,+@~-]"
+"""One character of a ref segment, as a regex class (RE2 and Python ``re`` alike)."""
+_SEGMENT = REF_CHARACTER_CLASS + "+"
 PARTITION_REF_PATTERN = rf"^{_SEGMENT}(/{_SEGMENT})*$"
 """Regex every partition ref matches (used verbatim by the CRD schemas)."""
+_REF_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + REF_PUNCTUATION
+)
 
 _REF_RE = re.compile(PARTITION_REF_PATTERN)
 _CAPTURE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -76,15 +101,25 @@ def _ref_problem(value: str) -> str | None:
     if _REF_RE.match(value):
         return None
     for i, ch in enumerate(value):
-        if not ("!" <= ch <= "~"):
-            kind = "whitespace" if ch.isspace() else "a non-printable or non-ASCII character"
-            return f"{kind} {ch!r} at position {i}"
+        if ch != "/" and ch not in _REF_CHARS:
+            return f"{_describe(ch)} at position {i} ({_ALPHABET})"
     if value.startswith("/"):
         return "empty segment at position 0 (it starts with '/')"
     if value.endswith("/"):
         return f"empty segment at position {len(value)} (it ends with '/')"
     pos = value.index("//")
     return f"empty segment at position {pos + 1} ('//')"
+
+
+_ALPHABET = f"a ref holds only letters, digits and {' '.join(REF_PUNCTUATION)} between '/'"
+
+
+def _describe(ch: str) -> str:
+    if ch.isspace():
+        return f"whitespace {ch!r}"
+    if not ch.isascii() or not ch.isprintable():
+        return f"the non-printable or non-ASCII character {ch!r}"
+    return f"the character {ch!r}"
 
 
 class PartitionRef(str):
@@ -130,6 +165,8 @@ class _Capture:
 
 def _tokenize(text: str) -> list[str | _Capture]:
     """Split a pattern into literal strings and captures, checking brace balance."""
+    if len(text) > MAX_PATTERN_LENGTH:
+        raise PatternError(text[:64] + "...", 0, f"longer than {MAX_PATTERN_LENGTH} characters")
     parts: list[str | _Capture] = []
     literal: list[str] = []
     i = 0
@@ -184,8 +221,10 @@ def _check_literals(text: str, parts: list[str | _Capture]) -> None:
             pos = part.position + 2 + len(part.name) + (len(part.regex) + 1 if part.regex else 0)
             continue
         for k, ch in enumerate(part):
-            if not ("!" <= ch <= "~"):
-                raise PatternError(text, pos + k, f"character {ch!r} is not allowed in a ref")
+            if ch != "/" and ch not in _REF_CHARS:
+                raise PatternError(
+                    text, pos + k, f"{_describe(ch)} is not allowed in a ref ({_ALPHABET})"
+                )
         if "//" in part:
             raise PatternError(text, pos + part.index("//") + 1, "empty segment ('//')")
         if index == 0 and part.startswith("/"):
@@ -195,10 +234,44 @@ def _check_literals(text: str, parts: list[str | _Capture]) -> None:
         pos += len(part)
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error goes into a PatternError, not to stderr
+_RE2_OPTIONS.max_mem = 1 << 20  # bounds the compiled program (and the work per match)
+
+
+def _compile_re2(source: str, text: str, offset: int) -> Any:
+    """``source`` compiled by RE2, or a PatternError at ``offset`` of ``text`` saying why."""
+    try:
+        return re2.compile(source, _RE2_OPTIONS)
+    except Exception as exc:  # re2.error, and whatever its wrapper raises on odd input
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise PatternError(text, offset, f"bad regex (RE2 syntax): {detail}") from None
+
+
+def _simple(parts: Iterable[str | _Capture]) -> bool:
+    """Whether every capture is a plain ``{name}``, at most one per segment.
+
+    Python's backtracking ``re`` matches such a pattern in time linear in the ref (a
+    ``[^/]+`` cannot cross the ``/`` that ends its segment); two captures in one segment
+    (``{a}-{b}``) or a user's regex can backtrack polynomially or worse, so they use RE2.
+    """
+    in_segment = 0
+    for part in parts:
+        if isinstance(part, _Capture):
+            if part.regex is not None or in_segment:
+                return False
+            in_segment = 1
+        elif "/" in part:
+            in_segment = 0  # a new segment starts after the literal's last "/"
+    return True
+
+
 class OutputPattern:
     """A compiled JobDefinition output pattern such as ``daily/date={date}``."""
 
-    __slots__ = ("_parts", "captures", "literal_prefix", "regex", "text")
+    __slots__ = ("_fullmatch", "_parts", "captures", "literal_prefix", "text")
 
     def __init__(self, text: str) -> None:
         parts = _tokenize(text)
@@ -214,19 +287,20 @@ class OutputPattern:
             names.append(part.name)
             inner = "[^/]+" if part.regex is None else part.regex
             if part.regex is not None:
-                try:
-                    compiled = re.compile(part.regex)
-                except re.error as exc:
-                    offset = part.position + 2 + len(part.name) + (exc.pos or 0)
-                    raise PatternError(text, offset, f"bad regex: {exc.msg}") from None
-                if compiled.groupindex:
+                offset = part.position + 2 + len(part.name)
+                if _compile_re2(part.regex, text, offset).groupindex:
                     raise PatternError(
                         text, part.position, "named groups are not allowed inside a capture"
                     )
             chunks.append(f"(?P<{part.name}>(?:{inner}))")
         self.text = text
         self.captures: tuple[str, ...] = tuple(names)
-        self.regex = re.compile("".join(chunks) + r"\Z")
+        source = "".join(chunks)
+        self._fullmatch: Callable[[str], Any]
+        if _simple(parts):
+            self._fullmatch = re.compile(source + r"\Z").match
+        else:
+            self._fullmatch = _compile_re2(source, text, 0).fullmatch
         self._parts = tuple(parts)
         first = parts[0]
         # The literal text before the first capture, used to index patterns by prefix.
@@ -234,10 +308,10 @@ class OutputPattern:
 
     def match(self, ref: str) -> dict[str, str] | None:
         """The captures if ``ref`` matches this pattern, else None."""
-        m = self.regex.match(ref)
+        m = self._fullmatch(ref)
         if m is None:
             return None
-        groups = m.groupdict()
+        groups: dict[str, str] = m.groupdict()
         for value in groups.values():
             if "/" in value or not value:
                 return None
