@@ -77,12 +77,30 @@ def _name(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("name", "?"))
 
 
+_MAX_TIME_TEXT = 64
+
+
 def _parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time in UTC (a naive one read as UTC).
+
+    ValueError for text that is not one, OverflowError for one outside what a datetime
+    holds in UTC (``9999-12-31T23:59:59-23:59``).
+    """
     if not value:
         return None
     if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = value
+    else:
+        text = str(value)
+        if len(text) > _MAX_TIME_TEXT:
+            raise ValueError(f"a time is at most {_MAX_TIME_TEXT} characters")
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return _aware(moment).astimezone(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    """``moment`` with a zone (UTC when it has none): the planner compares aware times."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,13 +185,14 @@ def want_from(body: Mapping[str, Any]) -> domain.Want:
         ):
             if n:
                 count_map[state_name] = n
+    data_timestamp = want.spec.data_timestamp
     return domain.Want(
         name=meta.name,
         partitions=refs,
-        created_at=meta.creation_timestamp or datetime.now(UTC),
+        created_at=_aware(meta.creation_timestamp or datetime.now(UTC)),
         ttl_seconds=want.spec.ttl_seconds,
         sla_seconds=want.spec.sla_seconds,
-        data_timestamp=want.spec.data_timestamp,
+        data_timestamp=_aware(data_timestamp) if data_timestamp is not None else None,
         source_job_run=want.spec.source.job_run if want.spec.source else None,
         deleted=meta.deletion_timestamp is not None,
         generation=meta.generation or 1,
@@ -224,14 +243,15 @@ def _taint_request(part: Partition) -> domain.TaintRequest | None:
         return None
     try:
         requested_at = _parse_time(annotations.get(TAINT_REQUESTED_AT_ANNOTATION))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
     if requested_at is None:
         return None
-    if requested_at.tzinfo is None:
-        requested_at = requested_at.replace(tzinfo=UTC)
-    reason = annotations[TAINT_ANNOTATION] or "tainted by a user"
+    reason = annotations[TAINT_ANNOTATION][:_MAX_TAINT_REASON] or "tainted by a user"
     return domain.TaintRequest(reason, requested_at)
+
+
+_MAX_TAINT_REASON = 1024
 
 
 def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:
@@ -264,7 +284,7 @@ def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:
         job_definition=run.spec.job_definition,
         partitions=partitions,
         inputs=inputs,
-        created_at=run.spec.created_at or meta.creation_timestamp or datetime.now(UTC),
+        created_at=_aware(run.spec.created_at or meta.creation_timestamp or datetime.now(UTC)),
         captures=dict(run.spec.captures),
         state=state,
     )
@@ -280,13 +300,20 @@ def job_run_of(job: Mapping[str, Any]) -> str | None:
     return str(label) if label else None
 
 
+MAX_ATTEMPT = 999_999
+"""Largest attempt number read from an annotation (batch Job names leave 6 digits)."""
+
+
 def attempt_of(obj: Mapping[str, Any]) -> int | None:
-    """The attempt number a batch Job or pod carries, if any."""
+    """The attempt number a batch Job or pod carries, if any (1 to :data:`MAX_ATTEMPT`)."""
     value = ((obj.get("metadata") or {}).get("annotations") or {}).get(ATTEMPT_ANNOTATION)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
+    # ASCII digits only: int() would also take "+1", " 1", "1_0" and other scripts' digits.
+    if not isinstance(value, str) or not (0 < len(value) <= 6) or not value.isascii():
         return None
+    if not value.isdigit():
+        return None
+    attempt = int(value)
+    return attempt if 1 <= attempt <= MAX_ATTEMPT else None
 
 
 def _failed_at(job: Mapping[str, Any]) -> datetime | None:
@@ -295,7 +322,7 @@ def _failed_at(job: Mapping[str, Any]) -> datetime | None:
         return None
     try:
         return _parse_time(failed.get("lastTransitionTime"))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -437,7 +464,7 @@ def partition_status(state: domain.PartitionState, generation: int) -> dict[str,
         "liveSince": iso(state.live_since),
         "inputs": _none_if_empty(list(state.inputs)),
         "failedAt": iso(state.failed_at),
-        "message": _none_if_empty(state.message),
+        "message": _none_if_empty(state.message[:4096]),
         "observedGeneration": generation,
     }
 

@@ -29,8 +29,8 @@ from databuild.adapters.labels import (
     bounded_name,
     label_value,
 )
-from databuild.adapters.resources import API_VERSION, REF_PATTERN, JobDefinitionSpec
-from databuild.domain.refs import substitute_captures
+from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
+from databuild.domain.refs import PartitionRef, substitute_captures
 
 ENV_PARTITIONS = "DATABUILD_PARTITIONS"
 ENV_INPUTS = "DATABUILD_INPUTS"
@@ -38,7 +38,12 @@ ENV_JOB_RUN = "DATABUILD_JOB_RUN"
 
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86400
 
-_REF = re.compile(REF_PATTERN)
+MAX_TERMINATION_MESSAGE = 16384
+"""Longest termination message read, in characters (kubelet keeps at most 4096 bytes)."""
+MAX_MESSAGE_DEPTH = 4
+"""Deepest JSON nesting a dependency-miss message may have (it needs 2)."""
+MAX_MISSING_PER_REPORT = 100
+"""Most partitions one dependency miss may report."""
 
 
 def batch_job_name(job_run: str, attempt: int) -> str:
@@ -233,20 +238,67 @@ class MalformedMessage:
     problem: str
 
 
+def _nesting(text: str) -> int:
+    """The deepest nesting of JSON arrays and objects in ``text`` (strings skipped).
+
+    Measured before ``json.loads``, whose recursive descent raises RecursionError on a
+    deep enough ``[[[[...``, which no caller expects.
+    """
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_termination_message(message: str) -> tuple[str, ...] | MalformedMessage | None:
     """The partitions a dependency-miss message reports.
 
     Returns the refs for a well-formed ``{"missingPartitions": [...]}``, ``None`` for a
     message that is not a dependency miss (plain text, or JSON without that key), and
     :class:`MalformedMessage` for one that looks like a dependency miss but is not valid.
+    Never raises: the message is written by the job, so anything may be in it; it is
+    bounded in size (:data:`MAX_TERMINATION_MESSAGE`), nesting
+    (:data:`MAX_MESSAGE_DEPTH`) and refs (:data:`MAX_MISSING_PER_REPORT`).
     """
+    if not isinstance(message, str):
+        return None
     text = message.strip()
     if not text.startswith("{"):
         return None
+    claims_miss = "missingPartitions" in text
+    if len(text) > MAX_TERMINATION_MESSAGE:
+        if not claims_miss:
+            return None
+        return MalformedMessage(
+            f"it is {len(text)} characters long, over {MAX_TERMINATION_MESSAGE}; "
+            f"expected {_MISS_EXAMPLE}"
+        )
+    depth = _nesting(text)
+    if depth > MAX_MESSAGE_DEPTH:
+        if not claims_miss:
+            return None
+        return MalformedMessage(
+            f"its JSON nests {depth} levels deep (at most {MAX_MESSAGE_DEPTH}); "
+            f"expected {_MISS_EXAMPLE}"
+        )
     try:
         data = json.loads(text)
-    except ValueError as error:
-        if "missingPartitions" not in text:
+    except (ValueError, RecursionError) as error:
+        if not claims_miss:
             return None  # some other braces-first text, e.g. a structured log line
         return MalformedMessage(f"it is not valid JSON ({error}); expected {_MISS_EXAMPLE}")
     if not isinstance(data, dict) or "missingPartitions" not in data:
@@ -254,12 +306,19 @@ def parse_termination_message(message: str) -> tuple[str, ...] | MalformedMessag
     refs = data["missingPartitions"]
     if not isinstance(refs, list) or not refs:
         return MalformedMessage(
-            f"missingPartitions must be a non-empty list of partition refs, got {refs!r}"
+            "missingPartitions must be a non-empty list of partition refs, got "
+            f"{_truncate(repr(refs), 200)}"
         )
-    bad = [ref for ref in refs if not isinstance(ref, str) or not _REF.match(ref)]
+    if len(refs) > MAX_MISSING_PER_REPORT:
+        return MalformedMessage(
+            f"missingPartitions lists {len(refs)} refs, more than {MAX_MISSING_PER_REPORT} "
+            "per attempt; report fewer (the job runs again once they are built)"
+        )
+    bad = [ref for ref in refs if not isinstance(ref, str) or not PartitionRef.is_valid(ref)]
     if bad:
         return MalformedMessage(
-            f"missingPartitions holds values that are not partition refs: {bad[:5]!r}"
+            "missingPartitions holds values that are not partition refs: "
+            f"{_truncate(repr(bad[:5]), 300)}"
         )
     return tuple(dict.fromkeys(refs))  # de-duplicated, order kept
 
@@ -311,8 +370,19 @@ def read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> A
     Success and failure come from the Job's ``Complete``/``Failed`` conditions; for a
     failure, the failed pod's container termination state supplies the exit code and
     the message, which may report a dependency miss. Never raises on odd input: a
-    malformed message is an ordinary failure whose reason says so.
+    malformed message is an ordinary failure whose reason says so, and a status of the
+    wrong shape is a failure ``UnreadableOutcome``.
     """
+    try:
+        return _read_outcome(job, pods)
+    except (AttributeError, TypeError, ValueError, KeyError, RecursionError) as error:
+        return AttemptFailed(
+            reason="UnreadableOutcome",
+            message=_truncate(f"the batch Job's or pod's status cannot be read: {error!r}"),
+        )
+
+
+def _read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> AttemptOutcome:
     conditions = true_conditions(job)
     if "Complete" in conditions:
         return AttemptSucceeded()
@@ -329,13 +399,16 @@ def read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> A
             break
 
     job_reason = str(failed.get("reason") or "JobFailed")
+    if not re.fullmatch(r"[A-Z][A-Za-z0-9]{0,63}", job_reason):
+        job_reason = "JobFailed"
     job_message = str(failed.get("message") or "")
     if terminated is None:
         # The pod is gone (or never started): all we know is what the Job says.
         return AttemptFailed(reason=job_reason, message=_truncate(job_message or job_reason))
 
     raw_exit = terminated.get("exitCode")
-    exit_code = raw_exit if isinstance(raw_exit, int) else None
+    # An exit code is a 32-bit int; anything else is not one.
+    exit_code = raw_exit if isinstance(raw_exit, int) and -(2**31) <= raw_exit < 2**31 else None
     message = str(terminated.get("message") or "")
     if job_reason == "DeadlineExceeded":
         return AttemptFailed(
@@ -356,7 +429,7 @@ def read_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> A
             exit_code=exit_code,
         )
     container_reason = str(terminated.get("reason") or "")
-    reason = container_reason if re.fullmatch(r"[A-Z][A-Za-z0-9]*", container_reason) else ""
+    reason = container_reason if re.fullmatch(r"[A-Z][A-Za-z0-9]{0,63}", container_reason) else ""
     if not reason or reason == "Error":
         reason = "ExitCode" if exit_code else job_reason
     detail = message.strip() or job_message or "no termination message"
