@@ -9,12 +9,18 @@ Field names are snake_case in Python and camelCase on the wire (``by_alias``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from databuild.domain.limits import (
+    EARLIEST_DATA_TIMESTAMP,
+    LATEST_DATA_TIMESTAMP,
+    MAX_EVER_MISSING,
+    MAX_SECONDS,
+)
 from databuild.domain.refs import (
     MAX_PATTERN_LENGTH,
     MAX_REF_LENGTH,
@@ -48,7 +54,11 @@ PATTERN_MAX_LENGTH = MAX_PATTERN_LENGTH
 MAX_WANT_PARTITIONS = 1000
 MAX_JOB_PARTITIONS = 1000
 MAX_INPUTS = 1000
+MAX_LINEAGE = MAX_INPUTS + MAX_EVER_MISSING  # a Partition's inputs: declared plus reported
 MAX_CONDITIONS = 16
+MAX_ATTEMPTS = 999_999  # batch Job names leave room for six digits
+MAX_CONCURRENT_RUNS = 100_000
+MAX_DEADLINE_SECONDS = 366 * 86400
 MAX_MESSAGE_LENGTH = 4096
 K8S_NAME_MAX_LENGTH = 253
 
@@ -268,11 +278,13 @@ class JobDefinitionSpec(Model):
     max_concurrent_runs: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_CONCURRENT_RUNS,
         description="At most this many runs of this job at once; unlimited when unset.",
     )
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_DEADLINE_SECONDS,
         description="Seconds an attempt may run before Kubernetes kills it.",
     )
 
@@ -315,12 +327,38 @@ class WantSource(Model):
     )
 
 
+def _data_timestamp_in_range(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not EARLIEST_DATA_TIMESTAMP <= aware < LATEST_DATA_TIMESTAMP:
+        raise ValueError(_DATA_TIMESTAMP_MESSAGE)
+    return value
+
+
+def _cel_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_DATA_TIMESTAMP_MESSAGE = (
+    f"spec.dataTimestamp must be from {_cel_time(EARLIEST_DATA_TIMESTAMP)} and before "
+    f"{_cel_time(LATEST_DATA_TIMESTAMP)}"
+)
+
+
 class WantSpec(Model):
     """A request for partitions."""
 
     model_config = ConfigDict(
         json_schema_extra=_x(
             x_kubernetes_validations=[
+                _cel(
+                    "!has(self.dataTimestamp) || "
+                    f"(self.dataTimestamp >= timestamp('{_cel_time(EARLIEST_DATA_TIMESTAMP)}') && "
+                    f"self.dataTimestamp < timestamp('{_cel_time(LATEST_DATA_TIMESTAMP)}'))",
+                    _DATA_TIMESTAMP_MESSAGE + ".",
+                    fieldPath=".dataTimestamp",
+                ),
                 _cel(
                     "self.partitions == oldSelf.partitions",
                     "spec.partitions is immutable: create a new Want for other partitions "
@@ -349,17 +387,20 @@ class WantSpec(Model):
     ttl_seconds: int | None = Field(
         default=None,
         ge=1,
-        description="The Want expires this many seconds after dataTimestamp.",
+        le=MAX_SECONDS,
+        description="The Want expires this many seconds after dataTimestamp (at most ten years).",
     )
     sla_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_SECONDS,
         description="The Want is flagged as late when not Successful this many seconds "
-        "after dataTimestamp.",
+        "after dataTimestamp (at most ten years).",
     )
-    data_timestamp: datetime | None = Field(
+    data_timestamp: Annotated[datetime | None, AfterValidator(_data_timestamp_in_range)] = Field(
         default=None,
-        description="The time TTL and SLA count from (default: the Want's creation time).",
+        description="The time TTL and SLA count from (default: the Want's creation time); "
+        "from 1970 and before 2200.",
     )
     source: WantSource | None = Field(
         default=None,
@@ -471,8 +512,8 @@ class PartitionStatus(Model):
     failed_at: datetime | None = Field(default=None, description="When its build failed.")
     inputs: list[PartitionRefStr] | None = Field(
         default=None,
-        max_length=MAX_INPUTS,
-        description="The input refs it was built from (lineage).",
+        max_length=MAX_LINEAGE,
+        description="The input refs it was built from (lineage): declared and reported.",
     )
     message: str | None = Field(
         default=None,
@@ -549,10 +590,14 @@ class JobRunStatus(Model):
     attempt: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_ATTEMPTS,
         description="Batch Jobs created so far (re-runs after a dependency miss included).",
     )
     failed_attempts: int | None = Field(
-        default=None, ge=0, description="Failed attempts, which spend the retry budget."
+        default=None,
+        ge=0,
+        le=MAX_ATTEMPTS,
+        description="Failed attempts, which spend the retry budget.",
     )
     job_name: str | None = Field(
         default=None,
@@ -563,12 +608,12 @@ class JobRunStatus(Model):
     finished_at: datetime | None = Field(default=None, description="When the run finished.")
     missing_partitions: list[PartitionRefStr] | None = Field(
         default=None,
-        max_length=MAX_INPUTS,
+        max_length=MAX_EVER_MISSING,
         description="Partitions the last dependency miss reported.",
     )
     ever_missing: list[PartitionRefStr] | None = Field(
         default=None,
-        max_length=MAX_INPUTS,
+        max_length=MAX_EVER_MISSING,
         description="Every partition any attempt reported missing; reporting one again fails.",
     )
     retry_after: datetime | None = Field(

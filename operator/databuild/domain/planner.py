@@ -33,6 +33,7 @@ from databuild.domain.actions import (
     UpdateWantStatus,
 )
 from databuild.domain.events import EntityKind, Event
+from databuild.domain.limits import MAX_EVER_MISSING, after
 from databuild.domain.refs import (
     OutputPattern,
     PartitionRef,
@@ -238,6 +239,19 @@ def _short(refs: Iterable[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
+def _clip(ref: str, limit: int = 80) -> str:
+    return ref if len(ref) <= limit else f"{ref[: limit // 2]}...{ref[-limit // 2 :]}"
+
+
+def _over_budget(budget: str, path: list[str], nxt: str) -> Blocker:
+    return Blocker(
+        "NeedBudgetExceeded",
+        f"resolving the inputs of {path[0]!r} went over the budget of {budget} "
+        f"({len(path)} levels deep at {_clip(nxt)!r}); check the JobDefinitions' inputs for a "
+        "pattern that feeds itself, or split the Want",
+    )
+
+
 _ACTIVE = (JobRunQueued, JobRunWaitingForUpstream, JobRunRunning)
 # Initial states, shared (they are immutable): new entities need no object of their own.
 _MISSING = shared_default(PartitionMissing)
@@ -270,7 +284,6 @@ class _Planning:
         self.wants_by_source: dict[str, list[str]] = {}
         self.wants_by_ref: dict[str, list[str]] = {}
         self.needers: dict[str, list[str]] = {}  # input ref -> runs waiting on it
-        self.run_counts: dict[tuple[str, tuple[str, ...]], int] | None = None
         self.running_total = 0
         self.running_by_jd: dict[str, int] = {}
         self.queue: list[tuple[datetime, str]] = []  # heap of Queued runs, oldest first
@@ -350,6 +363,8 @@ class _Planning:
         due = self._pop_due(self.deadlines, now)
         if any(self._ttl_valid(when, name) for when, name in due):
             return None  # the full pass rebuilds the deadline heap
+        if any(self.now < r.requested_at <= now for r in self.taint_requests.values()):
+            return None  # a taint request came due: the full pass applies it
         self._begin(now)
         for name in sorted(dirty_runs):
             run = self.runs[name]
@@ -393,7 +408,11 @@ class _Planning:
                 )
                 # A taint request dated after the outputs go Live (clocks apart) taints
                 # them at once: that needs the full pass, which rebuilds them.
-                and not any(self._taint_due(r, now) for r in run.partitions)
+                and not any(
+                    (request := self.taint_requests.get(r)) is not None
+                    and request.requested_at > now
+                    for r in run.partitions
+                )
             )
         if outcome.kind is OutcomeKind.FAILED:
             jd = self.defs.get(run.job_definition)
@@ -408,7 +427,7 @@ class _Planning:
             return out
         for seconds in (want.ttl_seconds, want.sla_seconds):
             if seconds is not None:
-                out.append((want.clock_start + timedelta(seconds=seconds), want.name))
+                out.append((after(want.clock_start, seconds), want.name))
         return out
 
     def _index_deadlines(self) -> None:
@@ -421,7 +440,7 @@ class _Planning:
             want is not None
             and want.ttl_seconds is not None
             and not isinstance(want.state, _TERMINAL_WANT)
-            and want.clock_start + timedelta(seconds=want.ttl_seconds) == when
+            and after(want.clock_start, want.ttl_seconds) == when
         )
 
     def _deadline_valid(self, when: datetime, name: str) -> bool:
@@ -458,6 +477,9 @@ class _Planning:
                 heapq.heappop(heap)
             if heap and (found is None or heap[0][0] < found):
                 found = heap[0][0]
+        for request in self.taint_requests.values():
+            if request.requested_at > self.now and (found is None or request.requested_at < found):
+                found = request.requested_at
         return found
 
     def _record_new_wants(self) -> None:
@@ -486,7 +508,6 @@ class _Planning:
         self.wants_by_source = {}
         self.wants_by_ref = {}
         self.needers = {}
-        self.run_counts = None
         self.doomed = {}
         self.running_total = 0
         self.running_by_jd = {}
@@ -595,6 +616,32 @@ class _Planning:
         if outcome.kind is OutcomeKind.DEPENDENCY_MISS and outcome.missing_partitions:
             missing = tuple(dict.fromkeys(outcome.missing_partitions))
             again = [r for r in missing if r in state.ever_missing or r in run.partitions]
+            total = len(set(state.ever_missing) | set(missing))
+            if not again and total > MAX_EVER_MISSING:
+                message = (
+                    f"attempt {state.attempt} reported {len(missing)} missing partitions, "
+                    f"{total} over all attempts: more than {MAX_EVER_MISSING}; declare the "
+                    "inputs in the JobDefinition or split the job"
+                )
+                self._set_run(
+                    run.name,
+                    *state.fail(run.name, at=now, message=message, reason="TooManyMissing"),
+                )
+                self._finish_outputs(run.name)
+                return
+            unbuildable = self._unbuildable(missing) if not again else []
+            if unbuildable:
+                message = (
+                    f"attempt {state.attempt} reported {_short(unbuildable)} missing, and no "
+                    "JobDefinition has an output pattern matching it: add one, then want "
+                    "these partitions again"
+                )
+                self._set_run(
+                    run.name,
+                    *state.fail(run.name, at=now, message=message, reason="UnbuildableDependency"),
+                )
+                self._finish_outputs(run.name)
+                return
             if again:
                 message = (
                     f"attempt {state.attempt} reported {_short(again)} missing again after it "
@@ -644,6 +691,22 @@ class _Planning:
         self._set_run(run.name, *state.fail(run.name, at=now, message=message))
         self._finish_outputs(run.name)
 
+    def _unbuildable(self, refs: Iterable[str]) -> list[str]:
+        """The refs no JobDefinition matches, that are neither Live nor being built.
+
+        A dependency miss on one of them would wait for ever; one that an ambiguous or
+        broken JobDefinition matches waits instead (fixing the definition helps), with
+        the Want's TTL as its end.
+        """
+        found: list[str] = []
+        for ref in refs:
+            if ref in self.active or self._is_live(ref):
+                continue
+            resolved = self.resolver.resolve(ref)
+            if isinstance(resolved, Blocker) and resolved.reason == "NoJobDefinition":
+                found.append(ref)
+        return found
+
     def _finish_outputs(self, run_name: str) -> None:
         """Move the partitions a run was building to match the run's (terminal) state."""
         run = self.runs[run_name]
@@ -673,9 +736,18 @@ class _Planning:
     # --- A2: taints -------------------------------------------------------------------------
 
     def _taint_due(self, ref: str, live_since: datetime | None) -> bool:
-        """Whether a taint request of ``ref`` applies to data Live since ``live_since``."""
+        """Whether a taint request of ``ref`` applies to data Live since ``live_since``.
+
+        A request counts only once the operator's clock has reached its time: one dated
+        in the future (a skewed or forged clock) waits for its time, then taints the data
+        Live before it once; the rebuild is Live after it, so it is not tainted again.
+        """
         request = self.taint_requests.get(ref)
-        return request is not None and (live_since is None or live_since < request.requested_at)
+        return (
+            request is not None
+            and request.requested_at <= self.now
+            and (live_since is None or live_since < request.requested_at)
+        )
 
     def _apply_taints(self) -> None:
         """Act on taint requests, taint along lineage, stop runs reading tainted data.
@@ -850,7 +922,7 @@ class _Planning:
             state = want.state
             if want.ttl_seconds is None or isinstance(state, _TERMINAL_WANT):
                 continue
-            deadline = want.clock_start + timedelta(seconds=want.ttl_seconds)
+            deadline = after(want.clock_start, want.ttl_seconds)
             if self.now < deadline or all(self._is_live(r) for r in want.partitions):
                 continue  # not yet; or it is Successful now (success wins)
             self._set_want(
@@ -882,10 +954,13 @@ class _Planning:
         if run_name is not None:
             run = self.runs[run_name]
             extra: list[str] = []
+            reported = run.state.ever_missing
             for want_name in self.wants_by_source.get(run_name, ()):
                 want = self.wants[want_name]
                 if not isinstance(want.state, _TERMINAL_WANT):
-                    extra.extend(want.partitions)
+                    # Only what the run reported: a Want claiming this run as its
+                    # source cannot add needs to it (and so cannot fail it).
+                    extra.extend(r for r in want.partitions if r in reported)
             waits = self._waits_of(run)
             return tuple(dict.fromkeys((*waits, *extra))) if extra else waits
         if self._is_live(ref):
@@ -896,19 +971,34 @@ class _Planning:
         return resolved.inputs
 
     def _find_needs(self) -> bool:
-        """Walk the need graph from the live Wants; fail cycles. True if anything failed."""
+        """Walk the need graph from the live Wants; fail cycles. True if anything failed.
+
+        Each Want's walk is held to the budgets in :class:`Settings` (refs it reaches
+        first, depth, and the namespace's total): a Want over one is failed
+        (``NeedBudgetExceeded``) and its partial walk undone, so it costs at most its
+        budget and nothing of it is built.
+        """
         self.needed_refs = []
         self.needed_runs = set()
         self.blockers = {}
         color: dict[str, int] = {}  # 1: on the stack, 2: done
         cycles: list[list[str]] = []
+        settings = self.settings
+        per_want, max_depth = settings.need_refs_per_want, settings.need_depth_per_want
+        room = settings.need_refs_per_namespace
+        over: list[tuple[str, Blocker]] = []
         for want_name in self._roots():
+            refs_before, cycles_before = len(self.needed_refs), len(cycles)
+            colored: list[str] = []
+            limit = min(per_want, room)
+            exceeded: Blocker | None = None
             for root in self.wants[want_name].partitions:
                 if root in color:
                     continue
                 stack: list[tuple[str, Iterator[str]]] = [(root, iter(self._edges(root)))]
                 path: list[str] = [root]
                 color[root] = 1
+                colored.append(root)
                 while stack:
                     ref, it = stack[-1]
                     nxt = next(it, None)
@@ -920,11 +1010,45 @@ class _Planning:
                         continue
                     seen = color.get(nxt)
                     if seen is None:
+                        if len(colored) >= limit or len(path) >= max_depth:
+                            if len(path) >= max_depth:
+                                budget = f"{max_depth} levels of inputs per Want"
+                            elif limit == per_want:
+                                budget = f"{per_want} partitions per Want"
+                            else:
+                                total = settings.need_refs_per_namespace
+                                budget = f"{total} partitions per namespace (all Wants)"
+                            exceeded = _over_budget(budget, path, nxt)
+                            break
                         color[nxt] = 1
+                        colored.append(nxt)
                         path.append(nxt)
                         stack.append((nxt, iter(self._edges(nxt))))
                     elif seen == 1:
                         cycles.append([*path[path.index(nxt) :], nxt])
+                if exceeded is not None:
+                    break
+            if exceeded is None:
+                room -= len(colored)
+                continue
+            # Undo the walk: nothing of an over-budget Want is needed (or built).
+            for ref in colored:
+                del color[ref]
+            del self.needed_refs[refs_before:]
+            del cycles[cycles_before:]
+            over.append((want_name, exceeded))
+        if over:
+            self.needed_runs = {self.active[r] for r in self.needed_refs if r in self.active}
+            for want_name, blocker in over:
+                state = self.wants[want_name].state
+                if isinstance(state, _TERMINAL_WANT):  # pragma: no cover - roots are live
+                    continue
+                self._set_want(
+                    want_name,
+                    *state.fail(
+                        want_name, at=self.now, reason=blocker.reason, message=blocker.message
+                    ),
+                )
         if not cycles:
             return False
         return self._fail_cycles(cycles)
@@ -1028,16 +1152,15 @@ class _Planning:
         pass: nothing goes Live in between), so it is not looked at twice.
         """
         jd = res.job_definition
-        key = (jd.name, res.outputs)
-        if self.run_counts is None:
-            self.run_counts = {}
-            for other in self.runs.values():
-                k = (other.job_definition, tuple(sorted(other.partitions)))
-                self.run_counts[k] = self.run_counts.get(k, 0) + 1
-        sequence = self.run_counts.get(key, 0) + 1
-        self.run_counts[key] = sequence
-        name = jobrun_name(jd.name, res.outputs, sequence)
         now = self.now
+        # Named for the time of the decision, not for how many runs exist now: deleting
+        # an old run can never make a new one take its name (and its old batch Jobs).
+        decided = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")
+        name = jobrun_name(jd.name, res.outputs, decided)
+        serial = 1
+        while name in self.runs:  # a second decision at the very same instant
+            serial += 1
+            name = jobrun_name(jd.name, res.outputs, f"{decided}#{serial}")
         event = Event(
             now,
             EntityKind.JOB_RUN,
@@ -1224,6 +1347,8 @@ class _Planning:
                     building = True
             if blocker is None:
                 blocker = self._blocker_of(ref)
+        if want.source_job_run is not None and not isinstance(want.state, _TERMINAL_WANT):
+            blocker = self._unverified_source(want) or blocker
         state = want.state
         if not isinstance(state, _TERMINAL_WANT):
             source = want.source_job_run
@@ -1256,7 +1381,7 @@ class _Planning:
         want = self.wants[name]
         sla_breached = want.status.sla_breached
         if want.sla_seconds is not None and not isinstance(want.state, _TERMINAL_WANT):
-            sla = want.clock_start + timedelta(seconds=want.sla_seconds)
+            sla = after(want.clock_start, want.sla_seconds)
             if now >= sla and not sla_breached:
                 sla_breached = True
                 self.actions.append(
@@ -1276,6 +1401,26 @@ class _Planning:
                 )
             )
             self.wants[name] = dataclasses.replace(want, status=status)
+
+    def _unverified_source(self, want: Want) -> Blocker | None:
+        """Why ``spec.source`` of ``want`` is not honoured, if it is not.
+
+        The operator writes a derived Want only for refs its JobRun reported missing,
+        and the JobRun's status (``everMissing``) is written only by the operator: a Want
+        naming other refs was not written by it, and adds nothing to that run's needs.
+        """
+        run = self.runs.get(want.source_job_run or "")
+        if run is None or not isinstance(run.state, _ACTIVE):
+            return None  # the Want expires (SourceJobRunEnded)
+        reported = set(run.state.ever_missing)
+        foreign = [r for r in want.partitions if r not in reported]
+        if not foreign:
+            return None
+        return Blocker(
+            "UnverifiedSource",
+            f"spec.source names JobRun {run.name!r}, which did not report {_short(foreign)} "
+            "missing; only the operator sets spec.source: create a Want without it",
+        )
 
     def _blocker_of(self, ref: str) -> Blocker | None:
         """The first reason found upstream of ``ref`` why it cannot progress."""

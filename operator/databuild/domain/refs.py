@@ -472,10 +472,13 @@ def partition_name(ref: str) -> str:
     return _name(ref, MAX_NAME_LENGTH, "partition", ref)
 
 
-def jobrun_name(job_definition: str, outputs: Iterable[str], sequence: int) -> str:
-    """The JobRun name for the ``sequence``-th build (1-based) of ``outputs`` by a job.
+def jobrun_name(job_definition: str, outputs: Iterable[str], sequence: int | str) -> str:
+    """The JobRun name for one build of ``outputs`` by a job.
 
-    At most 56 characters, so ``<jobrun>-<attempt>`` stays a valid 63-character name.
+    ``sequence`` tells builds of the same outputs apart; the planner passes the time
+    it decided the build (never a count of existing runs, which drops when one is
+    deleted and would name the next build like an older one). At most 56 characters,
+    so ``<jobrun>-<attempt>`` stays a valid 63-character name.
     """
     refs = sorted(outputs)
     readable = f"{job_definition}-{refs[0] if refs else ''}"

@@ -14,6 +14,11 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeVar
 
+from databuild.domain.limits import (
+    NEED_DEPTH_PER_WANT,
+    NEED_REFS_PER_NAMESPACE,
+    NEED_REFS_PER_WANT,
+)
 from databuild.domain.refs import (
     InputTemplate,
     OutputPattern,
@@ -236,6 +241,12 @@ class Settings:
 
     max_concurrent_runs: int | None = None
     """Running JobRuns allowed in the namespace at once (None: no limit)."""
+    need_refs_per_want: int = NEED_REFS_PER_WANT
+    """Refs one Want's need graph may reach; beyond it the Want fails (NeedBudgetExceeded)."""
+    need_depth_per_want: int = NEED_DEPTH_PER_WANT
+    """Longest chain of inputs below a wanted ref; beyond it the Want fails."""
+    need_refs_per_namespace: int = NEED_REFS_PER_NAMESPACE
+    """Refs the need graph of all Wants of a namespace may hold together."""
 
 
 _K = TypeVar("_K")
