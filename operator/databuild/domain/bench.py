@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -136,8 +137,53 @@ def _timed(label: str, fn: Callable[[], _R]) -> _R:
     return result
 
 
-def main() -> None:
-    """Run the benchmark and print the numbers."""
+def hostile_worlds() -> dict[str, World]:
+    """Adversarial namespaces: need graphs without end, each stopped by a budget.
+
+    ``chain``: ``a/{x}`` reads ``a/{x}0`` (deep); ``tree``: ``b/{x}`` reads ``b/{x}0`` and
+    ``b/{x}1`` (deep and exploding); ``wide``: 256 inputs of 256 inputs (65,536 refs,
+    three levels: the refs budget); each with 1 and with 20 such Wants.
+    """
+    wide = {
+        "top": JobDefinition("top", ("top/{x}",), tuple(f"mid/{{x}}/{i}" for i in range(256))),
+        "mid": JobDefinition(
+            "mid", ("mid/{x}/{k}",), tuple(f"leaf/{{x}}/{{k}}/{j}" for j in range(256))
+        ),
+        "leaf": JobDefinition("leaf", ("leaf/{x}/{k}/{j}",)),
+    }
+    shapes: dict[str, tuple[dict[str, JobDefinition], str]] = {
+        "chain": ({"a": JobDefinition("a", ("a/{x}",), ("a/{x}0",))}, "a"),
+        "tree": ({"b": JobDefinition("b", ("b/{x}",), ("b/{x}0", "b/{x}1"))}, "b"),
+        "wide": (wide, "top"),
+    }
+    worlds: dict[str, World] = {}
+    for shape, (defs, head) in shapes.items():
+        for count in (1, 20):
+            worlds[f"{shape} x{count}"] = World(
+                defs,
+                {
+                    f"w{i}": Want(f"w{i}", (PartitionRef(f"{head}/{i + 1}"),), created_at=T0)
+                    for i in range(count)
+                },
+            )
+    return worlds
+
+
+def hostile() -> None:
+    """Worst-case planning time and memory of the adversarial graphs."""
+    for label, world in hostile_worlds().items():
+        result = _timed(f"plan(): {label}", lambda w=world: plan(w, T0))  # type: ignore[misc]
+        failed = sum(1 for a in result.actions if type(a).__name__ == "TransitionWant")
+        print(f"  {failed} Wants failed (NeedBudgetExceeded), {len(result.actions)} actions")
+        _measure("  same, traced", lambda w=world: plan(w, T0))  # type: ignore[misc]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print the numbers (``--hostile``: the adversarial graphs)."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--hostile" in args:
+        hostile()
+        return
     print(f"graph: {DATES} dates x {KINDS} kinds = {DATES * KINDS:,} partitions")
     now = T0 + timedelta(seconds=10)
 

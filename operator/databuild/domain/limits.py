@@ -29,7 +29,7 @@ LATEST_DATA_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_EVER_MISSING = 1000
 """Most refs a JobRun's dependency misses may report over all its attempts together."""
 
-NEED_REFS_PER_WANT = 50_000
+NEED_REFS_PER_WANT = 20_000
 """Default budget: refs one Want's need graph may reach (its own and upstream)."""
 NEED_DEPTH_PER_WANT = 500
 """Default budget: longest chain of needs from a wanted ref to its furthest input."""
