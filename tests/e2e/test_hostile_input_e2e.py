@@ -268,6 +268,9 @@ def test_a_deleted_run_never_lends_its_name(hostile: Hostile) -> None:
     h.apply(h.bad, jobdef("names", ["names/{x}"], **_failed("first error")))
     h.apply(h.bad, want("names-1", ["names/1"]))
     h.wait_for_want("names-1", "Failed")
+    # creationTimestamp has whole seconds: a Want created in the second its partition
+    # failed counts as older than the failure and fails with it instead of rebuilding.
+    time.sleep(1.5)
     h.apply(h.bad, want("names-2", ["names/1"]))
     h.wait_for_want("names-2", "Failed")
     first, second = sorted(h.runs_of("names"), key=lambda r: r["spec"]["createdAt"])
@@ -280,6 +283,7 @@ def test_a_deleted_run_never_lends_its_name(hostile: Hostile) -> None:
         {"spec": {"template": {"metadata": {"labels": None, "annotations": None}}}},
         content_type="application/merge-patch+json",
     )
+    time.sleep(1.5)
     h.apply(h.bad, want("names-3", ["names/1"]))
     h.wait_for_want("names-3", "Successful")
     names = {r["metadata"]["name"] for r in h.runs_of("names")}
