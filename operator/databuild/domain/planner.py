@@ -158,6 +158,12 @@ class Resolver:
             cached = self._cache[ref] = self._resolve(ref)
         return cached
 
+    def forget(self, refs: Iterable[str]) -> None:
+        """Drop cached resolutions (of a walk that was undone), keeping memory bounded."""
+        cache = self._cache
+        for ref in refs:
+            cache.pop(ref, None)
+
     def _resolve(self, ref: str) -> Resolution | Blocker:
         head = ref.partition("/")[0]
         found: dict[str, tuple[JobDefinition, dict[str, str]]] = {}
@@ -1034,6 +1040,7 @@ class _Planning:
             # Undo the walk: nothing of an over-budget Want is needed (or built).
             for ref in colored:
                 del color[ref]
+            self.resolver.forget(colored)
             del self.needed_refs[refs_before:]
             del cycles[cycles_before:]
             over.append((want_name, exceeded))
