@@ -232,10 +232,10 @@ def _history_to_delete(
     terminal = []
     for want in wants:
         tick = tick_of(spec.name, want.name)
-        if want.state in TERMINAL_WANT_STATES and tick is not None:
-            # Only Wants for ticks already handled: deleting one never makes it due again.
-            if handled_through is not None and tick <= handled_through:
-                terminal.append((tick, want.name))
+        # Only Wants for ticks already handled: deleting one never makes it due again.
+        handled = tick is not None and handled_through is not None and tick <= handled_through
+        if want.state in TERMINAL_WANT_STATES and handled and tick is not None:
+            terminal.append((tick, want.name))
     terminal.sort(reverse=True)
     return tuple(name for _, name in terminal[spec.history_limit :])
 
