@@ -164,14 +164,16 @@ def render_job(
     if definition.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = definition.active_deadline_seconds
 
+    # spec.jobMetadata is for the Job (a queueing system reads it there); ours win.
+    extra = definition.job_metadata
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": name,
             "namespace": run.namespace,
-            "labels": labels,
-            "annotations": annotations,
+            "labels": {**(extra.labels if extra else {}), **labels},
+            "annotations": {**(extra.annotations if extra else {}), **annotations},
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

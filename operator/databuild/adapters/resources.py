@@ -225,6 +225,22 @@ class RetryPolicy(Model):
     )
 
 
+class JobMetadata(Model):
+    """Labels and annotations for the batch Job itself (not its pods)."""
+
+    labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Labels on each batch Job, e.g. kueue.x-k8s.io/queue-name. The "
+        "operator's own labels win over these.",
+    )
+    annotations: dict[str, Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Annotations on each batch Job. The operator's own annotations win.",
+    )
+
+
 class JobDefinitionSpec(Model):
     """How partitions are built: what a job outputs, what it reads, and the pod it runs."""
 
@@ -267,6 +283,11 @@ class JobDefinitionSpec(Model):
         default=None,
         ge=1,
         description="Seconds an attempt may run before Kubernetes kills it.",
+    )
+    job_metadata: JobMetadata | None = Field(
+        default=None,
+        description="Labels and annotations put on the batch Job itself (e.g. a queueing "
+        "system's queue name); template.metadata goes on its pods.",
     )
 
 
