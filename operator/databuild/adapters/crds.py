@@ -122,6 +122,13 @@ PRINTER_COLUMNS: Mapping[str, list[dict[str, Any]]] = {
             "description": "Batch Jobs created so far.",
         },
         {
+            "name": "Admission",
+            "type": "string",
+            "jsonPath": ".status.admission",
+            "priority": 1,
+            "description": "Whether a queueing system admitted the current batch Job.",
+        },
+        {
             "name": "Job",
             "type": "string",
             "jsonPath": ".status.jobName",

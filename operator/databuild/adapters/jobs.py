@@ -38,6 +38,10 @@ ENV_JOB_RUN = "DATABUILD_JOB_RUN"
 
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86400
 
+#: A batch Job with one of these labels (from ``spec.jobMetadata``) belongs to a queueing
+#: system: it is created suspended, as Kueue expects, and runs once the queue admits it.
+QUEUE_LABELS = ("kueue.x-k8s.io/queue-name",)
+
 _REF = re.compile(REF_PATTERN)
 
 
@@ -154,6 +158,8 @@ def render_job(
     pod_spec["restartPolicy"] = "Never"
     template["spec"] = pod_spec
 
+    # spec.jobMetadata is for the Job (a queueing system reads it there); ours win.
+    extra = definition.job_metadata
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "completions": 1,
@@ -163,9 +169,9 @@ def render_job(
     }
     if definition.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = definition.active_deadline_seconds
+    if extra is not None and any(label in extra.labels for label in QUEUE_LABELS):
+        job_spec["suspend"] = True
 
-    # spec.jobMetadata is for the Job (a queueing system reads it there); ours win.
-    extra = definition.job_metadata
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -264,6 +270,11 @@ def parse_termination_message(message: str) -> tuple[str, ...] | MalformedMessag
             f"missingPartitions holds values that are not partition refs: {bad[:5]!r}"
         )
     return tuple(dict.fromkeys(refs))  # de-duplicated, order kept
+
+
+def waiting_for_admission(job: Mapping[str, Any]) -> bool:
+    """Whether a queueing system keeps the batch Job suspended (its Suspended condition)."""
+    return "Suspended" in true_conditions(job)
 
 
 def true_conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -604,6 +604,11 @@ class JobRunStatus(Model):
     conditions: Conditions = Field(
         default_factory=list, description="Succeeded summarises the run."
     )
+    admission: Literal["WaitingForAdmission", "Admitted"] | None = Field(
+        default=None,
+        description="WaitingForAdmission while a queueing system keeps the current batch "
+        "Job suspended; Admitted once it let it run.",
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The generation last seen by the operator."
     )

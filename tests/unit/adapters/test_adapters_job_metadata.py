@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from databuild.adapters.jobs import JobRunIdentity, render_job
+from databuild.adapters.jobs import JobRunIdentity, render_job, waiting_for_admission
 from databuild.adapters.resources import JobDefinitionSpec
 
 RUN = JobRunIdentity(name="daily-abc", namespace="data", uid="uid-1", job_definition="daily")
@@ -67,5 +67,19 @@ def test_without_job_metadata_the_job_has_only_the_operators_metadata() -> None:
 
 
 def test_a_label_value_over_63_characters_is_rejected() -> None:
-    with pytest.raises(ValidationError, match="jobMetadata.labels"):
+    with pytest.raises(ValidationError, match=r"jobMetadata\.labels"):
         _render(jobMetadata={"labels": {"k": "v" * 64}})
+
+
+def test_a_job_for_a_queue_starts_suspended_until_admitted() -> None:
+    queued = _render(jobMetadata={"labels": {"kueue.x-k8s.io/queue-name": "team-a"}})
+    assert queued["spec"]["suspend"] is True
+    assert "suspend" not in _render(jobMetadata={"labels": {"team": "a"}})["spec"]
+
+
+def test_waiting_for_admission_is_the_suspended_condition() -> None:
+    suspended = {"status": {"conditions": [{"type": "Suspended", "status": "True"}]}}
+    resumed = {"status": {"conditions": [{"type": "Suspended", "status": "False"}]}}
+    assert waiting_for_admission(suspended)
+    assert not waiting_for_admission(resumed)
+    assert not waiting_for_admission({})
