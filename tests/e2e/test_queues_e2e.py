@@ -6,8 +6,6 @@ as Kueue does when it admits a workload.
 
 from __future__ import annotations
 
-import json
-
 from e2e_support import Scenario, jobdef, want
 
 from databuild.adapters.gateway import KINDS
@@ -58,7 +56,7 @@ def test_jobs_carry_job_metadata_and_wait_for_admission(scenario: Scenario) -> N
         sc.kube,
         "PATCH",
         f"{KINDS['Job'].collection(sc.namespace)}/{job_name}",
-        json.dumps({"spec": {"suspend": False}}),
+        {"spec": {"suspend": False}},
         content_type="application/merge-patch+json",
     )
     sc.wait_for_want("held", "Successful", timeout=60)

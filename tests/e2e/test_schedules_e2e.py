@@ -6,7 +6,6 @@ start.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,7 +67,7 @@ def patch_spec(sc: Scenario, name: str, spec: dict[str, Any]) -> None:
         sc.kube,
         "PATCH",
         f"{KINDS['Schedule'].collection(sc.namespace)}/{name}",
-        json.dumps({"spec": spec}),
+        {"spec": spec},
         content_type="application/merge-patch+json",
     )
 

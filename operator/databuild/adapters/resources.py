@@ -687,7 +687,8 @@ class ScheduleSpec(Model):
     )
     partitions: list[PatternStr] = Field(
         min_length=1,
-        max_length=MAX_WANT_PARTITIONS,
+        # Like JobDefinition outputs: bounds the CEL cost of the pattern rule per item.
+        max_length=64,
         description=(
             "Ref templates filled from each tick's data time: {date}, {hour}, {minute}, "
             "{month}, {week}, {datetime} and {time:<strftime>}, "
