@@ -241,6 +241,17 @@ class JobMetadata(Model):
     )
 
 
+class ProbeSpec(Model):
+    """Makes a JobDefinition a probe: its Job only checks whether outside data exists."""
+
+    interval_seconds: int = Field(
+        ge=1,
+        le=86400,
+        description="After exit 75 (not yet), look again this many seconds later; no retry "
+        "is spent.",
+    )
+
+
 class JobDefinitionSpec(Model):
     """How partitions are built: what a job outputs, what it reads, and the pod it runs."""
 
@@ -283,6 +294,12 @@ class JobDefinitionSpec(Model):
         default=None,
         ge=1,
         description="Seconds an attempt may run before Kubernetes kills it.",
+    )
+    probe: ProbeSpec | None = Field(
+        default=None,
+        description="A probe builds nothing: exit 0 makes its partitions Live, exit 75 "
+        "means not yet (re-run after intervalSeconds while a Want needs it), any other "
+        "exit is a failure.",
     )
     job_metadata: JobMetadata | None = Field(
         default=None,
