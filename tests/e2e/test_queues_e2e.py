@@ -6,6 +6,8 @@ as Kueue does when it admits a workload.
 
 from __future__ import annotations
 
+from typing import Any
+
 from e2e_support import Scenario, jobdef, want
 
 from databuild.adapters.gateway import KINDS
@@ -33,7 +35,7 @@ def test_jobs_carry_job_metadata_and_wait_for_admission(scenario: Scenario) -> N
     # The neighbour without a queue builds at once.
     sc.wait_for_want("free", "Successful")
 
-    def waiting() -> dict[str, object] | None:
+    def waiting() -> dict[str, Any] | None:
         runs = sc.runs_of("queued")
         status = runs[0].get("status", {}) if runs else {}
         return runs[0] if status.get("admission") == "WaitingForAdmission" else None
