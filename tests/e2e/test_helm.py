@@ -35,7 +35,7 @@ from databuild.testing import Cluster, ExistingCluster
 T = TypeVar("T")
 
 GROUP, VERSION = "databuild.dev", "v1alpha1"
-CRDS = {f"{p}.{GROUP}" for p in ("jobdefinitions", "wants", "partitions", "jobruns")}
+CRDS = {f"{p}.{GROUP}" for p in ("jobdefinitions", "wants", "partitions", "jobruns", "schedules")}
 TIMEOUT = 120.0
 
 

@@ -57,14 +57,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["databuild.dev"]
   resources: ["jobdefinitions"]
   verbs: ["get", "list", "watch"]
-# Wants (for upstream needs), Partitions (the catalog) and JobRuns are created by the
-# operator; it never edits their spec and never deletes them.
+# Partitions (the catalog) and JobRuns are created by the operator; it never edits
+# their spec and never deletes them.
 - apiGroups: ["databuild.dev"]
-  resources: ["wants", "partitions", "jobruns"]
+  resources: ["partitions", "jobruns"]
   verbs: ["get", "list", "watch", "create"]
+# Wants are created for upstream needs and for a Schedule's ticks; a Schedule's terminal
+# Wants beyond its spec.historyLimit are deleted.
+- apiGroups: ["databuild.dev"]
+  resources: ["wants"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Schedules are read; their status says which ticks are handled.
+- apiGroups: ["databuild.dev"]
+  resources: ["schedules"]
+  verbs: ["get", "list", "watch"]
 # Every state lives in status.
 - apiGroups: ["databuild.dev"]
-  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status"]
+  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status", "schedules/status"]
   verbs: ["get", "update", "patch"]
 # Jobs carry blockOwnerDeletion towards their JobRun, which needs update on the owner's
 # finalizers where OwnerReferencesPermissionEnforcement is enabled.

@@ -122,6 +122,7 @@ def job_definition_from(body: Mapping[str, Any]) -> domain.JobDefinition:
         retry=domain.Retry(limit=spec.retry.limit, backoff_seconds=spec.retry.backoff_seconds),
         max_concurrent_runs=spec.max_concurrent_runs,
         active_deadline_seconds=spec.active_deadline_seconds,
+        probe_interval_seconds=spec.probe.interval_seconds if spec.probe else None,
     )
 
 

@@ -30,6 +30,7 @@ from databuild.adapters.resources import (
     JobRun,
     Partition,
     Resource,
+    Schedule,
     Want,
 )
 
@@ -121,6 +122,13 @@ PRINTER_COLUMNS: Mapping[str, list[dict[str, Any]]] = {
             "description": "Batch Jobs created so far.",
         },
         {
+            "name": "Admission",
+            "type": "string",
+            "jsonPath": ".status.admission",
+            "priority": 1,
+            "description": "Whether a queueing system admitted the current batch Job.",
+        },
+        {
             "name": "Job",
             "type": "string",
             "jsonPath": ".status.jobName",
@@ -133,6 +141,53 @@ PRINTER_COLUMNS: Mapping[str, list[dict[str, Any]]] = {
             "jsonPath": ".status.reason",
             "priority": 1,
             "description": "Reason of the last transition.",
+        },
+        _AGE,
+    ],
+    Schedule.KIND: [
+        {
+            "name": "Schedule",
+            "type": "string",
+            "jsonPath": ".spec.schedule",
+            "description": "The cron expression.",
+        },
+        {
+            "name": "Suspend",
+            "type": "boolean",
+            "jsonPath": ".spec.suspend",
+            "description": "Whether it is suspended.",
+        },
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+            "description": "Whether every due tick has its Want.",
+        },
+        {
+            "name": "Last-Tick",
+            "type": "date",
+            "jsonPath": ".status.lastTick",
+            "description": "The newest tick a Want was created for.",
+        },
+        {
+            "name": "Next-Tick",
+            "type": "string",
+            "jsonPath": ".status.nextTick",
+            "description": "The next tick that will be due.",
+        },
+        {
+            "name": "Wants",
+            "type": "integer",
+            "jsonPath": ".status.wants.total",
+            "priority": 1,
+            "description": "Wants it owns.",
+        },
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+            "priority": 1,
+            "description": "Why it is (not) ready.",
         },
         _AGE,
     ],

@@ -44,6 +44,9 @@ MAX_MESSAGE_DEPTH = 4
 """Deepest JSON nesting a dependency-miss message may have (it needs 2)."""
 MAX_MISSING_PER_REPORT = 100
 """Most partitions one dependency miss may report."""
+#: A batch Job with one of these labels (from ``spec.jobMetadata``) belongs to a queueing
+#: system: it is created suspended, as Kueue expects, and runs once the queue admits it.
+QUEUE_LABELS = ("kueue.x-k8s.io/queue-name",)
 
 
 def batch_job_name(job_run: str, attempt: int) -> str:
@@ -159,6 +162,8 @@ def render_job(
     pod_spec["restartPolicy"] = "Never"
     template["spec"] = pod_spec
 
+    # spec.jobMetadata is for the Job (a queueing system reads it there); ours win.
+    extra = definition.job_metadata
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "completions": 1,
@@ -168,6 +173,8 @@ def render_job(
     }
     if definition.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = definition.active_deadline_seconds
+    if extra is not None and any(label in extra.labels for label in QUEUE_LABELS):
+        job_spec["suspend"] = True
 
     return {
         "apiVersion": "batch/v1",
@@ -175,8 +182,8 @@ def render_job(
         "metadata": {
             "name": name,
             "namespace": run.namespace,
-            "labels": labels,
-            "annotations": annotations,
+            "labels": {**(extra.labels if extra else {}), **labels},
+            "annotations": {**(extra.annotations if extra else {}), **annotations},
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
@@ -321,6 +328,11 @@ def parse_termination_message(message: str) -> tuple[str, ...] | MalformedMessag
             f"{_truncate(repr(bad[:5]), 300)}"
         )
     return tuple(dict.fromkeys(refs))  # de-duplicated, order kept
+
+
+def waiting_for_admission(job: Mapping[str, Any]) -> bool:
+    """Whether a queueing system keeps the batch Job suspended (its Suspended condition)."""
+    return "Suspended" in true_conditions(job)
 
 
 def true_conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

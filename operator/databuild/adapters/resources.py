@@ -242,6 +242,33 @@ class RetryPolicy(Model):
     )
 
 
+class JobMetadata(Model):
+    """Labels and annotations for the batch Job itself (not its pods)."""
+
+    labels: dict[str, Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Labels on each batch Job, e.g. kueue.x-k8s.io/queue-name. The "
+        "operator's own labels win over these.",
+    )
+    annotations: dict[str, Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Annotations on each batch Job. The operator's own annotations win.",
+    )
+
+
+class ProbeSpec(Model):
+    """Makes a JobDefinition a probe: its Job only checks whether outside data exists."""
+
+    interval_seconds: int = Field(
+        ge=1,
+        le=86400,
+        description="After exit 75 (not yet), look again this many seconds later; no retry "
+        "is spent.",
+    )
+
+
 class JobDefinitionSpec(Model):
     """How partitions are built: what a job outputs, what it reads, and the pod it runs."""
 
@@ -286,6 +313,17 @@ class JobDefinitionSpec(Model):
         ge=1,
         le=MAX_DEADLINE_SECONDS,
         description="Seconds an attempt may run before Kubernetes kills it.",
+    )
+    probe: ProbeSpec | None = Field(
+        default=None,
+        description="A probe builds nothing: exit 0 makes its partitions Live, exit 75 "
+        "means not yet (re-run after intervalSeconds while a Want needs it), any other "
+        "exit is a failure.",
+    )
+    job_metadata: JobMetadata | None = Field(
+        default=None,
+        description="Labels and annotations put on the batch Job itself (e.g. a queueing "
+        "system's queue name); template.metadata goes on its pods.",
     )
 
 
@@ -635,6 +673,11 @@ class JobRunStatus(Model):
     conditions: Conditions = Field(
         default_factory=list, description="Succeeded summarises the run."
     )
+    admission: Literal["WaitingForAdmission", "Admitted"] | None = Field(
+        default=None,
+        description="WaitingForAdmission while a queueing system keeps the current batch "
+        "Job suspended; Admitted once it let it run.",
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The generation last seen by the operator."
     )
@@ -652,5 +695,153 @@ class JobRun(Resource):
     status: JobRunStatus = Field(default_factory=JobRunStatus, description="Observed state.")
 
 
-RESOURCES: tuple[type[Resource], ...] = (JobDefinition, Want, Partition, JobRun)
+# ---------------------------------------------------------------------------------------
+# Schedule
+# ---------------------------------------------------------------------------------------
+
+# Five whitespace-separated fields, or one of the pinned shorthands; the operator checks
+# the fields' values (with the same cron library that computes the ticks).
+CRON_PATTERN = r"^\s*(@(hourly|daily|weekly|monthly)|\S+(\s+\S+){4})\s*$"
+TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
+
+
+class ScheduleWantTemplate(Model):
+    """Settings of every Want a Schedule creates."""
+
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, description="The Want expires this many seconds after its data time."
+    )
+    sla_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="The Want is flagged as late when not Successful this many seconds "
+        "after its data time.",
+    )
+
+
+class ScheduleSpec(Model):
+    """Wants on a calendar: one Want per due tick of a cron expression."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_x(
+            x_kubernetes_validations=[
+                _cel(
+                    "!has(self.startTime) || !has(self.endTime) || self.endTime > self.startTime",
+                    "spec.endTime must be after spec.startTime.",
+                    fieldPath=".endTime",
+                ),
+            ]
+        )
+    )
+
+    schedule: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=CRON_PATTERN,
+        description=(
+            "A cron expression with five fields (minute hour day-of-month month "
+            "day-of-week), or @hourly, @daily, @weekly or @monthly."
+        ),
+        json_schema_extra={
+            PATTERN_MESSAGE_KEY: "must be a cron expression with five fields, e.g. '0 2 * * *', "
+            "or one of @hourly, @daily, @weekly, @monthly"
+        },
+    )
+    time_zone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        pattern=TIME_ZONE_PATTERN,
+        description="IANA time zone the expression and the data-time placeholders use.",
+    )
+    partitions: list[PatternStr] = Field(
+        min_length=1,
+        # Like JobDefinition outputs: bounds the CEL cost of the pattern rule per item.
+        max_length=64,
+        description=(
+            "Ref templates filled from each tick's data time: {date}, {hour}, {minute}, "
+            "{month}, {week}, {datetime} and {time:<strftime>}, "
+            "e.g. daily_summary/date={date}."
+        ),
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+    data_offset_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=366 * 86400,
+        description="A tick's data time is the tick minus this many seconds.",
+    )
+    start_time: datetime | None = Field(
+        default=None,
+        description=(
+            "Ticks from this time on are due (RFC 3339); a time in the past back-fills every "
+            "tick since. Without it, the first tick is the first after creation."
+        ),
+    )
+    end_time: datetime | None = Field(
+        default=None, description="No tick after this time is due (RFC 3339)."
+    )
+    want: ScheduleWantTemplate = Field(
+        default_factory=ScheduleWantTemplate, description="TTL and SLA of the Wants it creates."
+    )
+    suspend: bool = Field(
+        default=False,
+        description="While true no Want is created; ticks that pass meanwhile are skipped.",
+    )
+    history_limit: int = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description="How many terminal Wants of its own it keeps; older ones are deleted.",
+    )
+
+
+class ScheduleWantCounts(Model):
+    """How many of a Schedule's Wants are in each state."""
+
+    total: int = Field(default=0, ge=0, description="Wants it owns.")
+    pending: int = Field(default=0, ge=0, description="Wants Pending.")
+    building: int = Field(default=0, ge=0, description="Wants Building or UpstreamBuilding.")
+    successful: int = Field(default=0, ge=0, description="Wants Successful.")
+    failed: int = Field(default=0, ge=0, description="Wants Failed.")
+    expired: int = Field(default=0, ge=0, description="Wants Expired.")
+
+
+class ScheduleStatus(Model):
+    """Where a Schedule stands: its ticks, its Wants, whether it is Ready."""
+
+    last_tick: datetime | None = Field(
+        default=None, description="The newest tick a Want was created for."
+    )
+    next_tick: datetime | None = Field(default=None, description="The next tick that will be due.")
+    handled_through: datetime | None = Field(
+        default=None,
+        description="Every tick up to this time is handled: its Want was created, or it "
+        "passed while suspended.",
+    )
+    wants: ScheduleWantCounts | None = Field(
+        default=None, description="Counts of its Wants by state."
+    )
+    conditions: Conditions = Field(
+        default_factory=list,
+        description="Ready: the spec is valid and every due tick has its Want.",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation the status was computed for."
+    )
+
+
+class Schedule(Resource):
+    """Wants on a calendar. Written by users and GitOps."""
+
+    KIND: ClassVar[str] = "Schedule"
+    PLURAL: ClassVar[str] = "schedules"
+    SHORT_NAME: ClassVar[str] = "dbsched"
+
+    kind: str = Field(default="Schedule", description="Schedule.")
+    spec: ScheduleSpec = Field(description="The calendar and the partitions of each tick.")
+    status: ScheduleStatus = Field(default_factory=ScheduleStatus, description="Observed state.")
+
+
+RESOURCES: tuple[type[Resource], ...] = (JobDefinition, Want, Partition, JobRun, Schedule)
 """Every custom resource kind, in the order their CRDs are written."""

@@ -43,6 +43,7 @@ from databuild.domain.refs import (
     partition_name,
 )
 from databuild.domain.states import (
+    PROBE_NOT_YET_EXIT_CODE,
     JobRunCancelled,
     JobRunFailed,
     JobRunQueued,
@@ -679,8 +680,18 @@ class _Planning:
             self._set_run(run.name, *state.dependency_miss(run.name, at=now, missing=missing))
             self._index_needs(self.runs[run.name])
             return
-        # A plain failure (or a dependency miss naming nothing).
         jd = self.defs.get(run.job_definition)
+        if (
+            jd is not None
+            and jd.probe_interval_seconds is not None
+            and outcome.exit_code == PROBE_NOT_YET_EXIT_CODE
+        ):
+            # A probe's "not yet": look again after the interval, no retry spent; the
+            # run is cancelled like any other once no live Want needs it (e.g. its TTL).
+            retry_after = now + timedelta(seconds=jd.probe_interval_seconds)
+            self._set_run(run.name, *state.not_yet(run.name, at=now, retry_after=retry_after))
+            return
+        # A plain failure (or a dependency miss naming nothing).
         limit = jd.retry.limit if jd is not None else 0
         code = "" if outcome.exit_code is None else f" (exit code {outcome.exit_code})"
         detail = f": {outcome.message}" if outcome.message else ""

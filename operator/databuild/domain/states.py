@@ -68,6 +68,11 @@ __all__ = [
 ]
 
 _S = TypeVar("_S")
+
+PROBE_NOT_YET_EXIT_CODE = 75
+"""A probe's exit code for "the outside data is not there yet" (EX_TEMPFAIL)."""
+WAITING_FOR_EXTERNAL_DATA = "WaitingForExternalData"
+"""The reason of a probe's "not yet": the run waits, it did not fail."""
 _FIELD_NAMES: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
@@ -362,6 +367,23 @@ class JobRunRunning(_CancellableJobRun):
                 retryAfter=retry_after.astimezone(UTC).isoformat(),
                 message=message,
             ),
+        )
+
+    def not_yet(
+        self, name: str, *, at: datetime, retry_after: datetime
+    ) -> tuple[JobRunQueued, Event]:
+        """A probe found its outside data not there yet: look again later, no retry spent."""
+        message = (
+            f"waiting for external data: attempt {self.attempt} found it not there yet; "
+            f"looking again at {retry_after.astimezone(UTC).isoformat()}"
+        )
+        state = self._to(JobRunQueued, retry_after=retry_after, message=message)
+        return state, self._event(
+            name,
+            "Queued",
+            at,
+            WAITING_FOR_EXTERNAL_DATA,
+            _details(batchJob=self.batch_job, retryAfter=retry_after.astimezone(UTC).isoformat()),
         )
 
     def fail(

@@ -75,6 +75,8 @@ class JobDefinition:
     retry: Retry = field(default_factory=Retry)
     max_concurrent_runs: int | None = None
     active_deadline_seconds: int | None = None
+    probe_interval_seconds: int | None = None
+    """Set for a probe: exit 75 means "not yet", look again after this many seconds."""
 
     def __post_init__(self) -> None:
         patterns: list[OutputPattern] = []

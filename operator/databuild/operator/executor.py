@@ -39,6 +39,7 @@ from databuild.adapters.gateway import (
 )
 from databuild.adapters.jobs import JobRunIdentity, render_job
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
+from databuild.domain.states import WAITING_FOR_EXTERNAL_DATA
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.snapshot import Snapshot
 from databuild.operator.store import WorldStore
@@ -141,6 +142,8 @@ def event_type(event: domain.Event) -> EventType | None:
     if event.to_state in _WARNING_STATES:
         return "Warning"
     if event.kind is domain.EntityKind.JOB_RUN:
+        if event.reason == WAITING_FOR_EXTERNAL_DATA:
+            return None  # a probe's "not yet" is no failure: its status says it waits
         if (event.from_state, event.to_state) in _WARNING_EDGES:
             return "Warning"
         return "Normal" if event.to_state == "Succeeded" else None

@@ -25,10 +25,12 @@ from databuild.adapters.bel import attach as attach_bel
 from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway, NotFound
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import handlers, metrics
+from databuild.operator.admission import AdmissionReporter
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.executor import Executor
 from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
+from databuild.operator.schedules import ScheduleController
 from databuild.operator.settings import Settings, load
 from databuild.operator.store import WATCHED_KINDS, WorldStore, slim
 
@@ -151,6 +153,12 @@ class Operator:
             max_debounce_seconds=settings.max_debounce_seconds,
             on_reconcile=lambda seconds, ok: self.metrics.observe_reconcile(seconds, ok=ok),
         )
+        self.schedules = ScheduleController(
+            self.gateway, self.store, is_leading=self.leadership.is_leading
+        )
+        self.admission = AdmissionReporter(
+            self.gateway, self.store, is_leading=self.leadership.is_leading
+        )
         self.registry = kopf.OperatorRegistry()
         handlers.register(self.registry, self.store)
         self.synced = asyncio.Event()
@@ -261,6 +269,8 @@ class Operator:
             asyncio.create_task(self.leadership.run(), name="databuild-lease"),
             asyncio.create_task(self._orchestrate(), name="databuild-orchestrator"),
             asyncio.create_task(self._resync_forever(), name="databuild-resync"),
+            asyncio.create_task(self.schedules.run(self.synced), name="databuild-schedules"),
+            asyncio.create_task(self.admission.run(self.synced), name="databuild-admission"),
         ]
         # These run forever; if one ends anyway, stop the whole operator (so that its
         # supervisor restarts it) instead of watching on without orchestrating.

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from databuild.adapters.jobs import JOB_NAME_LABELS, true_conditions
 from databuild.adapters.labels import ATTEMPT_ANNOTATION, JOB_RUN_LABEL
 
-WatchedKind = Literal["JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod"]
+WatchedKind = Literal["JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod", "Schedule"]
 WATCHED_KINDS: tuple[WatchedKind, ...] = (
     "JobDefinition",
     "Want",
@@ -26,6 +26,7 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
     "JobRun",
     "Job",
     "Pod",
+    "Schedule",
 )
 
 _TOMBSTONE_SECONDS = 300.0

@@ -3,7 +3,9 @@
 ``python -m databuild.testing.demo`` (``make demo``) starts the local control plane (or
 reuses the one ``make cluster-up`` started), applies ``crds/`` and the example graph in
 ``examples/reviews/``, runs the operator, shows progress, prints a summary of Wants,
-Partitions and JobRuns, and exits 0 once every example Want is Successful.
+Partitions and JobRuns, and exits 0 once every example Want is Successful, the Wants
+the example Schedule catches up included (their first input is a probe that says "not
+yet" once).
 
 The helpers (:func:`apply_manifest`, :func:`install_crds`, :class:`OperatorProcess`,
 :func:`wait_until`, ...) are public so users' own tests can drive the operator the same
@@ -24,6 +26,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -32,6 +35,7 @@ from kubernetes import config
 
 from databuild.adapters.gateway import KINDS
 from databuild.adapters.resources import API_VERSION
+from databuild.domain.schedule import Calendar, want_name
 from databuild.testing._binaries import databuild_dir
 from databuild.testing._controlplane import ControlPlane
 
@@ -474,6 +478,9 @@ def run_demo(
         docs = load_manifests(root / "examples" / "reviews")
         wanted = [d["metadata"]["name"] for d in docs if d["kind"] == "Want"]
         for doc in docs:
+            if doc["kind"] == "Schedule":
+                wanted.extend(schedule_want_names(doc, datetime.now(UTC)))
+        for doc in docs:
             apply_manifest(api, doc, namespace)
         say(f"applied {len(docs)} example objects into namespace {namespace}")
         with OperatorProcess(
@@ -528,6 +535,23 @@ def run_demo(
         return 0
     finally:
         api.close()
+
+
+def schedule_want_names(doc: Mapping[str, Any], now: datetime) -> list[str]:
+    """The Wants a Schedule manifest with a ``startTime`` is due to have created by ``now``."""
+    spec = doc["spec"]
+    if "startTime" not in spec:
+        return []
+    calendar = Calendar.parse(spec["schedule"], spec.get("timeZone", "UTC"))
+    start = datetime.fromisoformat(str(spec["startTime"]).replace("Z", "+00:00"))
+    end = spec.get("endTime")
+    last = min(now, datetime.fromisoformat(str(end).replace("Z", "+00:00"))) if end else now
+    names = []
+    for tick in calendar.ticks_after(start - timedelta(microseconds=1)):
+        if tick > last:
+            break
+        names.append(want_name(doc["metadata"]["name"], tick))
+    return names
 
 
 def _free_port() -> int:

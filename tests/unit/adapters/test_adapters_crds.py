@@ -78,7 +78,7 @@ def test_names_short_names_and_category() -> None:
         short_names.add(names["shortNames"][0])
         assert crd(model)["spec"]["scope"] == "Namespaced"
         assert crd(model)["spec"]["versions"][0]["subresources"] == {"status": {}}
-    assert short_names == {"dbjobdef", "dbwant", "dbpart", "dbrun"}
+    assert short_names == {"dbjobdef", "dbwant", "dbpart", "dbrun", "dbsched"}
 
 
 def test_printer_columns() -> None:
@@ -95,6 +95,7 @@ def test_printer_columns() -> None:
         "Want": ["State", "Ready", "Partitions", "Age"],
         "Partition": ["Ref", "State", "Built-By", "Age"],
         "JobRun": ["Job-Definition", "State", "Attempt", "Age"],
+        "Schedule": ["Schedule", "Suspend", "Ready", "Last-Tick", "Next-Tick", "Age"],
     }
 
 

@@ -24,13 +24,15 @@ FULLNAME = f"{RELEASE}-databuild-operator"
 # adapters' API gateway.
 EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "jobdefinitions"): {"get", "list", "watch"},
-    ("databuild.dev", "wants"): {"get", "list", "watch", "create"},
+    ("databuild.dev", "wants"): {"get", "list", "watch", "create", "delete"},
+    ("databuild.dev", "schedules"): {"get", "list", "watch"},
     ("databuild.dev", "partitions"): {"get", "list", "watch", "create"},
     ("databuild.dev", "jobruns"): {"get", "list", "watch", "create"},
     ("databuild.dev", "jobdefinitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "wants/status"): {"get", "update", "patch"},
     ("databuild.dev", "partitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/status"): {"get", "update", "patch"},
+    ("databuild.dev", "schedules/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
     ("", "pods"): {"get", "list", "watch"},
@@ -128,7 +130,7 @@ def test_chart_crds_cover_every_kind() -> None:
         assert crd["kind"] == "CustomResourceDefinition"
         assert crd["spec"]["group"] == "databuild.dev"
         kinds.add(crd["spec"]["names"]["kind"])
-    assert kinds == {"JobDefinition", "Want", "Partition", "JobRun"}
+    assert kinds == {"JobDefinition", "Want", "Partition", "JobRun", "Schedule"}
 
 
 def test_default_mode_renders_no_crd_templates() -> None:
@@ -473,13 +475,14 @@ def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() ->
         aggregate + "edit",
         aggregate + "admin",
     }
-    kinds = ("jobdefinitions", "wants", "partitions", "jobruns")
+    kinds = ("jobdefinitions", "wants", "partitions", "jobruns", "schedules")
     assert _permissions(view["rules"]) == {
         ("databuild.dev", k): {"get", "list", "watch"} for k in kinds
     }
     assert _permissions(edit["rules"]) == {
         ("databuild.dev", "jobdefinitions"): {"create", "update", "patch", "delete"},
         ("databuild.dev", "wants"): {"create", "update", "patch", "delete"},
+        ("databuild.dev", "schedules"): {"create", "update", "patch", "delete"},
         ("databuild.dev", "partitions"): {"patch"},
     }
     # Status is the operator's alone; nobody is bound to these roles directly.

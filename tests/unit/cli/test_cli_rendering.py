@@ -180,15 +180,18 @@ def test_graph_of_a_want_covers_all_its_partitions() -> None:
     assert {n["state"] for n in data["nodes"]} == {"Live", "Building"}
 
 
-def test_graph_escapes_awkward_refs() -> None:
+def test_graph_keeps_every_ref_character_and_uses_safe_node_ids() -> None:
+    # Every punctuation mark the ref alphabet allows, which mermaid and DOT must show
+    # verbatim (quotes, brackets and '<' can no longer occur in a ref).
+    ref = "q/k=a:b,c+d@e~f.g_h-i"
     snap = FakeCluster.of(
         {
             "wants": [],
-            "partitions": [partition('q/"x"=<1>', "Failed", None, [])],
+            "partitions": [partition(ref, "Failed", None, [])],
             "job_runs": [],
             "attempts": {},
         }
     ).snapshot()
-    graph = build_graph(snap, ['q/"x"=<1>'])
-    assert '["q/#quot;x#quot;=#lt;1#gt;<br/>Failed"]:::failed' in to_mermaid(graph)
-    assert '"q/\\"x\\"=<1>" [label="q/\\"x\\"=<1>\\nFailed"' in to_dot(graph)
+    graph = build_graph(snap, [ref])
+    assert f'p0["{ref}<br/>Failed"]:::failed' in to_mermaid(graph)
+    assert f'"{ref}" [label="{ref}\\nFailed"' in to_dot(graph)

@@ -34,5 +34,6 @@ def test_initial_sync_lists_every_watched_kind_before_planning() -> None:
         "JobRun",
         "Job",
         "Pod",
+        "Schedule",
     }
     assert gateway.stats.total_writes == 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from databuild.adapters.resources import Want
+from databuild.adapters.schedules import SCHEDULE_LABEL
+from databuild.cli.commands.backfill import BACKFILL_LABEL, members, progress_of, render_progress
 from databuild.cli.context import Context
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.render import emit
@@ -25,7 +27,37 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     p.add_argument(
         "--all", action="store_true", help="include Wants the operator created for upstream"
     )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--backfill", metavar="NAME", help="show a backfill as a whole")
+    group.add_argument("--schedule", metavar="NAME", help="show a Schedule's Wants as a whole")
     p.set_defaults(handler=run)
+
+
+def run_group(ctx: Context, kind: str, label: str, name: str) -> int:
+    """A backfill or a Schedule as a whole: its Wants by state, its partitions, failures."""
+    snap = ctx.cluster.snapshot()
+    wants = members(snap, label, name)
+    if not wants:
+        raise CliError(
+            f"no Wants of {kind} {name!r} in namespace {snap.namespace}", ExitCode.NOT_FOUND
+        )
+    progress = progress_of(snap, wants)
+    if ctx.output != "table":
+        data = {
+            kind: name,
+            "wants": progress.wants,
+            "partitions": {**progress.partitions, "total": progress.total},
+            "notBuilt": progress.not_live,
+        }
+        emit(data, ctx.output, ctx.out)
+        return ExitCode.OK
+    ctx.print(render_progress(kind, name, progress))
+    for want in wants:
+        state = want.status.state or "Pending"
+        ctx.print(f"  {want.metadata.name}  {state}  {want.status.progress or ''}".rstrip())
+    if progress.not_live:
+        ctx.print(f"not built: {', '.join(progress.not_live[:20])}")
+    return ExitCode.OK
 
 
 def _created(w: Want) -> str:
@@ -35,6 +67,10 @@ def _created(w: Want) -> str:
 
 def run(ctx: Context) -> int:
     """Render the tree(s)."""
+    if ctx.args.backfill:
+        return run_group(ctx, "backfill", BACKFILL_LABEL, ctx.args.backfill)
+    if ctx.args.schedule:
+        return run_group(ctx, "schedule", SCHEDULE_LABEL, ctx.args.schedule)
     snap = ctx.cluster.snapshot()
     if ctx.args.want:
         want = snap.wants.get(ctx.args.want)

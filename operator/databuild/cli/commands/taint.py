@@ -51,7 +51,15 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
             "are rebuilt for the new Want."
         ),
     )
-    r.add_argument("want", metavar="WANT", help="the Want to retry")
+    r.add_argument("want", nargs="?", metavar="WANT", help="the Want to retry")
+    r.add_argument(
+        "--backfill", metavar="NAME", help="retry a backfill's Failed and Expired Wants instead"
+    )
+    r.add_argument(
+        "--failed",
+        action="store_true",
+        help="only what failed: the partitions that are not Live (required with --backfill)",
+    )
     r.add_argument("--name", help="the new Want's name (default: WANT-retry-xxxxx)")
     r.add_argument("--ttl", help="the new Want's TTL (default: the old one's)")
     add_wait_options(r)
@@ -107,6 +115,15 @@ def _all_live(ctx: Context, refs: list[str]) -> bool:
 
 def run_retry(ctx: Context) -> int:
     """Create the retry Want; with --wait, follow it."""
+    if ctx.args.backfill:
+        if ctx.args.want or not ctx.args.failed:
+            raise CliError("use either WANT, or --backfill NAME --failed", ExitCode.USAGE)
+        # Imported here: the backfill command builds on this module's retry label.
+        from databuild.cli.commands.backfill import retry_failed  # noqa: PLC0415
+
+        return retry_failed(ctx, ctx.args.backfill)
+    if not ctx.args.want:
+        raise CliError("name the WANT to retry (or --backfill NAME --failed)", ExitCode.USAGE)
     old = ctx.cluster.get_want(ctx.args.want)
     state = old.status.state or "Pending"
     if state == "Successful" and not _all_live(ctx, old.spec.partitions):
@@ -125,8 +142,15 @@ def run_retry(ctx: Context) -> int:
     ttl = (
         int(parse_duration(ctx.args.ttl).total_seconds()) if ctx.args.ttl else old.spec.ttl_seconds
     )
+    refs = list(old.spec.partitions)
+    if ctx.args.failed:
+        refs = [r for r in refs if not _all_live(ctx, [r])]
+        if not refs:
+            raise CliError(
+                f"every partition of Want {old.metadata.name!r} is Live", ExitCode.FAILED
+            )
     manifest = want_manifest(
-        list(old.spec.partitions),
+        refs,
         name=ctx.args.name,
         ttl_seconds=ttl,
         sla_seconds=old.spec.sla_seconds,

@@ -1,0 +1,82 @@
+"""Admission: a Running JobRun whose batch Job a queueing system keeps suspended says so.
+
+A Job for a queue (Kueue and the like) is created suspended and runs once the queue
+admits it. Until then the JobRun is Running in the state machine (its Job exists) but
+nothing runs; ``status.admission`` tells people which it is: ``WaitingForAdmission``
+while the current Job is suspended, ``Admitted`` once it was let run. No state
+transition is involved, so this is a status field beside the state, written by this
+small observer only when it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from databuild.adapters.gateway import Gateway, GatewayError
+from databuild.adapters.jobs import waiting_for_admission
+from databuild.operator.store import WorldStore
+
+log = logging.getLogger("databuild.operator.admission")
+
+WAITING = "WaitingForAdmission"
+ADMITTED = "Admitted"
+
+
+class AdmissionReporter:
+    """Keeps ``status.admission`` of Running JobRuns in line with their batch Jobs."""
+
+    def __init__(
+        self, gateway: Gateway, store: WorldStore, *, is_leading: Callable[[], bool]
+    ) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.is_leading = is_leading
+
+    async def run(self, ready: asyncio.Event | None = None, poll_seconds: float = 0.5) -> None:
+        """Look again whenever the store changed (a Job resumed, a run started)."""
+        if ready is not None:
+            await ready.wait()
+        seen = -1
+        while True:
+            if self.is_leading() and self.store.version != seen:
+                seen = self.store.version
+                await self.reconcile_all()
+            await asyncio.sleep(poll_seconds)
+
+    async def reconcile_all(self) -> int:
+        """One pass over every namespace; the number of status writes."""
+        writes = 0
+        for namespace in self.store.namespaces():
+            for name, run in list(self.store.objects("JobRun", namespace).items()):
+                status = run.get("status") or {}
+                if status.get("state") != "Running" or not status.get("jobName"):
+                    continue
+                job = self.store.get("Job", namespace, str(status["jobName"]))
+                if job is None:
+                    continue
+                current = status.get("admission")
+                if waiting_for_admission(job):
+                    wanted: str | None = WAITING
+                elif current is not None:
+                    wanted = ADMITTED
+                else:
+                    continue  # never held back: nothing to say
+                if wanted == current or not self.is_leading():
+                    continue
+                try:
+                    written = await self.gateway.patch_status(
+                        "JobRun",
+                        namespace,
+                        name,
+                        {"admission": wanted},
+                        resource_version=(run.get("metadata") or {}).get("resourceVersion"),
+                    )
+                except GatewayError as error:
+                    # A Conflict means the planner wrote first: the next pass sees it.
+                    log.debug("JobRun %s/%s admission not written: %s", namespace, name, error)
+                    continue
+                self.store.put("JobRun", written)
+                writes += 1
+        return writes
