@@ -179,7 +179,6 @@ def test_hostile_objects_never_escape_their_object(
         incremental = planner.plan(now)
         assert len(incremental.actions) == len(result.actions)
         world = apply_actions(world, result.actions)
-        planner = domain.Planner(world)
         outcomes = dict(world.outcomes)
         for action in result.actions:
             if not isinstance(action, domain.CreateBatchJob):
@@ -202,6 +201,7 @@ def test_hostile_objects_never_escape_their_object(
         world = domain.World(
             world.job_definitions, world.wants, world.partitions, world.job_runs, outcomes
         )
+        planner = domain.Planner(world)  # from the world the next full plan sees
         if not result.actions and result.next_wakeup is None:
             break
         now = max(
