@@ -71,10 +71,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["databuild.dev"]
   resources: ["jobruns/finalizers"]
   verbs: ["update"]
-# Each build attempt is a batch Job; cancelling a build deletes its Job.
+# Each build attempt is a batch Job; cancelling a build deletes its Job. patch removes
+# the operator's finalizer once the Job's outcome is recorded in its JobRun.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Read-only: a failed attempt's termination message reports dependency misses.
 - apiGroups: [""]
   resources: ["pods"]

@@ -25,6 +25,7 @@ from databuild.adapters.labels import (
     JOB_DEFINITION_LABEL,
     JOB_RUN_LABEL,
     MANAGED_BY,
+    OUTCOME_FINALIZER,
     PART_OF,
     bounded_name,
     label_value,
@@ -172,6 +173,9 @@ def render_job(
             "namespace": run.namespace,
             "labels": labels,
             "annotations": annotations,
+            # Held until the outcome is in the JobRun's status, so a finished build is
+            # never run again because its Job was deleted while no operator ran.
+            "finalizers": [OUTCOME_FINALIZER],
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

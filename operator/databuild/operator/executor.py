@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -39,7 +39,9 @@ from databuild.adapters.gateway import (
 )
 from databuild.adapters.jobs import JobRunIdentity, render_job
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
+from databuild.operator import finalizer
 from databuild.operator.eventlog import BuildEventLog
+from databuild.operator.retries import RetryQueue, permanent
 from databuild.operator.snapshot import Snapshot
 from databuild.operator.store import WorldStore
 
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 
 _INITIAL_STATE = {"Partition": "Missing", "JobRun": "Queued", "Want": "Pending"}
 _EVENT_CONCURRENCY = 8
+
+WRITE_REFUSED = "WriteRefused"
+"""The Stalled reason (and Warning Event) of an object whose write the API server refused."""
 
 
 @dataclass
@@ -57,6 +62,8 @@ class ExecutionResult:
     skipped: int = 0
     conflicts: int = 0
     errors: int = 0
+    deferred: int = 0
+    """Operations not tried because their object is backing off after a failed write."""
     replan: bool = False
     """Something did not go as planned; plan again from fresh data right away."""
 
@@ -183,6 +190,8 @@ class Executor:
         self.is_leading = is_leading
         self.write_concurrency = write_concurrency
         self._synthetic: dict[str, dict[tuple[str, int], domain.JobOutcome]] = {}
+        self.retries = RetryQueue()
+        """Objects whose last write failed, backing off one by one."""
 
     def synthetic_outcomes(self, namespace: str) -> Mapping[tuple[str, int], domain.JobOutcome]:
         """Failed outcomes of batch Jobs the API server refused to create."""
@@ -257,28 +266,29 @@ class Executor:
     async def execute(
         self, snapshot: Snapshot, plan: domain.Plan, now: datetime
     ) -> ExecutionResult:
-        """Apply ``plan`` (planned from ``snapshot``); stop early on surprises.
+        """Apply ``plan`` (planned from ``snapshot``), object by object.
 
-        By default (``write_concurrency`` 1) the operations run in the planner's order
-        and the first surprise stops the rest, so what is applied is always a prefix of
-        the plan (what the domain's crash tests check). Above 1, operations are grouped
-        into lanes by the object they concern (a JobRun's lane also holds its batch
-        Jobs); a lane keeps the planner's order and that many lanes run at once, since
-        the objects of one plan do not depend on each other through the API; a surprise
-        stops its lane. On two cores concurrent writes measured no faster.
+        Operations are grouped by the object they concern (a JobRun's group also holds
+        its batch Jobs). By default (``write_concurrency`` 1) they run in the planner's
+        order; above 1, that many objects are written at once, each in the planner's
+        order (on two cores concurrent writes measured no faster). A surprise (a
+        conflict, an object not in the expected state) stops that object's operations
+        and asks for a re-plan; a failed write stops them too and backs that object
+        off (see :class:`RetryQueue`). Every other object of the plan goes on.
         """
         result = ExecutionResult()
         pending_events: list[tuple[ObjectReference, EventType, str, str]] = []
         ns = snapshot.namespace
         operations = self._operations(snapshot, plan)
         if self.write_concurrency <= 1:
-            lanes = [operations]  # one lane: the plan's own order, stopped at a surprise
+            lanes = [operations]  # the plan's own order; a stopped object skips its rest
         else:
             by_object: dict[tuple[str, str], list[_Op]] = {}
             for op in operations:
                 by_object.setdefault(_lane(op), []).append(op)
             lanes = list(by_object.values())
         limit = asyncio.Semaphore(self.write_concurrency)
+        stopped: set[tuple[str, str]] = set()
 
         async def run_lane(ops: list[_Op]) -> None:
             async with limit:
@@ -286,17 +296,33 @@ class Executor:
                     if not self.is_leading():
                         log.warning("lost the leader Lease: abandoning the rest of the plan")
                         return
-                    if not await self._run(ns, op, now, result, pending_events):
+                    key = _lane(op)
+                    if key in stopped:
+                        continue
+                    if self.retries.waiting(ns, key, now):
+                        stopped.add(key)  # backing off: its turn comes at its deadline
+                        result.deferred += 1
+                        continue
+                    outcome = await self._run(ns, op, now, result, pending_events)
+                    if outcome == "ok":
+                        self.retries.forget(ns, key)
+                        continue
+                    stopped.add(key)
+                    if outcome == "surprise":
                         result.replan = True
-                        return
 
         try:
             await asyncio.gather(*(run_lane(ops) for ops in lanes))
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
+            await self._release_jobs(snapshot, now, result)
         finally:
             await self._emit_events(pending_events)
         return result
+
+    def next_retry(self, namespace: str, now: datetime) -> datetime | None:
+        """When the first object of ``namespace`` that is backing off may be written again."""
+        return self.retries.next_due(namespace, now)
 
     async def _run(
         self,
@@ -305,24 +331,91 @@ class Executor:
         now: datetime,
         result: ExecutionResult,
         events: list[tuple[ObjectReference, EventType, str, str]],
-    ) -> bool:
+    ) -> Literal["ok", "surprise", "error"]:
         try:
             match op:
                 case _Create():
-                    return await self._create(ns, op, result, events)
+                    done = await self._create(ns, op, result, events)
                 case _CreateWant():
-                    return await self._create_want(ns, op.action, result, events)
+                    done = await self._create_want(ns, op.action, result, events)
                 case _CreateBatchJob():
-                    return await self._create_batch_job(ns, op.action, result, events)
+                    done = await self._create_batch_job(ns, op.action, result, events)
                 case _DeleteBatchJob():
-                    return await self._delete_batch_job(ns, op.action, result)
+                    done = await self._delete_batch_job(ns, op.action, result)
                 case _StatusOp():
-                    return await self._status(ns, op, now, result, events)
+                    done = await self._status(ns, op, now, result, events)
         except GatewayError as error:
             result.errors += 1
-            log.error("API request failed, will plan %s again: %s", ns, error)
-            return False
-        return True  # pragma: no cover - the match is exhaustive
+            key = _lane(op)
+            if permanent(error):
+                # The same request would be refused again: say so on the object, and
+                # try again only rarely (the schema or the object may be fixed).
+                delay = self.retries.give_up(ns, key, now)
+                log.error(
+                    "%s %s/%s: the API server refused the write, trying again in %.0fs: %s",
+                    key[0],
+                    ns,
+                    key[1],
+                    delay,
+                    error,
+                )
+                await self._mark_refused(ns, key, error, now, events)
+            else:
+                delay = self.retries.failed(ns, key, now)
+                log.warning(
+                    "%s %s/%s: API request failed, trying again in %.1fs: %s",
+                    key[0],
+                    ns,
+                    key[1],
+                    delay,
+                    error,
+                )
+            return "error"
+        return "ok" if done else "surprise"
+
+    async def _mark_refused(
+        self,
+        ns: str,
+        key: tuple[str, str],
+        error: GatewayError,
+        now: datetime,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> None:
+        """A ``Stalled`` condition and a Warning Event on the object a write was refused for.
+
+        Only the condition is written (the refused status is what failed); an object
+        that does not exist yet (a refused create) is only logged.
+        """
+        kind, name = key
+        current = self.store.get(kind, ns, name)
+        if current is None:
+            return
+        message = f"the API server refused the operator's write: {error}"[:1024]
+        if self.retries.marked(ns, key, message):
+            return  # said once; saying it on every retry would only add writes
+        conditions = [
+            c
+            for c in (current.get("status") or {}).get("conditions") or []
+            if c.get("type") != "Stalled"
+        ]
+        conditions.append(
+            {
+                "type": "Stalled",
+                "status": "True",
+                "reason": WRITE_REFUSED,
+                "message": message,
+                "lastTransitionTime": codec.iso(now),
+                "observedGeneration": int(current["metadata"].get("generation") or 1),
+            }
+        )
+        try:
+            updated = await self.gateway.patch_status(kind, ns, name, {"conditions": conditions})
+        except GatewayError as second:
+            log.warning("cannot flag %s %s/%s as stalled: %s", kind, ns, name, second)
+            updated = current
+        else:
+            self.store.put(kind, updated)
+        events.append((ObjectReference.of(updated), "Warning", WRITE_REFUSED, message))
 
     async def _current(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         obj = self.store.get(kind, ns, name)
@@ -520,12 +613,60 @@ class Executor:
             events.append((ObjectReference.of(updated), "Warning", reason, message))
         return True
 
+    async def _release_jobs(
+        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Remove the outcome finalizer from batch Jobs whose outcome is recorded.
+
+        Decided from the store after the plan's writes, whose responses are in it: a
+        JobRun's status counts only once the API server accepted it, so a crash in
+        between keeps the finalizer, and the next operator reads the outcome from the
+        Job that is still there.
+        """
+        ns = snapshot.namespace
+        due = finalizer.releases(self.store.objects("Job", ns), self.store.objects("JobRun", ns))
+        for job in due:
+            if not self.is_leading():
+                return
+            key = ("Job", job.job)
+            if self.retries.waiting(ns, key, now):
+                continue
+            try:
+                updated = await self.gateway.patch(
+                    "Job",
+                    ns,
+                    job.job,
+                    {"metadata": {"finalizers": list(job.finalizers) or None}},
+                    resource_version=job.resource_version or None,
+                )
+            except NotFound:
+                self.store.forget("Job", ns, job.job)
+                continue
+            except Conflict:
+                continue  # changed meanwhile: the watch brings it back, decided again
+            except GatewayError as error:
+                delay = self.retries.failed(ns, key, now)
+                log.warning(
+                    "cannot release batch Job %s/%s, trying again in %.1fs: %s",
+                    ns,
+                    job.job,
+                    delay,
+                    error,
+                )
+                result.errors += 1
+                continue
+            self.retries.forget(ns, key)
+            result.writes += 1
+            self.store.put("Job", updated)
+
     async def _bad_wants(self, snapshot: Snapshot, now: datetime, result: ExecutionResult) -> None:
         for bad in snapshot.bad_wants:
-            expected = codec.bad_want_status(bad.problem, bad.generation, now)
+            expected = codec.bad_want_status(bad.problem, bad.generation, now, reason=bad.reason)
             condition = expected["conditions"][0]
             if (bad.ready_reason, bad.ready_message) == (condition["reason"], condition["message"]):
                 continue  # already says so: writing again would only loop
+            if not self.is_leading():
+                return
             try:
                 updated = await self.gateway.patch_status(
                     "Want", snapshot.namespace, bad.name, expected
@@ -540,6 +681,13 @@ class Executor:
             log.warning(
                 "Want %s/%s cannot be planned: %s", snapshot.namespace, bad.name, bad.problem
             )
+            with contextlib.suppress(GatewayError):
+                await self.gateway.emit_event(
+                    ObjectReference.of(updated),
+                    type="Warning",
+                    reason=bad.reason,
+                    message=condition["message"][:1024],
+                )
 
     async def _job_definitions(
         self, snapshot: Snapshot, now: datetime, result: ExecutionResult

@@ -4,8 +4,10 @@ It sleeps until the world store changes or the planner's next deadline (retry ba
 TTL, SLA) passes, waits a moment for the burst of changes to settle (debounce), builds
 the World of every changed namespace, calls the domain planner, and executes the plan.
 A plan that met a surprise (a conflict, an object not in the expected state) is
-re-planned at once from fresh data, a few times; API errors back off per namespace, so
-bad input or a struggling API server never makes the loop spin.
+re-planned at once from fresh data, a few times; a failed write backs off that object
+alone (the executor's retry queue), and anything else that goes wrong backs off that
+namespace alone, so bad input or a struggling API server never makes the loop spin and
+never stops the other namespaces.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from databuild import domain
-from databuild.operator import snapshot
+from databuild.operator import isolation, snapshot
 from databuild.operator.executor import ExecutionResult, Executor
 from databuild.operator.store import WorldStore
 
@@ -150,27 +152,46 @@ class Orchestrator:
         return sorted(due)
 
     async def reconcile(self, namespace: str) -> ExecutionResult:
-        """Plan ``namespace`` and execute the plan, re-planning after surprises."""
+        """Plan ``namespace`` and execute the plan, re-planning after surprises.
+
+        Whatever goes wrong here stays with this namespace (and, where it can be told,
+        with the object that caused it): it is logged, the namespace backs off, and the
+        loop goes on with the others.
+        """
         result = ExecutionResult()
         for _ in range(MAX_REPLANS):
             now = self.clock()
             started = time.monotonic()
-            snap = snapshot.build(
-                self.store,
-                namespace,
-                now,
-                settings=self.settings,
-                extra_outcomes=self.executor.synthetic_outcomes(namespace),
-                cache=self.cache,
-            )
             try:
-                plan = domain.plan(snap.world, now)
+                snap = snapshot.build(
+                    self.store,
+                    namespace,
+                    now,
+                    settings=self.settings,
+                    extra_outcomes=self.executor.synthetic_outcomes(namespace),
+                    cache=self.cache,
+                )
             except Exception:
-                # A planner bug must not kill the operator; the namespace waits and
-                # is tried again with backoff.
+                # Objects are confined one by one inside build(); this is a bug met on
+                # the way, and it must not end the loop for every other namespace.
+                log.exception("reading namespace %s failed", namespace)
+                self._back_off(namespace)
+                return ExecutionResult(errors=1)
+            try:
+                # Off the event loop: /healthz, the Lease and the watches keep being
+                # served while a big namespace plans (the GIL is handed over every few
+                # milliseconds).
+                plan, stalled = await asyncio.to_thread(isolation.plan_isolated, snap.world, now)
+            except Exception:
+                # Not attributable to one Want: the namespace waits and is tried again
+                # with backoff.
                 log.exception("planning namespace %s failed", namespace)
                 self._back_off(namespace)
                 return result
+            if stalled:
+                snap = isolation.with_stalled_wants(
+                    snap, self.store.objects("Want", namespace), stalled
+                )
             try:
                 result = await self.executor.execute(snap, plan, now)
             except Exception:
@@ -187,14 +208,14 @@ class Orchestrator:
                 log.debug(
                     "namespace %s: %d actions, %d writes", namespace, len(plan), result.writes
                 )
-            wakeups = [w for w in (plan.next_wakeup, *snap.wakeups) if w is not None]
+            retry = self.executor.next_retry(namespace, now)
+            wakeups = [w for w in (plan.next_wakeup, *snap.wakeups, retry) if w is not None]
             if wakeups:
                 self._deadlines[namespace] = min(wakeups)
             else:
                 self._deadlines.pop(namespace, None)
-            if result.errors:
-                self._back_off(namespace)
-                return result
+            # Failed writes back off object by object (the executor's retry queue, due
+            # in the wakeups above); the namespace itself goes on.
             self._backoff.pop(namespace, None)
             if not result.replan:
                 return result

@@ -52,7 +52,16 @@ def _finished_pod(pod: Mapping[str, Any]) -> bool:
 # an outcome is read from. The rest (the pod template with every DATABUILD_* variable,
 # the standard labels, timestamps) is never read; keeping it cost most of the store's
 # memory (about 15 and 21 KB per Job and pod, against 2 KB kept).
-_METADATA_KEPT = ("name", "namespace", "uid", "resourceVersion", "generation")
+_METADATA_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "finalizers",
+)
 _LABELS_KEPT = (JOB_RUN_LABEL, *JOB_NAME_LABELS)
 _ANNOTATIONS_KEPT = (ATTEMPT_ANNOTATION,)
 _OWNER_KEPT = ("kind", "name", "controller")
@@ -94,8 +103,6 @@ def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     owners = [_pick(o, _OWNER_KEPT) for o in meta.get("ownerReferences") or [] if o]
     if owners:
         kept_meta["ownerReferences"] = owners
-    if meta.get("deletionTimestamp"):
-        kept_meta["deletionTimestamp"] = meta["deletionTimestamp"]
     stored = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     stored["metadata"] = kept_meta
     status = obj.get("status") or {}

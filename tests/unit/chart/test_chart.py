@@ -32,7 +32,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "partitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/finalizers"): {"update"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
     ("", "events"): {"create"},
 }

@@ -1,0 +1,231 @@
+"""Errors stay with their object: planning, writes and outcome finalizers, per object.
+
+Against the in-memory cluster (the gateway fake plus the store): a Want the planner
+cannot plan, a write the API server refuses for good, a write that fails for a while,
+each next to a healthy Want that must build all the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from operator_fakes import FakeCluster, jobdef, want
+
+from databuild import domain
+from databuild.adapters.gateway import GatewayError, Invalid
+from databuild.adapters.labels import OUTCOME_FINALIZER
+from databuild.operator import isolation
+from databuild.operator.finalizer import releasable
+from databuild.operator.retries import RetryQueue, permanent
+
+pytestmark = pytest.mark.unit
+
+GOOD = "daily/date=2025-01-01"
+BAD = "daily/date=2025-01-02"
+
+
+def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status.get("conditions") or [] if c["type"] == type_)
+
+
+def _build(c: FakeCluster, ref: str) -> None:
+    """Finish the batch Job building ``ref`` and let the plans settle."""
+    slug = ref.rsplit("=", 1)[1]
+    [job] = [j for j in c.jobs() if slug in j["metadata"]["name"]]
+    c.finish_job(job["metadata"]["name"])
+    c.settle()
+
+
+def test_a_want_whose_planning_raises_is_stalled_and_the_others_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The parsers are meant never to let a real object make the planner raise; this
+    # checks the safety net behind them with a planner that raises for one ref.
+    real_plan = domain.plan
+
+    def plan(world: domain.World, now: datetime) -> domain.Plan:
+        if any(BAD in w.partitions for w in world.wants.values()):
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_plan(world, now)
+
+    monkeypatch.setattr(domain, "plan", plan)
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("bad", [BAD]))
+    c.apply(want("good", [GOOD]))
+    c.settle()
+    stalled = _condition(c.status("Want", "bad"), "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", isolation.PLANNING_FAILED)
+    assert "RecursionError" in stalled["message"]
+    assert "edit or delete it" in stalled["message"]
+    warnings = [e for e in c.gateway.events if e.reason == isolation.PLANNING_FAILED]
+    assert [e.regarding.name for e in warnings] == ["bad"]  # once, not on every plan
+    _build(c, GOOD)
+    assert c.status("Want", "good")["state"] == "Successful"
+    assert c.settle() == 0
+
+
+def test_a_want_with_a_number_the_planner_cannot_handle_leaves_the_others_alone() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("bad", [BAD], ttlSeconds=10**15))
+    c.apply(want("good", [GOOD]))
+    c.settle()
+    _build(c, GOOD)
+    assert c.status("Want", "good")["state"] == "Successful"
+    bad = c.status("Want", "bad")
+    assert bad.get("state") != "Successful" or _condition(bad, "Ready")["status"] == "True"
+
+
+def test_planning_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    real_plan = domain.plan
+
+    def plan(world: domain.World, now: datetime) -> domain.Plan:
+        threads.append(threading.get_ident())
+        return real_plan(world, now)
+
+    monkeypatch.setattr(domain, "plan", plan)
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("good", [GOOD]))
+    c.reconcile()
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+def test_a_write_refused_for_good_stalls_that_object_and_the_plan_goes_on() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("first", [BAD]))
+    c.apply(want("second", [GOOD]))
+    c.gateway.fail_next(
+        "patch_status",
+        "Want",
+        Invalid("Want.databuild.dev is invalid: status.message: Too long", status=422),
+    )
+    c.reconcile()
+    refused = [
+        w["metadata"]["name"]
+        for w in c.of_kind("Want")
+        if any(
+            x.get("reason") == "WriteRefused"
+            for x in (w.get("status") or {}).get("conditions") or []
+        )
+    ]
+    assert len(refused) == 1
+    assert [e.regarding.name for e in c.gateway.events if e.reason == "WriteRefused"] == refused
+    # Both builds started anyway: one Want's refused status held up nothing else.
+    assert len(c.jobs()) == 2
+    # The refused object waits long before it is tried again; the rest settles.
+    assert c.executor.retries.waiting("data", ("Want", refused[0]), c.now + timedelta(seconds=60))
+    c.advance(301)
+    c.settle()
+    assert c.status("Want", refused[0])["state"] == "Building"
+
+
+def test_a_failing_write_backs_off_that_object_alone() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("good", [GOOD]))
+    c.gateway.fail_next("create", "JobRun", GatewayError("HTTP 500: etcd timeout", status=500))
+    c.reconcile()
+    c.apply(want("other", [BAD]))
+    result = c.reconcile()
+    # The first JobRun waits out its backoff; the second Want's build is not held up.
+    assert result.deferred >= 1
+    assert len(c.of_kind("JobRun")) == 1
+    assert c.loop._deadlines["data"] <= c.now + timedelta(seconds=1)
+    c.advance(1)
+    c.settle()
+    assert len(c.of_kind("JobRun")) == 2
+    assert len(c.executor.retries) == 0
+
+
+def test_the_outcome_finalizer_goes_only_after_the_outcome_is_recorded() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("good", [GOOD]))
+    c.settle()
+    [job] = c.jobs()
+    assert job["metadata"]["finalizers"] == [OUTCOME_FINALIZER]
+    c.finish_job(job["metadata"]["name"])
+    c.reconcile()
+    [run] = c.of_kind("JobRun")
+    assert run["status"]["state"] == "Succeeded"
+    [job] = c.jobs()
+    assert not job["metadata"].get("finalizers")
+
+
+def _job(*, finished: bool = False, deleting: bool = False, attempt: int = 1) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": f"r-{attempt}",
+        "resourceVersion": "7",
+        "finalizers": ["foregroundDeletion", OUTCOME_FINALIZER],
+        "labels": {"databuild.dev/job-run": "r"},
+        "annotations": {"databuild.dev/attempt": str(attempt)},
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    status = {"conditions": [{"type": "Complete", "status": "True"}]} if finished else {}
+    return {"kind": "Job", "metadata": meta, "status": status}
+
+
+def _run(state: str, attempt: int = 1) -> dict[str, Any]:
+    return {"metadata": {"name": "r"}, "status": {"state": state, "attempt": attempt}}
+
+
+@pytest.mark.parametrize(
+    ("job", "run", "released"),
+    [
+        (_job(), _run("Running"), False),  # running: nothing to record yet
+        (_job(finished=True), _run("Running"), False),  # finished, not recorded yet
+        (_job(finished=True, deleting=True), _run("Running"), False),  # TTL: wait for it
+        (_job(finished=True), _run("Succeeded"), True),  # recorded
+        (_job(finished=True), _run("Queued", attempt=1), True),  # failed attempt recorded
+        (_job(finished=True), _run("Running", attempt=2), True),  # the run moved on
+        (_job(finished=True), None, True),  # the JobRun is gone
+        (_job(deleting=True), _run("Running"), True),  # deleted unfinished: nothing to keep
+        (_job(deleting=True), _run("Cancelled"), True),  # cancelled
+        (_job(), _run("Cancelled"), False),  # not yet deleted: the delete comes first
+    ],
+)
+def test_when_the_outcome_finalizer_may_go(
+    job: dict[str, Any], run: dict[str, Any] | None, released: bool
+) -> None:
+    release = releasable(job, run)
+    assert (release is not None) == released
+    if release is not None:
+        assert release.finalizers == ("foregroundDeletion",)  # others' finalizers stay
+        assert release.resource_version == "7"
+
+
+def test_retry_queue_backs_off_per_object_and_forgets() -> None:
+    q = RetryQueue(base=0.5, cap=4.0, refused=300.0)
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    assert [q.failed("ns", ("Want", "a"), t) for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert q.waiting("ns", ("Want", "a"), t + timedelta(seconds=3))
+    assert not q.waiting("ns", ("Want", "b"), t)
+    assert not q.waiting("other", ("Want", "a"), t)
+    assert q.next_due("ns", t) == t + timedelta(seconds=4)
+    assert q.next_due("ns", t + timedelta(seconds=5)) is None  # due: no wake-up in the past
+    assert q.give_up("ns", ("JobRun", "r"), t) == 300.0
+    assert not q.marked("ns", ("JobRun", "r"), "refused")
+    assert q.marked("ns", ("JobRun", "r"), "refused")
+    q.forget("ns", ("Want", "a"))
+    q.forget("ns", ("JobRun", "r"))
+    assert len(q) == 0
+    q.failed("ns", ("Want", "gone"), t)
+    q.next_due("ns", t + timedelta(hours=1))
+    assert len(q) == 0  # long past due: its object is no longer written
+
+
+def test_permanent_errors_are_the_ones_a_retry_cannot_fix() -> None:
+    assert permanent(Invalid("x", status=422))
+    assert permanent(GatewayError("too large", status=413))
+    assert not permanent(GatewayError("unavailable", status=503))
+    assert not permanent(GatewayError("forbidden", status=403))
+    assert not permanent(GatewayError("no response"))
