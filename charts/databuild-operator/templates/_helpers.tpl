@@ -58,10 +58,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: ["jobdefinitions"]
   verbs: ["get", "list", "watch"]
 # Wants (for upstream needs), Partitions (the catalog) and JobRuns are created by the
-# operator; it never edits their spec and never deletes them.
+# operator; it never edits their spec. Finished JobRuns past their retention are deleted
+# (the Wants they created go with them, by ownerReference).
 - apiGroups: ["databuild.dev"]
-  resources: ["wants", "partitions", "jobruns"]
+  resources: ["wants", "partitions"]
   verbs: ["get", "list", "watch", "create"]
+- apiGroups: ["databuild.dev"]
+  resources: ["jobruns"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Every state lives in status.
 - apiGroups: ["databuild.dev"]
   resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status"]
@@ -80,10 +84,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
-# Every state transition is also a Kubernetes Event on the resource.
+# Every state transition is also a Kubernetes Event on the resource; a batch Job's
+# FailedCreate Events are read to say why a build cannot start.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
 {{- end -}}
 
 {{/* Leader election: one Lease in the operator's own namespace, in both modes. */}}

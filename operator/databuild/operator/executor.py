@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -39,7 +39,7 @@ from databuild.adapters.gateway import (
 )
 from databuild.adapters.jobs import JobRunIdentity, render_job
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
-from databuild.operator import finalizer
+from databuild.operator import finalizer, retention, stalls
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.retries import RetryQueue, permanent
 from databuild.operator.snapshot import Snapshot
@@ -182,6 +182,7 @@ class Executor:
         job_ttl_seconds: int = 86400,
         is_leading: Callable[[], bool] = lambda: True,
         write_concurrency: int = 1,
+        job_run_retention_seconds: float = 0.0,
     ) -> None:
         self.gateway = gateway
         self.store = store
@@ -192,6 +193,10 @@ class Executor:
         self._synthetic: dict[str, dict[tuple[str, int], domain.JobOutcome]] = {}
         self.retries = RetryQueue()
         """Objects whose last write failed, backing off one by one."""
+        self._stall_looks: dict[str, datetime] = {}
+        self.job_run_retention = timedelta(seconds=job_run_retention_seconds)
+        """Finished JobRuns are deleted this long after they finished (0: never)."""
+        self._retire_at: dict[str, datetime] = {}
 
     def synthetic_outcomes(self, namespace: str) -> Mapping[tuple[str, int], domain.JobOutcome]:
         """Failed outcomes of batch Jobs the API server refused to create."""
@@ -316,13 +321,22 @@ class Executor:
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
             await self._release_jobs(snapshot, now, result)
+            await self._review_stalls(snapshot, now, result, pending_events)
+            await self._retire_job_runs(snapshot, now, result)
         finally:
             await self._emit_events(pending_events)
         return result
 
-    def next_retry(self, namespace: str, now: datetime) -> datetime | None:
-        """When the first object of ``namespace`` that is backing off may be written again."""
-        return self.retries.next_due(namespace, now)
+    def wakeup(self, namespace: str, now: datetime) -> datetime | None:
+        """When ``namespace`` should be planned again for the executor's sake: an object
+        backing off may be written, or a batch Job without a pod is looked into."""
+        times = [
+            self.retries.next_due(namespace, now),
+            self._stall_looks.get(namespace),
+            self._retire_at.get(namespace),
+        ]
+        due = [t for t in times if t is not None and t > now]
+        return min(due) if due else None
 
     async def _run(
         self,
@@ -611,6 +625,104 @@ class Executor:
             self._record(ns, updated, event, events)
         for reason, message in op.warnings:
             events.append((ObjectReference.of(updated), "Warning", reason, message))
+        return True
+
+    async def _retire_job_runs(
+        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Delete finished JobRuns past their retention (see :mod:`retention`)."""
+        ns = snapshot.namespace
+        if not self.job_run_retention:
+            return
+        found = retention.retire(
+            self.store.objects("JobRun", ns),
+            self.store.objects("Partition", ns),
+            now,
+            self.job_run_retention,
+        )
+        if found.next_due is None:
+            self._retire_at.pop(ns, None)
+        else:
+            self._retire_at[ns] = found.next_due
+        for name, uid in found.job_runs:
+            if not self.is_leading():
+                return
+            try:
+                await self.gateway.delete(
+                    "JobRun", ns, name, uid=uid or None, propagation="Background"
+                )
+            except NotFound:
+                pass
+            except GatewayError as error:
+                log.warning("cannot delete the old JobRun %s/%s: %s", ns, name, error)
+                continue
+            else:
+                result.writes += 1
+                log.info("deleted JobRun %s/%s: finished longer ago than its retention", ns, name)
+            self.store.forget("JobRun", ns, name)
+
+    async def _review_stalls(
+        self,
+        snapshot: Snapshot,
+        now: datetime,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> None:
+        """Say on each Running JobRun whose Job gets no pod why (see :mod:`stalls`)."""
+        ns = snapshot.namespace
+        runs = self.store.objects("JobRun", ns)
+        found = stalls.review(
+            runs, self.store.objects("Job", ns), lambda run: self.store.pods_of(ns, run), now
+        )
+        if found.next_look is None:
+            self._stall_looks.pop(ns, None)
+        else:
+            self._stall_looks[ns] = found.next_look
+        for suspect in found.suspects:
+            if not self.is_leading():
+                return
+            try:
+                listed = await self.gateway.list(
+                    "Event",
+                    ns,
+                    field_selector=f"involvedObject.kind=Job,involvedObject.name={suspect.job}",
+                )
+            except GatewayError as error:
+                log.warning("cannot read the Events of batch Job %s/%s: %s", ns, suspect.job, error)
+                continue
+            message = stalls.newest_failed_create(listed)
+            if message is not None:
+                message = f"batch Job {suspect.job} cannot create its pod: {message}"
+                if await self._set_stall(ns, suspect.job_run, message, now, result):
+                    run = self.store.get("JobRun", ns, suspect.job_run) or {}
+                    events.append(
+                        (ObjectReference.of(run), "Warning", stalls.FAILED_CREATE, message[:1024])
+                    )
+        for name in found.recovered:
+            if not self.is_leading():
+                return
+            await self._set_stall(ns, name, None, now, result)
+
+    async def _set_stall(
+        self, ns: str, name: str, message: str | None, now: datetime, result: ExecutionResult
+    ) -> bool:
+        """Set (``message``) or clear the JobRun's Stalled condition; whether it was written."""
+        run = self.store.get("JobRun", ns, name)
+        if run is None:
+            return False
+        try:
+            updated = await self.gateway.patch_status(
+                "JobRun",
+                ns,
+                name,
+                {"conditions": stalls.conditions_with_stall(run, message, now)},
+                resource_version=str(run["metadata"].get("resourceVersion") or "") or None,
+            )
+        except GatewayError as error:  # a conflict included: the next plan looks again
+            log.info("cannot update the Stalled condition of JobRun %s/%s: %s", ns, name, error)
+            return False
+        result.writes += 1
+        self.store.put("JobRun", updated)
         return True
 
     async def _release_jobs(

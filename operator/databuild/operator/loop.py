@@ -208,7 +208,7 @@ class Orchestrator:
                 log.debug(
                     "namespace %s: %d actions, %d writes", namespace, len(plan), result.writes
                 )
-            retry = self.executor.next_retry(namespace, now)
+            retry = self.executor.wakeup(namespace, now)
             wakeups = [w for w in (plan.next_wakeup, *snap.wakeups, retry) if w is not None]
             if wakeups:
                 self._deadlines[namespace] = min(wakeups)

@@ -26,7 +26,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "jobdefinitions"): {"get", "list", "watch"},
     ("databuild.dev", "wants"): {"get", "list", "watch", "create"},
     ("databuild.dev", "partitions"): {"get", "list", "watch", "create"},
-    ("databuild.dev", "jobruns"): {"get", "list", "watch", "create"},
+    ("databuild.dev", "jobruns"): {"get", "list", "watch", "create", "delete"},
     ("databuild.dev", "jobdefinitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "wants/status"): {"get", "update", "patch"},
     ("databuild.dev", "partitions/status"): {"get", "update", "patch"},
@@ -34,7 +34,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "jobruns/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
 }
 EXPECTED_LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "patch"}}
 

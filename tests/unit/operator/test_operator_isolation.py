@@ -17,7 +17,7 @@ from operator_fakes import FakeCluster, jobdef, want
 from databuild import domain
 from databuild.adapters.gateway import GatewayError, Invalid
 from databuild.adapters.labels import OUTCOME_FINALIZER
-from databuild.operator import isolation
+from databuild.operator import isolation, retention, stalls
 from databuild.operator.finalizer import releasable
 from databuild.operator.retries import RetryQueue, permanent
 
@@ -229,3 +229,119 @@ def test_permanent_errors_are_the_ones_a_retry_cannot_fix() -> None:
     assert not permanent(GatewayError("unavailable", status=503))
     assert not permanent(GatewayError("forbidden", status=403))
     assert not permanent(GatewayError("no response"))
+
+
+def _stuck_job(c: FakeCluster, minutes_ago: float) -> dict[str, Any]:
+    [job] = c.jobs()
+    created = c.now - timedelta(minutes=minutes_ago)
+    job["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    job["metadata"]["resourceVersion"] = str(int(job["metadata"]["resourceVersion"]) + 1000)
+    c.store.put("Job", job)
+    return job
+
+
+def test_a_job_whose_pod_is_refused_stalls_its_run_until_a_pod_appears() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", [GOOD]))
+    c.settle()
+    job = _stuck_job(c, minutes_ago=0)
+    c.reconcile()
+    [run] = c.of_kind("JobRun")
+    assert stalls.stalled_condition(run) is None  # too early to tell
+    refused = 'pods "x" is forbidden: exceeded quota: q, requested: pods=1, limited: pods=0'
+    c.gateway.objects["Event", "data", "e1"] = {
+        "kind": "Event",
+        "metadata": {"name": "e1", "namespace": "data"},
+        "involvedObject": {"kind": "Job", "name": job["metadata"]["name"]},
+        "reason": "FailedCreate",
+        "message": refused,
+        "lastTimestamp": "2025-01-01T00:00:00Z",
+    }
+    _stuck_job(c, minutes_ago=1)
+    c.reconcile()
+    [run] = c.of_kind("JobRun")
+    stalled = stalls.stalled_condition(run)
+    assert stalled is not None
+    assert refused in stalled["message"]
+    assert run["status"]["state"] == "Running"  # a stall is not a failure
+    assert [e.reason for e in c.gateway.events if e.regarding.name == run["metadata"]["name"]][
+        -1:
+    ] == ["FailedCreate"]
+    assert c.settle() == 0  # said once
+    c.finish_job(job["metadata"]["name"])  # the quota went away and the pod ran
+    c.settle()
+    [run] = c.of_kind("JobRun")
+    assert run["status"]["state"] == "Succeeded"
+    assert stalls.stalled_condition(run) is None
+
+
+def test_review_finds_only_running_runs_whose_job_has_no_pod() -> None:
+    now = datetime(2025, 1, 1, 0, 10, tzinfo=UTC)
+    old, new = "2025-01-01T00:00:00Z", "2025-01-01T00:09:58Z"
+
+    def job(name: str, created: str) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "name": name,
+                "creationTimestamp": created,
+                "annotations": {"databuild.dev/attempt": "1"},
+            }
+        }
+
+    def run(job_name: str, state: str = "Running") -> dict[str, Any]:
+        return {"status": {"state": state, "jobName": job_name}}
+
+    pod = {"metadata": {"annotations": {"databuild.dev/attempt": "1"}}}
+    found = stalls.review(
+        {"a": run("a-1"), "b": run("b-1"), "c": run("c-1"), "d": run("d-1", "Queued")},
+        {"a-1": job("a-1", old), "b-1": job("b-1", old), "c-1": job("c-1", new)},
+        lambda name: [pod] if name == "b" else [],
+        now,
+    )
+    assert found.suspects == (stalls.Suspect("a", "a-1"),)
+    assert found.next_look == datetime(2025, 1, 1, 0, 10, 8, tzinfo=UTC)  # c's turn
+
+
+def test_retention_keeps_builds_of_record_and_recent_runs() -> None:
+    now = datetime(2025, 1, 10, tzinfo=UTC)
+    age = timedelta(days=7)
+
+    def run(state: str, finished: str | None, uid: str) -> dict[str, Any]:
+        return {"metadata": {"uid": uid}, "status": {"state": state, "finishedAt": finished}}
+
+    runs = {
+        "old-failed": run("Failed", "2025-01-01T00:00:00Z", "u1"),
+        "old-of-record": run("Succeeded", "2025-01-01T00:00:00Z", "u2"),
+        "old-superseded": run("Succeeded", "2025-01-01T00:00:00Z", "u3"),
+        "old-running": run("Running", None, "u4"),
+        "recent": run("Cancelled", "2025-01-05T00:00:00Z", "u5"),
+    }
+    partitions = {
+        "p": {"status": {"state": "Live", "jobRun": "old-of-record"}},
+        "q": {"status": {"state": "Tainted", "jobRun": "old-superseded"}},
+    }
+    found = retention.retire(runs, partitions, now, age)
+    assert found.job_runs == (("old-failed", "u1"), ("old-superseded", "u3"))
+    assert found.next_due == datetime(2025, 1, 12, tzinfo=UTC)
+
+
+def test_the_executor_deletes_old_finished_runs_and_keeps_the_build_of_record() -> None:
+    c = FakeCluster()
+    c.executor.job_run_retention = timedelta(days=7)
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(jobdef("flaky", ["flaky/date={date}"], retry={"limit": 0}))
+    c.apply(want("w", [GOOD]))
+    c.apply(want("f", ["flaky/date=2025-01-01"]))
+    c.settle()
+    for job in c.jobs():
+        c.finish_job(
+            job["metadata"]["name"], exit_code=0 if "daily" in job["metadata"]["name"] else 3
+        )
+    c.settle()
+    names = {r["metadata"]["name"]: r["status"]["state"] for r in c.of_kind("JobRun")}
+    assert sorted(names.values()) == ["Failed", "Succeeded"]
+    c.advance(8 * 86400)
+    c.settle()
+    left = {r["status"]["state"] for r in c.of_kind("JobRun")}
+    assert left == {"Succeeded"}  # the Live partition's build of record stays
