@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_REPLANS = 5
 """Immediate re-plans after surprises before the namespace waits for the next change."""
 MAX_ERROR_BACKOFF = 60.0
+PARALLEL_NAMESPACES = 4
+"""Namespaces planned and written at once, so one slow namespace delays no other."""
 
 
 class Leadership(Protocol):
@@ -69,7 +71,12 @@ class LoopStats:
 
 
 class Orchestrator:
-    """Plans and executes, one namespace at a time, in a single asyncio task."""
+    """Plans and executes; each namespace on its own, a few at a time.
+
+    A namespace is never reconciled twice at once; one whose plan takes long (a huge
+    namespace planning in its worker thread, an API server slow to answer its writes)
+    holds one of :data:`PARALLEL_NAMESPACES` slots, and the others go on.
+    """
 
     def __init__(
         self,
@@ -98,22 +105,51 @@ class Orchestrator:
         self._backoff: dict[str, tuple[float, float]] = {}  # ns -> (delay, not before)
         self.idle = asyncio.Event()
         """Set while the loop has nothing to do (tests wait on it)."""
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._slots = asyncio.Semaphore(PARALLEL_NAMESPACES)
 
     async def run(self) -> None:
         """Run forever (cancel to stop)."""
-        while True:
-            await self.leadership.wait_until_leading()
-            await self._wait()
-            if not self.leadership.is_leading():
-                continue
-            for namespace in self._due():
+        try:
+            while True:
+                await self.leadership.wait_until_leading()
+                await self._wait()
                 if not self.leadership.is_leading():
-                    break
-                await self.reconcile(namespace)
+                    continue
+                for namespace in self._due():
+                    if namespace in self._running:
+                        self._again.add(namespace)  # changed meanwhile: once more after
+                        continue
+                    self._running[namespace] = asyncio.create_task(
+                        self._reconcile_alone(namespace), name=f"databuild-plan-{namespace}"
+                    )
+        finally:
+            for task in self._running.values():
+                task.cancel()
+
+    async def _reconcile_alone(self, namespace: str) -> None:
+        try:
+            async with self._slots:
+                if self.leadership.is_leading():
+                    await self.reconcile(namespace)
+        except Exception:
+            # reconcile() confines what it can; this is the last line, so that one
+            # namespace can never end the orchestration of every other.
+            log.exception("reconciling namespace %s failed", namespace)
+            self._back_off(namespace)
+        finally:
+            del self._running[namespace]
+            if namespace in self._again:
+                self._again.discard(namespace)
+                self.store.mark_dirty(namespace)
+            else:
+                self.store.wake()  # its new deadlines count from now on
 
     async def _wait(self) -> None:
         timeout = self._sleep_seconds()
-        self.idle.set()
+        if not self._running:
+            self.idle.set()
         changed = await self.store.wait_for_change(timeout)
         self.idle.clear()
         if changed:
@@ -131,7 +167,12 @@ class Orchestrator:
         now = self.clock()
         waits = [(d - now).total_seconds() for d in self._deadlines.values()]
         mono = time.monotonic()
-        waits += [not_before - mono for _, not_before in self._backoff.values()]
+        # A namespace being reconciled is looked at again when that ends (it wakes us).
+        waits += [
+            not_before - mono
+            for ns, (_, not_before) in self._backoff.items()
+            if ns not in self._running
+        ]
         if not waits:
             return None
         return max(0.0, min(waits))
@@ -147,7 +188,7 @@ class Orchestrator:
         for ns, (_, not_before) in list(self._backoff.items()):
             if ns in due and not_before > mono:
                 due.discard(ns)  # still backing off; it is retried when the time comes
-            elif not_before <= mono:
+            elif not_before <= mono and ns not in self._running:
                 due.add(ns)
         return sorted(due)
 

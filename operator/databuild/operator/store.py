@@ -251,6 +251,10 @@ class WorldStore:
         """Ask the loop to plan ``namespace`` again."""
         self._touch(namespace)
 
+    def wake(self) -> None:
+        """Wake the loop without marking anything dirty (it re-reads its deadlines)."""
+        self._changed.set()
+
     # -- reading -----------------------------------------------------------------------
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ each next to a healthy Want that must build all the same.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,11 +17,16 @@ import pytest
 from operator_fakes import FakeCluster, jobdef, want
 
 from databuild import domain
-from databuild.adapters.gateway import GatewayError, Invalid
+from databuild.adapters.gateway import FakeGateway, GatewayError, Invalid
 from databuild.adapters.labels import OUTCOME_FINALIZER
 from databuild.operator import isolation, retention, stalls
+from databuild.operator.eventlog import BuildEventLog
+from databuild.operator.executor import Executor
 from databuild.operator.finalizer import releasable
+from databuild.operator.leader import AlwaysLeader
+from databuild.operator.loop import Orchestrator
 from databuild.operator.retries import RetryQueue, permanent
+from databuild.operator.store import WorldStore
 
 pytestmark = pytest.mark.unit
 
@@ -345,3 +352,47 @@ def test_the_executor_deletes_old_finished_runs_and_keeps_the_build_of_record() 
     c.settle()
     left = {r["status"]["state"] for r in c.of_kind("JobRun")}
     assert left == {"Succeeded"}  # the Live partition's build of record stays
+
+
+def test_a_namespace_that_plans_slowly_holds_up_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    real_plan = domain.plan
+
+    def plan(world: domain.World, now: datetime) -> domain.Plan:
+        if "slow" in world.wants:
+            release.wait(10)  # a huge namespace, still planning in its worker thread
+        return real_plan(world, now)
+
+    monkeypatch.setattr(domain, "plan", plan)
+    gateway = FakeGateway()
+    store = WorldStore()
+    executor = Executor(gateway, store, BuildEventLog())
+    loop = Orchestrator(
+        store, executor, AlwaysLeader(), debounce_seconds=0.001, max_debounce_seconds=0.01
+    )
+
+    async def jobs_in(ns: str) -> bool:
+        for _ in range(500):
+            if gateway.of_kind("Job", ns):
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    async def scenario() -> None:
+        for ns, name in (("a", "slow"), ("b", "fast")):
+            for manifest in (jobdef("daily", ["daily/date={date}"]), want(name, [GOOD])):
+                manifest["metadata"]["namespace"] = ns
+                store.put(manifest["kind"], await gateway.create(manifest))
+        task = asyncio.create_task(loop.run())
+        try:
+            assert await jobs_in("b"), "the fast namespace waited for the slow one"
+            assert not gateway.of_kind("Job", "a")
+            release.set()
+            assert await jobs_in("a")
+        finally:
+            release.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
