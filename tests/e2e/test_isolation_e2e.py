@@ -369,3 +369,36 @@ def test_finished_runs_past_their_retention_go_with_their_derived_wants(
     assert sc.partition(f"raw/date={DAY}")["status"]["state"] == "Live"
     assert sc.get("Want", "w") is not None  # a user's Want is never deleted
     assert sc.operator.alive, sc.operator.log_tail()
+
+
+def test_a_pod_no_node_can_take_stalls_the_run_until_a_node_fits(
+    scenario: Scenario, neighbour: Scenario, kube: ApiClient
+) -> None:
+    sc = scenario
+    core = client.CoreV1Api(kube)
+    label = f"databuild-test-{uuid.uuid4().hex[:8]}"
+    _start(sc, neighbour)
+    job = jobdef("daily", ["daily/date={date}"])
+    job["spec"]["template"]["spec"]["nodeSelector"] = {label: "yes"}
+    sc.apply(job, want("w", [f"daily/date={DAY}"]))
+
+    def stalled() -> dict[str, Any] | None:
+        runs = sc.list("JobRun")
+        cond = _condition(runs[0] if runs else None, "Stalled")
+        return cond if cond and cond["status"] == "True" else None
+
+    cond = wait_until(stalled, timeout=60, what="a Stalled JobRun", describe=sc.describe)
+    assert cond["reason"] == "Unschedulable"
+    assert "node" in cond["message"]
+    [run] = sc.list("JobRun")
+    sc.wait_for_event(run["metadata"]["name"], "Unschedulable")
+    _healthy_builds(neighbour, "g")
+    [node] = core.list_node().items
+    core.patch_node(node.metadata.name, {"metadata": {"labels": {label: "yes"}}})
+    try:
+        sc.wait_for_want("w", "Successful", timeout=90)
+        [run] = sc.list("JobRun")
+        assert _condition(run, "Stalled") is None
+    finally:
+        core.patch_node(node.metadata.name, {"metadata": {"labels": {label: None}}})
+    assert sc.operator.alive, sc.operator.log_tail()

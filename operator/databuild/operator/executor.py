@@ -681,6 +681,18 @@ class Executor:
         for suspect in found.suspects:
             if not self.is_leading():
                 return
+            if suspect.unscheduled:
+                # The pod exists and the scheduler said why it cannot be placed.
+                text = f"the pod of batch Job {suspect.job} cannot be placed: "
+                text += suspect.unscheduled
+                if await self._set_stall(
+                    ns, suspect.job_run, text, now, result, reason=stalls.UNSCHEDULABLE
+                ):
+                    run = self.store.get("JobRun", ns, suspect.job_run) or {}
+                    events.append(
+                        (ObjectReference.of(run), "Warning", stalls.UNSCHEDULABLE, text[:1024])
+                    )
+                continue
             try:
                 listed = await self.gateway.list(
                     "Event",
@@ -704,7 +716,14 @@ class Executor:
             await self._set_stall(ns, name, None, now, result)
 
     async def _set_stall(
-        self, ns: str, name: str, message: str | None, now: datetime, result: ExecutionResult
+        self,
+        ns: str,
+        name: str,
+        message: str | None,
+        now: datetime,
+        result: ExecutionResult,
+        *,
+        reason: str = stalls.FAILED_CREATE,
     ) -> bool:
         """Set (``message``) or clear the JobRun's Stalled condition; whether it was written."""
         run = self.store.get("JobRun", ns, name)
@@ -715,7 +734,7 @@ class Executor:
                 "JobRun",
                 ns,
                 name,
-                {"conditions": stalls.conditions_with_stall(run, message, now)},
+                {"conditions": stalls.conditions_with_stall(run, message, now, reason)},
                 resource_version=str(run["metadata"].get("resourceVersion") or "") or None,
             )
         except GatewayError as error:  # a conflict included: the next plan looks again

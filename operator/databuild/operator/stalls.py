@@ -1,13 +1,16 @@
-"""Builds that cannot start: a Running JobRun whose batch Job gets no pod.
+"""Builds that cannot start: a Running JobRun whose batch Job gets no pod, or whose
+pod is never placed.
 
 When the API server refuses a Job's pod (a ResourceQuota, Pod Security Admission, a
 LimitRange), the job controller only records a ``FailedCreate`` Event on the Job and
 tries again with backoff; the Job itself says nothing. So a Running JobRun whose Job has
 had no pod for :data:`STALL_AFTER` is looked into: the Job's newest ``FailedCreate``
 Event gives the API server's reason, which goes on the JobRun as ``Stalled=True``
-(reason ``FailedCreate``) with a Warning Event. When a pod appears (the cause went away)
+(reason ``FailedCreate``) with a Warning Event. A pod the scheduler cannot place
+(``PodScheduled=False``) for that long stalls it the same way with reason
+``Unschedulable`` and the scheduler's message. When the pod runs (the cause went away)
 or the JobRun moves on, the condition goes. A JobRun is never failed for this: the
-cause is outside the build and often temporary (a quota frees up).
+cause is outside the build and often temporary (a quota frees up, a node is added).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ STALL_AFTER = timedelta(seconds=10)
 RECHECK = timedelta(seconds=15)
 """How often a pod-less Job without a reason yet is looked at again."""
 FAILED_CREATE = "FailedCreate"
+UNSCHEDULABLE = "Unschedulable"
+_REASONS = frozenset({FAILED_CREATE, UNSCHEDULABLE})
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,9 @@ class Suspect:
 
     job_run: str
     job: str
+    unscheduled: str = ""
+    """The scheduler's message when the pod exists but cannot be placed; empty when
+    there is no pod (the Job's Events say why)."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +63,24 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
+def _unscheduled(pod: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
+    """The scheduler's message and since when, if ``pod`` cannot be placed."""
+    if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+        return None
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            message = str(condition.get("message") or condition.get("reason") or "unschedulable")
+            return message, _time(condition.get("lastTransitionTime"))
+    return None
+
+
 def stalled_condition(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The JobRun's ``Stalled=True`` condition for a pod that cannot be created, if any."""
+    """The JobRun's ``Stalled=True`` condition for a pod that cannot start, if any."""
     for condition in (run.get("status") or {}).get("conditions") or []:
         if (
             condition.get("type") == "Stalled"
             and condition.get("status") == "True"
-            and condition.get("reason") == FAILED_CREATE
+            and condition.get("reason") in _REASONS
         ):
             return condition  # type: ignore[no-any-return]
     return None
@@ -90,20 +109,23 @@ def review(
                 recovered.append(name)
             continue
         attempt = codec.attempt_of(job)
-        has_pod = any(codec.attempt_of(p) == attempt for p in pods_of(name))
+        pods = [p for p in pods_of(name) if codec.attempt_of(p) == attempt]
+        unplaced = [u for p in pods if (u := _unscheduled(p)) is not None]
         finished = not true_conditions(job).keys().isdisjoint(("Complete", "Failed"))
-        if has_pod or finished:
+        if finished or len(unplaced) < len(pods):
             if stalled:
                 recovered.append(name)
             continue
         if stalled:
-            continue  # said so already; a pod appearing is a watch event
-        created = _time((job.get("metadata") or {}).get("creationTimestamp"))
-        if created is not None and now - created < STALL_AFTER:
-            looks.append(created + STALL_AFTER)
+            continue  # said so already; the pod running is a watch event
+        message, since = unplaced[0] if unplaced else ("", None)
+        since = since or _time((job.get("metadata") or {}).get("creationTimestamp"))
+        if since is not None and now - since < STALL_AFTER:
+            looks.append(since + STALL_AFTER)
             continue
-        suspects.append(Suspect(name, str(job["metadata"]["name"])))
-        looks.append(now + RECHECK)
+        suspects.append(Suspect(name, str(job["metadata"]["name"]), message))
+        if not pods:
+            looks.append(now + RECHECK)
     return Review(tuple(suspects), tuple(recovered), min(looks) if looks else None)
 
 
@@ -120,9 +142,10 @@ def newest_failed_create(events: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 def conditions_with_stall(
-    run: Mapping[str, Any], message: str | None, now: datetime
+    run: Mapping[str, Any], message: str | None, now: datetime, reason: str = FAILED_CREATE
 ) -> list[dict[str, Any]]:
-    """The JobRun's conditions with the Stalled condition set (``message``) or removed."""
+    """The JobRun's conditions with the Stalled condition set (``message``, ``reason``) or
+    removed (``message`` None)."""
     kept = [
         dict(c)
         for c in (run.get("status") or {}).get("conditions") or []
@@ -133,7 +156,7 @@ def conditions_with_stall(
             {
                 "type": "Stalled",
                 "status": "True",
-                "reason": FAILED_CREATE,
+                "reason": reason,
                 "message": message[:1024],
                 "lastTransitionTime": codec.iso(now),
                 "observedGeneration": int((run.get("metadata") or {}).get("generation") or 1),
@@ -146,6 +169,7 @@ __all__ = [
     "FAILED_CREATE",
     "RECHECK",
     "STALL_AFTER",
+    "UNSCHEDULABLE",
     "Review",
     "Suspect",
     "conditions_with_stall",

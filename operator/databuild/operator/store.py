@@ -115,6 +115,16 @@ def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(c, Mapping)
             ],
         }
+        # Why a pod is not placed (the scheduler's PodScheduled=False): a stalled build.
+        unscheduled = [
+            _pick(c, _CONDITION_KEPT)
+            for c in status.get("conditions") or []
+            if isinstance(c, Mapping)
+            and c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+        ]
+        if unscheduled:
+            stored["status"]["conditions"] = unscheduled
     elif status:
         stored["status"] = {
             "conditions": [_pick(c, _CONDITION_KEPT) for c in status.get("conditions") or []]

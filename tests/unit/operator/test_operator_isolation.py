@@ -396,3 +396,47 @@ def test_a_namespace_that_plans_slowly_holds_up_no_other(monkeypatch: pytest.Mon
                 await task
 
     asyncio.run(scenario())
+
+
+def test_a_pod_the_scheduler_cannot_place_makes_its_run_a_suspect_with_the_reason() -> None:
+    now = datetime(2025, 1, 1, 0, 10, tzinfo=UTC)
+    pod = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "a-1-xyz",
+            "namespace": "data",
+            "resourceVersion": "3",
+            "labels": {"databuild.dev/job-run": "a"},
+            "annotations": {"databuild.dev/attempt": "1"},
+        },
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "Ready", "status": "False"},
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 node(s) didn't match selector",
+                    "lastTransitionTime": "2025-01-01T00:00:00Z",
+                },
+            ],
+        },
+    }
+    store = WorldStore()
+    store.put("Pod", pod)
+    job = {
+        "metadata": {
+            "name": "a-1",
+            "creationTimestamp": "2025-01-01T00:00:00Z",
+            "annotations": {"databuild.dev/attempt": "1"},
+        }
+    }
+    found = stalls.review(
+        {"a": {"status": {"state": "Running", "jobName": "a-1"}}},
+        {"a-1": job},
+        lambda run: store.pods_of("data", run),
+        now,
+    )
+    [suspect] = found.suspects
+    assert "didn't match selector" in suspect.unscheduled
