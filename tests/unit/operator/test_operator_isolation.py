@@ -440,3 +440,19 @@ def test_a_pod_the_scheduler_cannot_place_makes_its_run_a_suspect_with_the_reaso
     )
     [suspect] = found.suspects
     assert "didn't match selector" in suspect.unscheduled
+
+
+def test_a_termination_message_that_breaks_the_json_parser_fails_only_that_attempt() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 0}))
+    c.apply(want("bad", [BAD]))
+    c.apply(want("good", [GOOD]))
+    c.settle()
+    slug = BAD.rsplit("=", 1)[1]
+    [job] = [j for j in c.jobs() if slug in j["metadata"]["name"]]
+    deep = '{"missingPartitions":' + "[" * 5000 + "]" * 5000 + "}"
+    c.finish_job(job["metadata"]["name"], exit_code=1, message=deep)
+    c.settle()
+    assert c.status("Want", "bad")["state"] == "Failed"
+    _build(c, GOOD)
+    assert c.status("Want", "good")["state"] == "Successful"
