@@ -33,7 +33,6 @@ from databuild.adapters.gateway import (
     EventType,
     Gateway,
     GatewayError,
-    Invalid,
     NotFound,
     ObjectReference,
 )
@@ -530,9 +529,12 @@ class Executor:
         except AlreadyExists:
             result.skipped += 1  # created before a restart: never a duplicate
             return True
-        except (Invalid, ValidationError, ValueError) as error:
-            # A pod template the API server refuses would be refused on every retry of
-            # the plan; count it as a failed attempt so retries and failure follow.
+        except (GatewayError, ValidationError, ValueError) as error:
+            if isinstance(error, GatewayError) and not permanent(error):
+                raise  # may go through later: the JobRun backs off (see _run)
+            # A pod template the API server refuses (422, or 413 for one too large)
+            # would be refused on every retry of the plan; count it as a failed attempt
+            # so retries and failure follow.
             message = f"InvalidPodTemplate: the batch Job was rejected: {error}"[:1024]
             log.warning("%s/%s: %s", ns, action.name, message)
             self._synthetic.setdefault(ns, {})[action.job_run, action.attempt] = domain.JobOutcome(

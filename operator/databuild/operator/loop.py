@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from databuild import domain
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_REPLANS = 5
 """Immediate re-plans after surprises before the namespace waits for the next change."""
 MAX_ERROR_BACKOFF = 60.0
+RECHECK_UNPLANNABLE = 60.0
+"""Seconds a Want the planner raised for is left out before it is tried again."""
 PARALLEL_NAMESPACES = 4
 """Namespaces planned and written at once, so one slow namespace delays no other."""
 
@@ -106,6 +108,8 @@ class Orchestrator:
         self.idle = asyncio.Event()
         """Set while the loop has nothing to do (tests wait on it)."""
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._unplannable: dict[str, dict[str, tuple[str, str, float]]] = {}
+        """Per namespace, Wants the planner raised for: name -> (resourceVersion, why, since)."""
         self._again: set[str] = set()
         self._slots = asyncio.Semaphore(PARALLEL_NAMESPACES)
 
@@ -222,13 +226,17 @@ class Orchestrator:
                 # Off the event loop: /healthz, the Lease and the watches keep being
                 # served while a big namespace plans (the GIL is handed over every few
                 # milliseconds).
-                plan, stalled = await asyncio.to_thread(isolation.plan_isolated, snap.world, now)
+                known = self._unplannable_wants(namespace)
+                plan, stalled = await asyncio.to_thread(
+                    isolation.plan_isolated, snap.world, now, known
+                )
             except Exception:
                 # Not attributable to one Want: the namespace waits and is tried again
                 # with backoff.
                 log.exception("planning namespace %s failed", namespace)
                 self._back_off(namespace)
                 return result
+            self._remember_unplannable(namespace, stalled)
             if stalled:
                 snap = isolation.with_stalled_wants(
                     snap, self.store.objects("Want", namespace), stalled
@@ -250,7 +258,10 @@ class Orchestrator:
                     "namespace %s: %d actions, %d writes", namespace, len(plan), result.writes
                 )
             retry = self.executor.wakeup(namespace, now)
-            wakeups = [w for w in (plan.next_wakeup, *snap.wakeups, retry) if w is not None]
+            recheck = self._recheck_at(namespace, now)
+            wakeups = [
+                w for w in (plan.next_wakeup, *snap.wakeups, retry, recheck) if w is not None
+            ]
             if wakeups:
                 self._deadlines[namespace] = min(wakeups)
             else:
@@ -263,6 +274,46 @@ class Orchestrator:
         # Still surprised after several tries: wait for the next change (or a second).
         self._back_off(namespace, initial=1.0)
         return result
+
+    def _unplannable_wants(self, namespace: str) -> dict[str, str]:
+        """Wants that made the planner raise, unchanged since (name -> the problem).
+
+        Forgotten after :data:`RECHECK_UNPLANNABLE`, so a Want that failed because of
+        another object (a JobDefinition since fixed) is tried again.
+        """
+        wants = self.store.objects("Want", namespace)
+        fresh = time.monotonic() - RECHECK_UNPLANNABLE
+        return {
+            name: problem
+            for name, (version, problem, since) in self._unplannable.get(namespace, {}).items()
+            if since > fresh
+            and str((wants.get(name) or {}).get("metadata", {}).get("resourceVersion")) == version
+        }
+
+    def _remember_unplannable(
+        self, namespace: str, stalled: tuple[isolation.StalledWant, ...]
+    ) -> None:
+        wants = self.store.objects("Want", namespace)
+        before = self._unplannable.get(namespace, {})
+        remembered = {}
+        for name, why in stalled:
+            version = str((wants.get(name) or {}).get("metadata", {}).get("resourceVersion"))
+            old = before.get(name)
+            since = old[2] if old is not None and old[0] == version else time.monotonic()
+            remembered[name] = (version, why, since)
+        if remembered:
+            self._unplannable[namespace] = remembered
+        else:
+            self._unplannable.pop(namespace, None)
+
+    def _recheck_at(self, namespace: str, now: datetime) -> datetime | None:
+        """When the oldest remembered unplannable Want of ``namespace`` is tried again."""
+        entries = self._unplannable.get(namespace)
+        if not entries:
+            return None
+        oldest = min(since for _, _, since in entries.values())
+        left = max(0.0, oldest + RECHECK_UNPLANNABLE - time.monotonic())
+        return now + timedelta(seconds=left + 0.01)
 
     def _back_off(self, namespace: str, initial: float = 0.5) -> None:
         delay, _ = self._backoff.get(namespace, (initial / 2, 0.0))

@@ -456,3 +456,33 @@ def test_a_termination_message_that_breaks_the_json_parser_fails_only_that_attem
     assert c.status("Want", "bad")["state"] == "Failed"
     _build(c, GOOD)
     assert c.status("Want", "good")["state"] == "Successful"
+
+
+def test_a_known_unplannable_want_is_not_searched_for_on_every_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    real_plan = domain.plan
+
+    def plan(world: domain.World, now: datetime) -> domain.Plan:
+        calls.append(len(world.wants))
+        if any(BAD in w.partitions for w in world.wants.values()):
+            raise OverflowError("date value out of range")
+        return real_plan(world, now)
+
+    monkeypatch.setattr(domain, "plan", plan)
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    for i in range(8):
+        c.apply(want(f"good{i}", [f"daily/date=2025-02-0{i + 1}"]))
+    c.apply(want("bad", [BAD]))
+    c.settle()
+    calls.clear()
+    c.store.mark_dirty("data")
+    c.reconcile()
+    assert calls == [8]  # one plan without the known bad Want, no search
+    entries = c.loop._unplannable["data"]  # as if a minute had passed
+    entries.update({n: (v, why, 0.0) for n, (v, why, _) in entries.items()})
+    calls.clear()
+    c.reconcile()
+    assert len(calls) > 1  # tried again: it may have been fixed meanwhile
