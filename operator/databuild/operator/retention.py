@@ -2,7 +2,8 @@
 
 A JobRun that finished (Succeeded, Failed or Cancelled) more than the retention age ago
 is deleted, unless it is the build of record of a Live partition (the partition's
-``status.jobRun``: its lineage and logs stay readable as long as the data is current).
+``status.jobRun``: its lineage and logs stay readable as long as the data is current)
+or another JobRun built the same outputs (see :func:`retire`).
 The Wants it created for a dependency miss carry an ownerReference to it and go with
 it; so do its batch Jobs. Without this, JobRuns, and the operator's memory holding them,
 would grow for ever.
@@ -38,6 +39,11 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
+def _outputs(run: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    spec = run.get("spec") or {}
+    return str(spec.get("jobDefinition", "")), tuple(str(p) for p in spec.get("partitions") or ())
+
+
 def retire(
     runs: Mapping[str, Mapping[str, Any]],
     partitions: Mapping[str, Mapping[str, Any]],
@@ -50,11 +56,19 @@ def retire(
         for p in partitions.values()
         if (p.get("status") or {}).get("state") == "Live"
     }
+    # A new JobRun's name counts the existing runs of the same JobDefinition and
+    # outputs; deleting one of several would let the next name collide with a run
+    # that is still there. So only the sole run of its outputs goes.
+    siblings: dict[tuple[str, tuple[str, ...]], int] = {}
+    for run in runs.values():
+        siblings[_outputs(run)] = siblings.get(_outputs(run), 0) + 1
     due: list[tuple[str, str]] = []
     later: list[datetime] = []
     for name, run in sorted(runs.items()):
         status = run.get("status") or {}
         if status.get("state") not in FINISHED or name in of_record:
+            continue
+        if siblings[_outputs(run)] > 1:
             continue
         meta = run.get("metadata") or {}
         if meta.get("deletionTimestamp"):

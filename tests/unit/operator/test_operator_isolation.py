@@ -314,8 +314,12 @@ def test_retention_keeps_builds_of_record_and_recent_runs() -> None:
     now = datetime(2025, 1, 10, tzinfo=UTC)
     age = timedelta(days=7)
 
-    def run(state: str, finished: str | None, uid: str) -> dict[str, Any]:
-        return {"metadata": {"uid": uid}, "status": {"state": state, "finishedAt": finished}}
+    def run(state: str, finished: str | None, uid: str, out: str = "") -> dict[str, Any]:
+        return {
+            "metadata": {"uid": uid},
+            "spec": {"jobDefinition": "jd", "partitions": [out or uid]},
+            "status": {"state": state, "finishedAt": finished},
+        }
 
     runs = {
         "old-failed": run("Failed", "2025-01-01T00:00:00Z", "u1"),
@@ -323,6 +327,9 @@ def test_retention_keeps_builds_of_record_and_recent_runs() -> None:
         "old-superseded": run("Succeeded", "2025-01-01T00:00:00Z", "u3"),
         "old-running": run("Running", None, "u4"),
         "recent": run("Cancelled", "2025-01-05T00:00:00Z", "u5"),
+        # Two runs of the same outputs: deleting one would let a new name collide.
+        "old-twin-1": run("Failed", "2025-01-01T00:00:00Z", "u6", out="twin"),
+        "old-twin-2": run("Failed", "2025-01-01T00:00:00Z", "u7", out="twin"),
     }
     partitions = {
         "p": {"status": {"state": "Live", "jobRun": "old-of-record"}},
