@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench bench-quick control-plane
+.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -44,6 +44,10 @@ lint: venv
 
 bench-planner: venv
 	$(PY) -m databuild.domain.bench
+
+## How long planning a 100,000-partition namespace delays the event loop (/healthz, Lease).
+bench-liveness: venv
+	$(PY) -m databuild.bench.liveness
 
 ## The operator against a zero-overhead baseline on a local control plane (or the cluster
 ## of $DATABUILD_TEST_KUBECONFIG); prints a table, writes docs/benchmarks/results*.md.

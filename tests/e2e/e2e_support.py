@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,11 +43,12 @@ class Scenario:
         self.log_dir = log_dir
         self.operators: list[OperatorProcess] = []
 
-    def start_operator(self, *extra: str) -> OperatorProcess:
-        """Start an operator for this namespace (each restart logs to the same file)."""
+    def start_operator(self, *extra: str, also: Sequence[str] = ()) -> OperatorProcess:
+        """Start an operator for this namespace and the namespaces ``also`` (each restart
+        logs to the same file)."""
         process = OperatorProcess(
             kubeconfig=Path(self.cluster.kubeconfig),
-            namespaces=[self.namespace],
+            namespaces=[self.namespace, *also],
             log_path=self.log_dir / "operator.log",
             metrics_port=free_port(),
             extra_args=[

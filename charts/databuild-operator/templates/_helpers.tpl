@@ -58,10 +58,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: ["jobdefinitions"]
   verbs: ["get", "list", "watch"]
 # Partitions (the catalog) and JobRuns are created by the operator; it never edits
-# their spec and never deletes them.
+# their spec and never deletes Partitions. Finished JobRuns past their retention are
+# deleted (the Wants they created go with them, by ownerReference).
 - apiGroups: ["databuild.dev"]
-  resources: ["partitions", "jobruns"]
+  resources: ["partitions"]
   verbs: ["get", "list", "watch", "create"]
+- apiGroups: ["databuild.dev"]
+  resources: ["jobruns"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Wants are created for upstream needs and for a Schedule's ticks; a Schedule's terminal
 # Wants beyond its spec.historyLimit are deleted.
 - apiGroups: ["databuild.dev"]
@@ -80,18 +84,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["databuild.dev"]
   resources: ["jobruns/finalizers"]
   verbs: ["update"]
-# Each build attempt is a batch Job; cancelling a build deletes its Job.
+# Each build attempt is a batch Job; cancelling a build deletes its Job. patch removes
+# the operator's finalizer once the Job's outcome is recorded in its JobRun.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Read-only: a failed attempt's termination message reports dependency misses.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
-# Every state transition is also a Kubernetes Event on the resource.
+# Every state transition is also a Kubernetes Event on the resource; a batch Job's
+# FailedCreate Events are read to say why a build cannot start.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
 {{- end -}}
 
 {{/* Leader election: one Lease in the operator's own namespace, in both modes. */}}

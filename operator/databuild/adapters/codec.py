@@ -591,18 +591,26 @@ def job_definition_status(
     }
 
 
-def bad_want_status(problem: str, generation: int, now: datetime) -> dict[str, Any]:
-    """The status of a Want the operator cannot read (it never reaches the planner)."""
+def bad_want_status(
+    problem: str, generation: int, now: datetime, *, reason: str = "InvalidSpec"
+) -> dict[str, Any]:
+    """The status of a Want the operator cannot read or plan (it is left out of plans).
+
+    ``Ready=False`` and ``Stalled=True`` (kstatus: it will not get there by itself) with
+    ``reason``, so GitOps tools report it as failed instead of waiting.
+    """
+    message = f"the operator cannot use this Want: {problem}"[:4096]
     return {
         "conditions": [
             {
-                "type": "Ready",
-                "status": "False",
-                "reason": "InvalidSpec",
-                "message": f"the operator cannot use this Want: {problem}"[:4096],
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
                 "lastTransitionTime": iso(now),
                 "observedGeneration": generation,
             }
+            for kind, status in (("Ready", "False"), ("Stalled", "True"))
         ],
         "observedGeneration": generation,
     }

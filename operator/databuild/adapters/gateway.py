@@ -192,9 +192,12 @@ class Gateway(Protocol):
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
         """Every object of ``kind`` in ``namespace`` (``None``: all), each with its ``kind``.
+
+        ``field_selector`` is the API server's (``involvedObject.name=x,reason=y``).
 
         Each object goes through ``keep`` (if given) as soon as its page of the listing
         arrives, so a big listing never holds every whole object at once.
@@ -433,6 +436,7 @@ class KubernetesGateway:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
         """See :meth:`Gateway.list`: read in pages of :data:`LIST_PAGE_SIZE`."""
@@ -440,6 +444,8 @@ class KubernetesGateway:
         query = [("limit", str(LIST_PAGE_SIZE))]
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         out: list[dict[str, Any]] = []
         token = ""
         while True:
@@ -569,6 +575,17 @@ class RecordedEvent:
     action: str
 
 
+def _fields_match(obj: Mapping[str, Any], selector: str) -> bool:
+    for term in selector.split(","):
+        path, _, value = term.partition("=")
+        found: Any = obj
+        for part in path.split("."):
+            found = found.get(part) if isinstance(found, Mapping) else None
+        if str(found) != value:
+            return False
+    return True
+
+
 class FakeGateway:
     """An in-memory :class:`Gateway` that behaves like the API server where it matters.
 
@@ -688,9 +705,11 @@ class FakeGateway:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
-        """See :meth:`Gateway.list` (``label_selector``: ``key`` or ``key=value`` only)."""
+        """See :meth:`Gateway.list` (``label_selector``: ``key`` or ``key=value`` only;
+        ``field_selector``: ``path=value`` terms joined by commas)."""
         self._begin("list", kind)
         kind_info(kind)
         out = []
@@ -700,6 +719,8 @@ class FakeGateway:
                 key, _, value = label_selector.partition("=")
                 if key not in labels or (value and labels[key] != value):
                     continue
+            if field_selector and not _fields_match(obj, field_selector):
+                continue
             item = copy.deepcopy(obj)
             out.append(keep(item) if keep else item)
         self.stats.record("list", kind)

@@ -25,6 +25,7 @@ from databuild.adapters.labels import (
     JOB_DEFINITION_LABEL,
     JOB_RUN_LABEL,
     MANAGED_BY,
+    OUTCOME_FINALIZER,
     PART_OF,
     bounded_name,
     label_value,
@@ -184,6 +185,9 @@ def render_job(
             "namespace": run.namespace,
             "labels": {**(extra.labels if extra else {}), **labels},
             "annotations": {**(extra.annotations if extra else {}), **annotations},
+            # Held until the outcome is in the JobRun's status, so a finished build is
+            # never run again because its Job was deleted while no operator ran.
+            "finalizers": [OUTCOME_FINALIZER],
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

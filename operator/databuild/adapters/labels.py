@@ -17,6 +17,9 @@ JOB_RUN_LABEL = f"{GROUP}/job-run"
 # Pinned: "1" for a JobRun's first batch Job.
 ATTEMPT_ANNOTATION = f"{GROUP}/attempt"
 JOB_DEFINITION_LABEL = f"{GROUP}/job-definition"
+# On every batch Job the operator creates: the Job cannot go away (TTL, deletion) before
+# the operator has recorded its outcome in the JobRun's status and removed this.
+OUTCOME_FINALIZER = f"{GROUP}/outcome"
 # A user's request to taint a Live partition (written by `databuild taint`): the reason,
 # and when it was asked (a partition rebuilt since is not tainted again).
 TAINT_ANNOTATION = f"{GROUP}/taint"

@@ -20,8 +20,8 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -33,14 +33,15 @@ from databuild.adapters.gateway import (
     EventType,
     Gateway,
     GatewayError,
-    Invalid,
     NotFound,
     ObjectReference,
 )
 from databuild.adapters.jobs import JobRunIdentity, render_job
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
 from databuild.domain.states import WAITING_FOR_EXTERNAL_DATA
+from databuild.operator import finalizer, retention, stalls
 from databuild.operator.eventlog import BuildEventLog
+from databuild.operator.retries import RetryQueue, permanent
 from databuild.operator.snapshot import Snapshot
 from databuild.operator.store import WorldStore
 
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 _INITIAL_STATE = {"Partition": "Missing", "JobRun": "Queued", "Want": "Pending"}
 _EVENT_CONCURRENCY = 8
+
+WRITE_REFUSED = "WriteRefused"
+"""The Stalled reason (and Warning Event) of an object whose write the API server refused."""
 
 
 @dataclass
@@ -58,6 +62,8 @@ class ExecutionResult:
     skipped: int = 0
     conflicts: int = 0
     errors: int = 0
+    deferred: int = 0
+    """Operations not tried because their object is backing off after a failed write."""
     replan: bool = False
     """Something did not go as planned; plan again from fresh data right away."""
 
@@ -178,6 +184,7 @@ class Executor:
         job_ttl_seconds: int = 86400,
         is_leading: Callable[[], bool] = lambda: True,
         write_concurrency: int = 1,
+        job_run_retention_seconds: float = 0.0,
     ) -> None:
         self.gateway = gateway
         self.store = store
@@ -186,6 +193,12 @@ class Executor:
         self.is_leading = is_leading
         self.write_concurrency = write_concurrency
         self._synthetic: dict[str, dict[tuple[str, int], domain.JobOutcome]] = {}
+        self.retries = RetryQueue()
+        """Objects whose last write failed, backing off one by one."""
+        self._stall_looks: dict[str, datetime] = {}
+        self.job_run_retention = timedelta(seconds=job_run_retention_seconds)
+        """Finished JobRuns are deleted this long after they finished (0: never)."""
+        self._retire_at: dict[str, datetime] = {}
 
     def synthetic_outcomes(self, namespace: str) -> Mapping[tuple[str, int], domain.JobOutcome]:
         """Failed outcomes of batch Jobs the API server refused to create."""
@@ -260,28 +273,29 @@ class Executor:
     async def execute(
         self, snapshot: Snapshot, plan: domain.Plan, now: datetime
     ) -> ExecutionResult:
-        """Apply ``plan`` (planned from ``snapshot``); stop early on surprises.
+        """Apply ``plan`` (planned from ``snapshot``), object by object.
 
-        By default (``write_concurrency`` 1) the operations run in the planner's order
-        and the first surprise stops the rest, so what is applied is always a prefix of
-        the plan (what the domain's crash tests check). Above 1, operations are grouped
-        into lanes by the object they concern (a JobRun's lane also holds its batch
-        Jobs); a lane keeps the planner's order and that many lanes run at once, since
-        the objects of one plan do not depend on each other through the API; a surprise
-        stops its lane. On two cores concurrent writes measured no faster.
+        Operations are grouped by the object they concern (a JobRun's group also holds
+        its batch Jobs). By default (``write_concurrency`` 1) they run in the planner's
+        order; above 1, that many objects are written at once, each in the planner's
+        order (on two cores concurrent writes measured no faster). A surprise (a
+        conflict, an object not in the expected state) stops that object's operations
+        and asks for a re-plan; a failed write stops them too and backs that object
+        off (see :class:`RetryQueue`). Every other object of the plan goes on.
         """
         result = ExecutionResult()
         pending_events: list[tuple[ObjectReference, EventType, str, str]] = []
         ns = snapshot.namespace
         operations = self._operations(snapshot, plan)
         if self.write_concurrency <= 1:
-            lanes = [operations]  # one lane: the plan's own order, stopped at a surprise
+            lanes = [operations]  # the plan's own order; a stopped object skips its rest
         else:
             by_object: dict[tuple[str, str], list[_Op]] = {}
             for op in operations:
                 by_object.setdefault(_lane(op), []).append(op)
             lanes = list(by_object.values())
         limit = asyncio.Semaphore(self.write_concurrency)
+        stopped: set[tuple[str, str]] = set()
 
         async def run_lane(ops: list[_Op]) -> None:
             async with limit:
@@ -289,17 +303,42 @@ class Executor:
                     if not self.is_leading():
                         log.warning("lost the leader Lease: abandoning the rest of the plan")
                         return
-                    if not await self._run(ns, op, now, result, pending_events):
+                    key = _lane(op)
+                    if key in stopped:
+                        continue
+                    if self.retries.waiting(ns, key, now):
+                        stopped.add(key)  # backing off: its turn comes at its deadline
+                        result.deferred += 1
+                        continue
+                    outcome = await self._run(ns, op, now, result, pending_events)
+                    if outcome == "ok":
+                        self.retries.forget(ns, key)
+                        continue
+                    stopped.add(key)
+                    if outcome == "surprise":
                         result.replan = True
-                        return
 
         try:
             await asyncio.gather(*(run_lane(ops) for ops in lanes))
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
+            await self._release_jobs(snapshot, now, result)
+            await self._review_stalls(snapshot, now, result, pending_events)
+            await self._retire_job_runs(snapshot, now, result)
         finally:
             await self._emit_events(pending_events)
         return result
+
+    def wakeup(self, namespace: str, now: datetime) -> datetime | None:
+        """When ``namespace`` should be planned again for the executor's sake: an object
+        backing off may be written, or a batch Job without a pod is looked into."""
+        times = [
+            self.retries.next_due(namespace, now),
+            self._stall_looks.get(namespace),
+            self._retire_at.get(namespace),
+        ]
+        due = [t for t in times if t is not None and t > now]
+        return min(due) if due else None
 
     async def _run(
         self,
@@ -308,24 +347,91 @@ class Executor:
         now: datetime,
         result: ExecutionResult,
         events: list[tuple[ObjectReference, EventType, str, str]],
-    ) -> bool:
+    ) -> Literal["ok", "surprise", "error"]:
         try:
             match op:
                 case _Create():
-                    return await self._create(ns, op, result, events)
+                    done = await self._create(ns, op, result, events)
                 case _CreateWant():
-                    return await self._create_want(ns, op.action, result, events)
+                    done = await self._create_want(ns, op.action, result, events)
                 case _CreateBatchJob():
-                    return await self._create_batch_job(ns, op.action, result, events)
+                    done = await self._create_batch_job(ns, op.action, result, events)
                 case _DeleteBatchJob():
-                    return await self._delete_batch_job(ns, op.action, result)
+                    done = await self._delete_batch_job(ns, op.action, result)
                 case _StatusOp():
-                    return await self._status(ns, op, now, result, events)
+                    done = await self._status(ns, op, now, result, events)
         except GatewayError as error:
             result.errors += 1
-            log.error("API request failed, will plan %s again: %s", ns, error)
-            return False
-        return True  # pragma: no cover - the match is exhaustive
+            key = _lane(op)
+            if permanent(error):
+                # The same request would be refused again: say so on the object, and
+                # try again only rarely (the schema or the object may be fixed).
+                delay = self.retries.give_up(ns, key, now)
+                log.error(
+                    "%s %s/%s: the API server refused the write, trying again in %.0fs: %s",
+                    key[0],
+                    ns,
+                    key[1],
+                    delay,
+                    error,
+                )
+                await self._mark_refused(ns, key, error, now, events)
+            else:
+                delay = self.retries.failed(ns, key, now)
+                log.warning(
+                    "%s %s/%s: API request failed, trying again in %.1fs: %s",
+                    key[0],
+                    ns,
+                    key[1],
+                    delay,
+                    error,
+                )
+            return "error"
+        return "ok" if done else "surprise"
+
+    async def _mark_refused(
+        self,
+        ns: str,
+        key: tuple[str, str],
+        error: GatewayError,
+        now: datetime,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> None:
+        """A ``Stalled`` condition and a Warning Event on the object a write was refused for.
+
+        Only the condition is written (the refused status is what failed); an object
+        that does not exist yet (a refused create) is only logged.
+        """
+        kind, name = key
+        current = self.store.get(kind, ns, name)
+        if current is None:
+            return
+        message = f"the API server refused the operator's write: {error}"[:1024]
+        if self.retries.marked(ns, key, message):
+            return  # said once; saying it on every retry would only add writes
+        conditions = [
+            c
+            for c in (current.get("status") or {}).get("conditions") or []
+            if c.get("type") != "Stalled"
+        ]
+        conditions.append(
+            {
+                "type": "Stalled",
+                "status": "True",
+                "reason": WRITE_REFUSED,
+                "message": message,
+                "lastTransitionTime": codec.iso(now),
+                "observedGeneration": int(current["metadata"].get("generation") or 1),
+            }
+        )
+        try:
+            updated = await self.gateway.patch_status(kind, ns, name, {"conditions": conditions})
+        except GatewayError as second:
+            log.warning("cannot flag %s %s/%s as stalled: %s", kind, ns, name, second)
+            updated = current
+        else:
+            self.store.put(kind, updated)
+        events.append((ObjectReference.of(updated), "Warning", WRITE_REFUSED, message))
 
     async def _current(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         obj = self.store.get(kind, ns, name)
@@ -364,11 +470,29 @@ class Executor:
             # Made before a restart (or the watch is behind): the plan goes on with it.
             result.skipped += 1
             return await self._current(op.kind, ns, name) is not None
+        except GatewayError as error:
+            if permanent(error) or error.status == 409:
+                raise
+            # No answer, or a 5xx: the object may exist all the same. JobRun names come
+            # from the time of the decision, so the next plan would pick another name
+            # and build twice; look before letting the failure stand.
+            made = await self._made_anyway(op.kind, ns, name)
+            if made is None:
+                raise
+            created = made
         result.writes += 1
         self.store.put(op.kind, created)
         if op.event is not None:
             self._record(ns, created, op.event, events)
         return True
+
+    async def _made_anyway(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        """The object a create that failed without a clear answer made after all, if any."""
+        try:
+            found = await self.gateway.get(kind, ns, name)
+        except GatewayError:
+            return None
+        return dict(found)
 
     async def _create_want(
         self,
@@ -426,9 +550,12 @@ class Executor:
         except AlreadyExists:
             result.skipped += 1  # created before a restart: never a duplicate
             return True
-        except (Invalid, ValidationError, ValueError) as error:
-            # A pod template the API server refuses would be refused on every retry of
-            # the plan; count it as a failed attempt so retries and failure follow.
+        except (GatewayError, ValidationError, ValueError) as error:
+            if isinstance(error, GatewayError) and not permanent(error):
+                raise  # may go through later: the JobRun backs off (see _run)
+            # A pod template the API server refuses (422, or 413 for one too large)
+            # would be refused on every retry of the plan; count it as a failed attempt
+            # so retries and failure follow.
             message = f"InvalidPodTemplate: the batch Job was rejected: {error}"[:1024]
             log.warning("%s/%s: %s", ns, action.name, message)
             self._synthetic.setdefault(ns, {})[action.job_run, action.attempt] = domain.JobOutcome(
@@ -523,12 +650,177 @@ class Executor:
             events.append((ObjectReference.of(updated), "Warning", reason, message))
         return True
 
+    async def _retire_job_runs(
+        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Delete finished JobRuns past their retention (see :mod:`retention`)."""
+        ns = snapshot.namespace
+        if not self.job_run_retention:
+            return
+        found = retention.retire(
+            self.store.objects("JobRun", ns),
+            self.store.objects("Partition", ns),
+            now,
+            self.job_run_retention,
+        )
+        if found.next_due is None:
+            self._retire_at.pop(ns, None)
+        else:
+            self._retire_at[ns] = found.next_due
+        for name, uid in found.job_runs:
+            if not self.is_leading():
+                return
+            try:
+                await self.gateway.delete(
+                    "JobRun", ns, name, uid=uid or None, propagation="Background"
+                )
+            except NotFound:
+                pass
+            except GatewayError as error:
+                log.warning("cannot delete the old JobRun %s/%s: %s", ns, name, error)
+                continue
+            else:
+                result.writes += 1
+                log.info("deleted JobRun %s/%s: finished longer ago than its retention", ns, name)
+            self.store.forget("JobRun", ns, name)
+
+    async def _review_stalls(
+        self,
+        snapshot: Snapshot,
+        now: datetime,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> None:
+        """Say on each Running JobRun whose Job gets no pod why (see :mod:`stalls`)."""
+        ns = snapshot.namespace
+        runs = self.store.objects("JobRun", ns)
+        found = stalls.review(
+            runs, self.store.objects("Job", ns), lambda run: self.store.pods_of(ns, run), now
+        )
+        if found.next_look is None:
+            self._stall_looks.pop(ns, None)
+        else:
+            self._stall_looks[ns] = found.next_look
+        for suspect in found.suspects:
+            if not self.is_leading():
+                return
+            if suspect.unscheduled:
+                # The pod exists and the scheduler said why it cannot be placed.
+                text = f"the pod of batch Job {suspect.job} cannot be placed: "
+                text += suspect.unscheduled
+                if await self._set_stall(
+                    ns, suspect.job_run, text, now, result, reason=stalls.UNSCHEDULABLE
+                ):
+                    run = self.store.get("JobRun", ns, suspect.job_run) or {}
+                    events.append(
+                        (ObjectReference.of(run), "Warning", stalls.UNSCHEDULABLE, text[:1024])
+                    )
+                continue
+            try:
+                listed = await self.gateway.list(
+                    "Event",
+                    ns,
+                    field_selector=f"involvedObject.kind=Job,involvedObject.name={suspect.job}",
+                )
+            except GatewayError as error:
+                log.warning("cannot read the Events of batch Job %s/%s: %s", ns, suspect.job, error)
+                continue
+            message = stalls.newest_failed_create(listed)
+            if message is not None:
+                message = f"batch Job {suspect.job} cannot create its pod: {message}"
+                if await self._set_stall(ns, suspect.job_run, message, now, result):
+                    run = self.store.get("JobRun", ns, suspect.job_run) or {}
+                    events.append(
+                        (ObjectReference.of(run), "Warning", stalls.FAILED_CREATE, message[:1024])
+                    )
+        for name in found.recovered:
+            if not self.is_leading():
+                return
+            await self._set_stall(ns, name, None, now, result)
+
+    async def _set_stall(
+        self,
+        ns: str,
+        name: str,
+        message: str | None,
+        now: datetime,
+        result: ExecutionResult,
+        *,
+        reason: str = stalls.FAILED_CREATE,
+    ) -> bool:
+        """Set (``message``) or clear the JobRun's Stalled condition; whether it was written."""
+        run = self.store.get("JobRun", ns, name)
+        if run is None:
+            return False
+        try:
+            updated = await self.gateway.patch_status(
+                "JobRun",
+                ns,
+                name,
+                {"conditions": stalls.conditions_with_stall(run, message, now, reason)},
+                resource_version=str(run["metadata"].get("resourceVersion") or "") or None,
+            )
+        except GatewayError as error:  # a conflict included: the next plan looks again
+            log.info("cannot update the Stalled condition of JobRun %s/%s: %s", ns, name, error)
+            return False
+        result.writes += 1
+        self.store.put("JobRun", updated)
+        return True
+
+    async def _release_jobs(
+        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Remove the outcome finalizer from batch Jobs whose outcome is recorded.
+
+        Decided from the store after the plan's writes, whose responses are in it: a
+        JobRun's status counts only once the API server accepted it, so a crash in
+        between keeps the finalizer, and the next operator reads the outcome from the
+        Job that is still there.
+        """
+        ns = snapshot.namespace
+        due = finalizer.releases(self.store.objects("Job", ns), self.store.objects("JobRun", ns))
+        for job in due:
+            if not self.is_leading():
+                return
+            key = ("Job", job.job)
+            if self.retries.waiting(ns, key, now):
+                continue
+            try:
+                updated = await self.gateway.patch(
+                    "Job",
+                    ns,
+                    job.job,
+                    {"metadata": {"finalizers": list(job.finalizers) or None}},
+                    resource_version=job.resource_version or None,
+                )
+            except NotFound:
+                self.store.forget("Job", ns, job.job)
+                continue
+            except Conflict:
+                continue  # changed meanwhile: the watch brings it back, decided again
+            except GatewayError as error:
+                delay = self.retries.failed(ns, key, now)
+                log.warning(
+                    "cannot release batch Job %s/%s, trying again in %.1fs: %s",
+                    ns,
+                    job.job,
+                    delay,
+                    error,
+                )
+                result.errors += 1
+                continue
+            self.retries.forget(ns, key)
+            result.writes += 1
+            self.store.put("Job", updated)
+
     async def _bad_wants(self, snapshot: Snapshot, now: datetime, result: ExecutionResult) -> None:
         for bad in snapshot.bad_wants:
-            expected = codec.bad_want_status(bad.problem, bad.generation, now)
+            expected = codec.bad_want_status(bad.problem, bad.generation, now, reason=bad.reason)
             condition = expected["conditions"][0]
             if (bad.ready_reason, bad.ready_message) == (condition["reason"], condition["message"]):
                 continue  # already says so: writing again would only loop
+            if not self.is_leading():
+                return
             try:
                 updated = await self.gateway.patch_status(
                     "Want", snapshot.namespace, bad.name, expected
@@ -543,6 +835,13 @@ class Executor:
             log.warning(
                 "Want %s/%s cannot be planned: %s", snapshot.namespace, bad.name, bad.problem
             )
+            with contextlib.suppress(GatewayError):
+                await self.gateway.emit_event(
+                    ObjectReference.of(updated),
+                    type="Warning",
+                    reason=bad.reason,
+                    message=condition["message"][:1024],
+                )
 
     async def _job_definitions(
         self, snapshot: Snapshot, now: datetime, result: ExecutionResult

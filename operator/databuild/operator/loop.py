@@ -4,8 +4,10 @@ It sleeps until the world store changes or the planner's next deadline (retry ba
 TTL, SLA) passes, waits a moment for the burst of changes to settle (debounce), builds
 the World of every changed namespace, calls the domain planner, and executes the plan.
 A plan that met a surprise (a conflict, an object not in the expected state) is
-re-planned at once from fresh data, a few times; API errors back off per namespace, so
-bad input or a struggling API server never makes the loop spin.
+re-planned at once from fresh data, a few times; a failed write backs off that object
+alone (the executor's retry queue), and anything else that goes wrong backs off that
+namespace alone, so bad input or a struggling API server never makes the loop spin and
+never stops the other namespaces.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from databuild import domain
-from databuild.operator import snapshot
+from databuild.operator import isolation, snapshot
 from databuild.operator.executor import ExecutionResult, Executor
 from databuild.operator.store import WorldStore
 
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 MAX_REPLANS = 5
 """Immediate re-plans after surprises before the namespace waits for the next change."""
 MAX_ERROR_BACKOFF = 60.0
+RECHECK_UNPLANNABLE = 60.0
+"""Seconds a Want the planner raised for is left out before it is tried again."""
+PARALLEL_NAMESPACES = 4
+"""Namespaces planned and written at once, so one slow namespace delays no other."""
 
 
 class Leadership(Protocol):
@@ -67,7 +73,12 @@ class LoopStats:
 
 
 class Orchestrator:
-    """Plans and executes, one namespace at a time, in a single asyncio task."""
+    """Plans and executes; each namespace on its own, a few at a time.
+
+    A namespace is never reconciled twice at once; one whose plan takes long (a huge
+    namespace planning in its worker thread, an API server slow to answer its writes)
+    holds one of :data:`PARALLEL_NAMESPACES` slots, and the others go on.
+    """
 
     def __init__(
         self,
@@ -96,22 +107,53 @@ class Orchestrator:
         self._backoff: dict[str, tuple[float, float]] = {}  # ns -> (delay, not before)
         self.idle = asyncio.Event()
         """Set while the loop has nothing to do (tests wait on it)."""
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._unplannable: dict[str, dict[str, tuple[str, str, float]]] = {}
+        """Per namespace, Wants the planner raised for: name -> (resourceVersion, why, since)."""
+        self._again: set[str] = set()
+        self._slots = asyncio.Semaphore(PARALLEL_NAMESPACES)
 
     async def run(self) -> None:
         """Run forever (cancel to stop)."""
-        while True:
-            await self.leadership.wait_until_leading()
-            await self._wait()
-            if not self.leadership.is_leading():
-                continue
-            for namespace in self._due():
+        try:
+            while True:
+                await self.leadership.wait_until_leading()
+                await self._wait()
                 if not self.leadership.is_leading():
-                    break
-                await self.reconcile(namespace)
+                    continue
+                for namespace in self._due():
+                    if namespace in self._running:
+                        self._again.add(namespace)  # changed meanwhile: once more after
+                        continue
+                    self._running[namespace] = asyncio.create_task(
+                        self._reconcile_alone(namespace), name=f"databuild-plan-{namespace}"
+                    )
+        finally:
+            for task in self._running.values():
+                task.cancel()
+
+    async def _reconcile_alone(self, namespace: str) -> None:
+        try:
+            async with self._slots:
+                if self.leadership.is_leading():
+                    await self.reconcile(namespace)
+        except Exception:
+            # reconcile() confines what it can; this is the last line, so that one
+            # namespace can never end the orchestration of every other.
+            log.exception("reconciling namespace %s failed", namespace)
+            self._back_off(namespace)
+        finally:
+            del self._running[namespace]
+            if namespace in self._again:
+                self._again.discard(namespace)
+                self.store.mark_dirty(namespace)
+            else:
+                self.store.wake()  # its new deadlines count from now on
 
     async def _wait(self) -> None:
         timeout = self._sleep_seconds()
-        self.idle.set()
+        if not self._running:
+            self.idle.set()
         changed = await self.store.wait_for_change(timeout)
         self.idle.clear()
         if changed:
@@ -129,7 +171,12 @@ class Orchestrator:
         now = self.clock()
         waits = [(d - now).total_seconds() for d in self._deadlines.values()]
         mono = time.monotonic()
-        waits += [not_before - mono for _, not_before in self._backoff.values()]
+        # A namespace being reconciled is looked at again when that ends (it wakes us).
+        waits += [
+            not_before - mono
+            for ns, (_, not_before) in self._backoff.items()
+            if ns not in self._running
+        ]
         if not waits:
             return None
         return max(0.0, min(waits))
@@ -145,32 +192,55 @@ class Orchestrator:
         for ns, (_, not_before) in list(self._backoff.items()):
             if ns in due and not_before > mono:
                 due.discard(ns)  # still backing off; it is retried when the time comes
-            elif not_before <= mono:
+            elif not_before <= mono and ns not in self._running:
                 due.add(ns)
         return sorted(due)
 
     async def reconcile(self, namespace: str) -> ExecutionResult:
-        """Plan ``namespace`` and execute the plan, re-planning after surprises."""
+        """Plan ``namespace`` and execute the plan, re-planning after surprises.
+
+        Whatever goes wrong here stays with this namespace (and, where it can be told,
+        with the object that caused it): it is logged, the namespace backs off, and the
+        loop goes on with the others.
+        """
         result = ExecutionResult()
         for _ in range(MAX_REPLANS):
             now = self.clock()
             started = time.monotonic()
-            snap = snapshot.build(
-                self.store,
-                namespace,
-                now,
-                settings=self.settings,
-                extra_outcomes=self.executor.synthetic_outcomes(namespace),
-                cache=self.cache,
-            )
             try:
-                plan = domain.plan(snap.world, now)
+                snap = snapshot.build(
+                    self.store,
+                    namespace,
+                    now,
+                    settings=self.settings,
+                    extra_outcomes=self.executor.synthetic_outcomes(namespace),
+                    cache=self.cache,
+                )
             except Exception:
-                # A planner bug must not kill the operator; the namespace waits and
-                # is tried again with backoff.
+                # Objects are confined one by one inside build(); this is a bug met on
+                # the way, and it must not end the loop for every other namespace.
+                log.exception("reading namespace %s failed", namespace)
+                self._back_off(namespace)
+                return ExecutionResult(errors=1)
+            try:
+                # Off the event loop: /healthz, the Lease and the watches keep being
+                # served while a big namespace plans (the GIL is handed over every few
+                # milliseconds).
+                known = self._unplannable_wants(namespace)
+                plan, stalled = await asyncio.to_thread(
+                    isolation.plan_isolated, snap.world, now, known
+                )
+            except Exception:
+                # Not attributable to one Want: the namespace waits and is tried again
+                # with backoff.
                 log.exception("planning namespace %s failed", namespace)
                 self._back_off(namespace)
                 return result
+            self._remember_unplannable(namespace, stalled)
+            if stalled:
+                snap = isolation.with_stalled_wants(
+                    snap, self.store.objects("Want", namespace), stalled
+                )
             try:
                 result = await self.executor.execute(snap, plan, now)
             except Exception:
@@ -187,20 +257,63 @@ class Orchestrator:
                 log.debug(
                     "namespace %s: %d actions, %d writes", namespace, len(plan), result.writes
                 )
-            wakeups = [w for w in (plan.next_wakeup, *snap.wakeups) if w is not None]
+            retry = self.executor.wakeup(namespace, now)
+            recheck = self._recheck_at(namespace, now)
+            wakeups = [
+                w for w in (plan.next_wakeup, *snap.wakeups, retry, recheck) if w is not None
+            ]
             if wakeups:
                 self._deadlines[namespace] = min(wakeups)
             else:
                 self._deadlines.pop(namespace, None)
-            if result.errors:
-                self._back_off(namespace)
-                return result
+            # Failed writes back off object by object (the executor's retry queue, due
+            # in the wakeups above); the namespace itself goes on.
             self._backoff.pop(namespace, None)
             if not result.replan:
                 return result
         # Still surprised after several tries: wait for the next change (or a second).
         self._back_off(namespace, initial=1.0)
         return result
+
+    def _unplannable_wants(self, namespace: str) -> dict[str, str]:
+        """Wants that made the planner raise, unchanged since (name -> the problem).
+
+        Forgotten after :data:`RECHECK_UNPLANNABLE`, so a Want that failed because of
+        another object (a JobDefinition since fixed) is tried again.
+        """
+        wants = self.store.objects("Want", namespace)
+        fresh = time.monotonic() - RECHECK_UNPLANNABLE
+        return {
+            name: problem
+            for name, (version, problem, since) in self._unplannable.get(namespace, {}).items()
+            if since > fresh
+            and str((wants.get(name) or {}).get("metadata", {}).get("resourceVersion")) == version
+        }
+
+    def _remember_unplannable(
+        self, namespace: str, stalled: tuple[isolation.StalledWant, ...]
+    ) -> None:
+        wants = self.store.objects("Want", namespace)
+        before = self._unplannable.get(namespace, {})
+        remembered = {}
+        for name, why in stalled:
+            version = str((wants.get(name) or {}).get("metadata", {}).get("resourceVersion"))
+            old = before.get(name)
+            since = old[2] if old is not None and old[0] == version else time.monotonic()
+            remembered[name] = (version, why, since)
+        if remembered:
+            self._unplannable[namespace] = remembered
+        else:
+            self._unplannable.pop(namespace, None)
+
+    def _recheck_at(self, namespace: str, now: datetime) -> datetime | None:
+        """When the oldest remembered unplannable Want of ``namespace`` is tried again."""
+        entries = self._unplannable.get(namespace)
+        if not entries:
+            return None
+        oldest = min(since for _, _, since in entries.values())
+        left = max(0.0, oldest + RECHECK_UNPLANNABLE - time.monotonic())
+        return now + timedelta(seconds=left + 0.01)
 
     def _back_off(self, namespace: str, initial: float = 0.5) -> None:
         delay, _ = self._backoff.get(namespace, (initial / 2, 0.0))

@@ -143,6 +143,7 @@ class Operator:
             job_ttl_seconds=settings.job_ttl_seconds,
             is_leading=self.leadership.is_leading,
             write_concurrency=settings.write_concurrency,
+            job_run_retention_seconds=settings.job_run_retention_seconds,
         )
         self.orchestrator = Orchestrator(
             self.store,

@@ -26,6 +26,9 @@ class Settings:
     """Namespaces to serve; empty: every namespace (cluster-wide)."""
     job_ttl_seconds: int = 86400
     """How long finished batch Jobs are kept (``ttlSecondsAfterFinished``)."""
+    job_run_retention_seconds: float = 7 * 86400.0
+    """Finished JobRuns older than this are deleted, unless a Live partition was built by
+    them (``0``: keep them all)."""
     max_concurrent_runs: int | None = None
     """Running JobRuns allowed per namespace at once; ``None``: no limit."""
     debounce_seconds: float = 0.05
@@ -91,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--job-ttl-seconds", type=int, help="keep finished batch Jobs this long (default 86400)"
+    )
+    p.add_argument(
+        "--job-run-retention-seconds",
+        type=float,
+        help="delete finished JobRuns (and the Wants they created) this long after they "
+        "finished, unless they built a Live partition; 0 keeps them (default 604800, 7 days)",
     )
     p.add_argument(
         "--max-concurrent-runs", type=int, help="running JobRuns per namespace (default: unlimited)"
@@ -167,6 +176,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         raw = _env(env, "NAMESPACES") or ""
         values["namespaces"] = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
     pick("job_ttl_seconds", args.job_ttl_seconds, int)
+    pick("job_run_retention_seconds", args.job_run_retention_seconds, float)
     pick("max_concurrent_runs", args.max_concurrent_runs, int)
     pick("lease_name", args.lease_name)
     pick("lease_duration_seconds", args.lease_duration_seconds, float)
@@ -202,6 +212,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         raise SystemExit("--resync-seconds must be more than 0")
     if settings.job_ttl_seconds < 0:
         raise SystemExit("--job-ttl-seconds must be 0 or more")
+    if settings.job_run_retention_seconds < 0:
+        raise SystemExit("--job-run-retention-seconds must be 0 or more")
     if settings.max_concurrent_runs is not None and settings.max_concurrent_runs < 1:
         raise SystemExit("--max-concurrent-runs must be 1 or more")
     return settings

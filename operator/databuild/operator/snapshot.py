@@ -25,6 +25,26 @@ class BadWant:
     generation: int
     ready_reason: str
     ready_message: str
+    reason: str = "InvalidSpec"
+    """The reason its conditions give: ``InvalidSpec``, or ``PlanningFailed``."""
+
+
+def bad_want(
+    name: str, body: Mapping[str, Any], problem: str, *, reason: str = "InvalidSpec"
+) -> BadWant:
+    """A :class:`BadWant` for the Want ``body``, with what its status says now."""
+    ready: dict[str, object] = next(
+        (c for c in (body.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+        {},
+    )
+    return BadWant(
+        name,
+        problem,
+        int((body.get("metadata") or {}).get("generation") or 1),
+        str(ready.get("reason", "")),
+        str(ready.get("message", "")),
+        reason,
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,9 @@ class ConversionCache:
                 value = convert(body)
             except codec.BadObject as error:
                 value = error
+            except Exception as error:  # a converter bug must stay with this object
+                log.exception("converting %s %s/%s failed", kind, key[1], key[2])
+                value = codec.BadObject(kind, key[2], f"cannot be read: {error!r}"[:500])
             self._entries[key] = (version, value)
         if isinstance(value, codec.BadObject):
             raise value
@@ -95,7 +118,31 @@ class ConversionCache:
 
 
 def _direct(kind: str, body: Mapping[str, Any], convert: Callable[[Mapping[str, Any]], _T]) -> _T:
-    return convert(body)
+    try:
+        return convert(body)
+    except codec.BadObject:
+        raise
+    except Exception as error:  # a converter bug must stay with this object
+        name = str((body.get("metadata") or {}).get("name", ""))
+        raise codec.BadObject(kind, name, f"cannot be read: {error!r}"[:500]) from error
+
+
+def _outcome(
+    job: Mapping[str, Any], pods: list[dict[str, Any]], now: datetime, run: str
+) -> domain.JobOutcome | None:
+    """The outcome of one batch Job; one the operator cannot read fails that attempt."""
+    try:
+        return codec.outcome_from(job, pods, now)
+    except Exception as error:
+        attempt = codec.attempt_of(job)
+        name = str((job.get("metadata") or {}).get("name", ""))
+        log.exception("reading the outcome of batch Job %s failed", name)
+        if attempt is None:
+            return None
+        if true_conditions(job).keys().isdisjoint(("Complete", "Failed")):
+            return domain.JobOutcome(run, attempt, domain.OutcomeKind.RUNNING)
+        message = f"UnreadableOutcome: the operator cannot read how {name} ended: {error!r}"
+        return domain.JobOutcome(run, attempt, domain.OutcomeKind.FAILED, None, message[:1024])
 
 
 def build(
@@ -145,23 +192,7 @@ def build(
         try:
             wants[name] = convert("Want", body, codec.want_from)
         except codec.BadObject as error:
-            want_ready: dict[str, object] = next(
-                (
-                    c
-                    for c in (body.get("status") or {}).get("conditions") or []
-                    if c.get("type") == "Ready"
-                ),
-                {},
-            )
-            bad.append(
-                BadWant(
-                    name,
-                    error.problem,
-                    int((body.get("metadata") or {}).get("generation") or 1),
-                    str(want_ready.get("reason", "")),
-                    str(want_ready.get("message", "")),
-                )
-            )
+            bad.append(bad_want(name, body, error.problem))
 
     partitions: dict[str, domain.Partition] = {}
     for body in store.objects("Partition", namespace).values():
@@ -198,7 +229,7 @@ def build(
         run = codec.job_run_of(body)
         if run is None:
             continue
-        outcome = codec.outcome_from(body, store.pods_of(namespace, run), now)
+        outcome = _outcome(body, store.pods_of(namespace, run), now, run)
         if outcome is None:
             continue
         if outcome.kind is domain.OutcomeKind.RUNNING and "Failed" in true_conditions(body):

@@ -53,7 +53,16 @@ def _finished_pod(pod: Mapping[str, Any]) -> bool:
 # an outcome is read from. The rest (the pod template with every DATABUILD_* variable,
 # the standard labels, timestamps) is never read; keeping it cost most of the store's
 # memory (about 15 and 21 KB per Job and pod, against 2 KB kept).
-_METADATA_KEPT = ("name", "namespace", "uid", "resourceVersion", "generation")
+_METADATA_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "finalizers",
+)
 _LABELS_KEPT = (JOB_RUN_LABEL, *JOB_NAME_LABELS)
 _ANNOTATIONS_KEPT = (ATTEMPT_ANNOTATION,)
 _OWNER_KEPT = ("kind", "name", "controller")
@@ -95,8 +104,6 @@ def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     owners = [_pick(o, _OWNER_KEPT) for o in meta.get("ownerReferences") or [] if o]
     if owners:
         kept_meta["ownerReferences"] = owners
-    if meta.get("deletionTimestamp"):
-        kept_meta["deletionTimestamp"] = meta["deletionTimestamp"]
     stored = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
     stored["metadata"] = kept_meta
     status = obj.get("status") or {}
@@ -109,6 +116,16 @@ def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
                 if isinstance(c, Mapping)
             ],
         }
+        # Why a pod is not placed (the scheduler's PodScheduled=False): a stalled build.
+        unscheduled = [
+            _pick(c, _CONDITION_KEPT)
+            for c in status.get("conditions") or []
+            if isinstance(c, Mapping)
+            and c.get("type") == "PodScheduled"
+            and c.get("status") == "False"
+        ]
+        if unscheduled:
+            stored["status"]["conditions"] = unscheduled
     elif status:
         stored["status"] = {
             "conditions": [_pick(c, _CONDITION_KEPT) for c in status.get("conditions") or []]
@@ -244,6 +261,10 @@ class WorldStore:
     def mark_dirty(self, namespace: str) -> None:
         """Ask the loop to plan ``namespace`` again."""
         self._touch(namespace)
+
+    def wake(self) -> None:
+        """Wake the loop without marking anything dirty (it re-reads its deadlines)."""
+        self._changed.set()
 
     # -- reading -----------------------------------------------------------------------
 

@@ -27,16 +27,16 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "wants"): {"get", "list", "watch", "create", "delete"},
     ("databuild.dev", "schedules"): {"get", "list", "watch"},
     ("databuild.dev", "partitions"): {"get", "list", "watch", "create"},
-    ("databuild.dev", "jobruns"): {"get", "list", "watch", "create"},
+    ("databuild.dev", "jobruns"): {"get", "list", "watch", "create", "delete"},
     ("databuild.dev", "jobdefinitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "wants/status"): {"get", "update", "patch"},
     ("databuild.dev", "partitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/status"): {"get", "update", "patch"},
     ("databuild.dev", "schedules/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/finalizers"): {"update"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list"},
 }
 EXPECTED_LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "patch"}}
 

@@ -64,3 +64,12 @@ def test_bad_values_say_what_is_wrong() -> None:
         load([], env={"DATABUILD_JOB_TTL_SECONDS": "soon"})
     with pytest.raises(SystemExit, match="max-concurrent-runs"):
         load(["--max-concurrent-runs", "0"], env={})
+
+
+def test_job_run_retention_defaults_to_a_week_and_can_be_set_or_turned_off() -> None:
+    assert load([], env={}).job_run_retention_seconds == 7 * 86400
+    assert load(["--job-run-retention-seconds", "60"], env={}).job_run_retention_seconds == 60
+    env = {"DATABUILD_JOB_RUN_RETENTION_SECONDS": "0"}
+    assert load([], env=env).job_run_retention_seconds == 0
+    with pytest.raises(SystemExit, match="job-run-retention-seconds"):
+        load(["--job-run-retention-seconds", "-1"], env={})
