@@ -457,8 +457,42 @@ def _none_if_empty(value: Any) -> Any:
     return None if value in ("", [], (), {}) else value
 
 
-def partition_status(state: domain.PartitionState, generation: int) -> dict[str, Any]:
-    """The status patch that persists a Partition state."""
+def _condition(
+    type_: str, status: str, reason: str, message: str, since: str | None
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message[:4096],
+        "lastTransitionTime": since,
+    }
+
+
+# kstatus (Flux's health library; docs/gitops.md) reads Reconciling=True as InProgress,
+# Stalled=True as Failed, then Ready True/False as Current/InProgress, and an object
+# with none of them as Current. A Missing Partition carries none: nothing is under way
+# and nobody needs to act until a Want asks for it.
+_PARTITION_CONDITIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Missing": (),
+    "Building": (("Ready", "False"),),
+    "Live": (("Ready", "True"),),
+    "Failed": (("Ready", "False"), ("Stalled", "True")),
+    "Tainted": (("Ready", "False"), ("Stalled", "True")),
+}
+
+_PARTITION_MESSAGE = {
+    "Building": "its JobRun is building it",
+    "Live": "built; its data can be read",
+    "Failed": "its build failed for good; a new Want retries it",
+    "Tainted": "marked bad; a new Want rebuilds it",
+}
+
+
+def partition_status(state: domain.PartitionState, now: datetime) -> dict[str, Any]:
+    """The status patch that persists a Partition state (the caller adds
+    ``observedGeneration``, read from the object it patches)."""
+    message = state.message or _PARTITION_MESSAGE.get(state.STATE, "")
     return {
         "state": state.STATE,
         "jobRun": state.built_by,
@@ -466,7 +500,10 @@ def partition_status(state: domain.PartitionState, generation: int) -> dict[str,
         "inputs": _none_if_empty(list(state.inputs)),
         "failedAt": iso(state.failed_at),
         "message": _none_if_empty(state.message[:4096]),
-        "observedGeneration": generation,
+        "conditions": [
+            _condition(type_, status, state.STATE, message, iso(now))
+            for type_, status in _PARTITION_CONDITIONS[state.STATE]
+        ],
     }
 
 
@@ -474,6 +511,19 @@ _RUN_CONDITION = {
     "Succeeded": ("True", "Succeeded"),
     "Failed": ("False", "Failed"),
     "Cancelled": ("False", "Cancelled"),
+}
+
+# What kstatus should read from a JobRun: an unfinished run is Reconciling (InProgress),
+# a Failed one Stalled (Failed), a Succeeded one Ready (Current). A Cancelled run is
+# finished and nobody needs to act (no Want needs it any more): Ready and Stalled are
+# both absent, so kstatus reads it as Current; its Succeeded=False condition says why.
+_RUN_KSTATUS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Queued": (("Ready", "False"), ("Reconciling", "True")),
+    "WaitingForUpstream": (("Ready", "False"), ("Reconciling", "True")),
+    "Running": (("Ready", "False"), ("Reconciling", "True")),
+    "Succeeded": (("Ready", "True"),),
+    "Failed": (("Ready", "False"), ("Stalled", "True")),
+    "Cancelled": (),
 }
 
 
@@ -486,23 +536,29 @@ def job_run_status(
     now: datetime,
     previous_conditions: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The status patch that persists a JobRun state (plus its Succeeded condition)."""
-    status, cond_reason = _RUN_CONDITION.get(state.STATE, ("Unknown", state.STATE))
+    """The status patch that persists a JobRun state, with its conditions: Succeeded
+    (like a batch Job's) and Ready/Reconciling/Stalled for kstatus."""
     previous = {c.get("type"): c for c in previous_conditions}
-    old = previous.get("Succeeded")
-    since = (
-        old.get("lastTransitionTime")
-        if old is not None and old.get("status") == status
-        else iso(now)
-    )
-    condition = {
-        "type": "Succeeded",
-        "status": status,
-        "reason": reason if status == "False" else cond_reason,
-        "message": state.message[:4096] or f"the JobRun is {state.STATE}",
-        "lastTransitionTime": since,
-        "observedGeneration": generation,
-    }
+    message = state.message[:4096] or f"the JobRun is {state.STATE}"
+
+    def condition(type_: str, status: str, cond_reason: str) -> dict[str, Any]:
+        old = previous.get(type_)
+        since = (
+            old.get("lastTransitionTime")
+            if old is not None and old.get("status") == status
+            else iso(now)
+        )
+        return {
+            **_condition(type_, status, cond_reason, message, since),
+            "observedGeneration": generation,
+        }
+
+    status, cond_reason = _RUN_CONDITION.get(state.STATE, ("Unknown", state.STATE))
+    conditions = [condition("Succeeded", status, reason if status == "False" else cond_reason)]
+    for type_, kstatus in _RUN_KSTATUS[state.STATE]:
+        conditions.append(
+            condition(type_, kstatus, reason if state.STATE == "Failed" else state.STATE)
+        )
     return {
         "state": state.STATE,
         "attempt": state.attempt,
@@ -516,7 +572,7 @@ def job_run_status(
         "message": _none_if_empty(state.message[:4096]),
         "reason": reason,
         "exitCode": exit_code,
-        "conditions": [condition],
+        "conditions": conditions,
         "observedGeneration": generation,
     }
 
@@ -574,21 +630,20 @@ def job_definition_ready(jd: domain.JobDefinition) -> tuple[str, str, str]:
 def job_definition_status(
     ready: tuple[str, str, str], generation: int, now: datetime
 ) -> dict[str, Any]:
-    """The status patch of a JobDefinition: its Ready condition."""
+    """The status patch of a JobDefinition: its Ready condition, and Stalled while it
+    is invalid (it will not become usable until someone fixes it; kstatus: Failed)."""
     status, reason, message = ready
-    return {
-        "conditions": [
+    conditions = [
+        {**_condition("Ready", status, reason, message, iso(now)), "observedGeneration": generation}
+    ]
+    if status == "False":
+        conditions.append(
             {
-                "type": "Ready",
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": iso(now),
+                **_condition("Stalled", "True", reason, message, iso(now)),
                 "observedGeneration": generation,
             }
-        ],
-        "observedGeneration": generation,
-    }
+        )
+    return {"conditions": conditions, "observedGeneration": generation}
 
 
 def bad_want_status(

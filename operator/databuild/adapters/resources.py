@@ -558,6 +558,10 @@ class PartitionStatus(Model):
         max_length=MAX_MESSAGE_LENGTH,
         description="Why the partition is in its state, when that is not obvious.",
     )
+    conditions: Conditions = Field(
+        default_factory=list,
+        description="Ready (True when Live); Stalled when Failed or Tainted (kstatus).",
+    )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The generation last seen by the operator."
     )
@@ -671,7 +675,9 @@ class JobRunStatus(Model):
         description="Details of the last transition, e.g. a failed container's message.",
     )
     conditions: Conditions = Field(
-        default_factory=list, description="Succeeded summarises the run."
+        default_factory=list,
+        description="Succeeded summarises the run; Ready, Reconciling and Stalled are "
+        "for kstatus (Flux) and kubectl wait.",
     )
     admission: Literal["WaitingForAdmission", "Admitted"] | None = Field(
         default=None,

@@ -234,7 +234,7 @@ class Executor:
                     ops.append(_DeleteBatchJob(action))
                 case domain.TransitionPartition():
                     op = status_op("Partition", action.name, action.from_state)
-                    op.patch.update(codec.partition_status(action.state, 0))
+                    op.patch.update(codec.partition_status(action.state, action.event.time))
                     op.events.append(action.event)
                 case domain.TransitionJobRun():
                     op = status_op("JobRun", action.name, action.from_state)

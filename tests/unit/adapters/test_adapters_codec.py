@@ -36,7 +36,7 @@ def test_partition_states_round_trip() -> None:
         domain.PartitionFailed(built_by="run", failed_at=T, message="boom"),
     ]
     for state in states:
-        status = {k: v for k, v in codec.partition_status(state, 1).items() if v is not None}
+        status = {k: v for k, v in codec.partition_status(state, T).items() if v is not None}
         part = codec.partition_from(_body("Partition", {"ref": "p/1"}, status))
         assert part.state == state
         assert part.ref == "p/1"
@@ -241,3 +241,85 @@ def test_manifests() -> None:
     )
     assert part["spec"] == {"ref": "a/1"}
     assert len(part["metadata"]["labels"]["databuild.dev/ref-hash"]) <= 63
+
+
+def _true_or_false(conditions: list[dict[str, Any]]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in conditions}
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (domain.PartitionMissing(), {}),
+        (domain.PartitionBuilding(built_by="run"), {"Ready": "False"}),
+        (domain.PartitionLive(built_by="run", live_since=T), {"Ready": "True"}),
+        (
+            domain.PartitionFailed(built_by="run", failed_at=T, message="boom"),
+            {"Ready": "False", "Stalled": "True"},
+        ),
+        (domain.PartitionTainted(built_by="run"), {"Ready": "False", "Stalled": "True"}),
+    ],
+)
+def test_partition_conditions_are_what_kstatus_reads(
+    state: domain.PartitionState, expected: dict[str, str]
+) -> None:
+    status = codec.partition_status(state, T)
+    assert _true_or_false(status["conditions"]) == expected
+    assert "observedGeneration" not in status  # the executor adds the object's own
+    for condition in status["conditions"]:
+        assert condition["reason"] == state.STATE
+        assert condition["message"]
+        assert condition["lastTransitionTime"] == codec.iso(T)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        (domain.JobRunQueued(), {"Ready": "False", "Reconciling": "True"}),
+        (domain.JobRunWaitingForUpstream(attempt=1), {"Ready": "False", "Reconciling": "True"}),
+        (domain.JobRunRunning(attempt=1), {"Ready": "False", "Reconciling": "True"}),
+        (domain.JobRunSucceeded(attempt=1), {"Ready": "True"}),
+        (domain.JobRunFailed(attempt=1, message="exit 3"), {"Ready": "False", "Stalled": "True"}),
+        (domain.JobRunCancelled(attempt=1), {}),
+    ],
+)
+def test_job_run_conditions_are_what_kstatus_reads(
+    state: domain.JobRunState, expected: dict[str, str]
+) -> None:
+    status = codec.job_run_status(state, reason="Reason", exit_code=None, generation=2, now=T)
+    conditions = _true_or_false(status["conditions"])
+    succeeded = conditions.pop("Succeeded")
+    assert succeeded == {"Succeeded": "True", "Failed": "False", "Cancelled": "False"}.get(
+        state.STATE, "Unknown"
+    )
+    assert conditions == expected
+    assert all(c["observedGeneration"] == 2 for c in status["conditions"])
+
+
+def test_job_run_conditions_keep_their_transition_time_while_their_status_holds() -> None:
+    earlier = T - timedelta(minutes=5)
+    first = codec.job_run_status(
+        domain.JobRunQueued(), reason="Created", exit_code=None, generation=1, now=earlier
+    )
+    running = codec.job_run_status(
+        domain.JobRunRunning(attempt=1),
+        reason="Started",
+        exit_code=None,
+        generation=1,
+        now=T,
+        previous_conditions=first["conditions"],
+    )
+    since = {c["type"]: c["lastTransitionTime"] for c in running["conditions"]}
+    assert since["Reconciling"] == codec.iso(earlier)  # True before and after
+    assert since["Ready"] == codec.iso(earlier)
+
+
+def test_an_invalid_job_definition_and_an_unreadable_want_are_stalled() -> None:
+    invalid = codec.job_definition_status(("False", "InvalidJobDefinition", "bad"), 4, T)
+    assert _true_or_false(invalid["conditions"]) == {"Ready": "False", "Stalled": "True"}
+    valid = codec.job_definition_status(("True", "Valid", "ok"), 4, T)
+    assert _true_or_false(valid["conditions"]) == {"Ready": "True"}
+    bad = codec.bad_want_status("spec.partitions is missing", 2, T)
+    assert _true_or_false(bad["conditions"]) == {"Ready": "False", "Stalled": "True"}
+    assert bad["conditions"][0]["type"] == "Ready"  # the executor compares the first
+    assert "spec.partitions is missing" in bad["conditions"][1]["message"]
