@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane
+.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane flux
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -16,6 +16,11 @@ venv: .venv/.installed
 ## Build (cached) the control plane binaries and link them into .databuild/bin.
 control-plane:
 	@bin="$$(hack/build-control-plane.sh | tail -n 1)" && mkdir -p .databuild && ln -sfn "$$bin" .databuild/bin
+
+## Build (cached) Flux's source- and kustomize-controller and the kstatus tool, for the
+## GitOps tests, and link them into .databuild/flux.
+flux:
+	@bin="$$(hack/build-flux.sh | tail -n 1)" && mkdir -p .databuild && ln -sfn "$$bin" .databuild/flux
 
 cluster-up: venv control-plane
 	$(PY) -m databuild.testing.cluster up
@@ -30,7 +35,7 @@ demo: venv control-plane
 	$(PY) -m databuild.testing.demo
 
 ## The whole suite: fast unit tests first, then the control-plane and e2e tests.
-test: venv control-plane
+test: venv control-plane flux
 	$(PY) -m pytest
 
 test-unit: venv

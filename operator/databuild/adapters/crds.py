@@ -258,7 +258,11 @@ def openapi_schema(model: type[Resource]) -> dict[str, Any]:
             "kind": {"type": "string", "description": f"{model.KIND}."},
             "metadata": {"type": "object"},
             "spec": part(spec_model),
-            "status": part(status_model),
+            "status": {
+                **part(status_model),
+                # Applied when the object is read without a status (never stored).
+                **({"default": {"observedGeneration": 0}} if model.UNOBSERVED_IN_PROGRESS else {}),
+            },
         },
     }
 

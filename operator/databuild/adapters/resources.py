@@ -204,6 +204,10 @@ class Resource(Model):
     KIND: ClassVar[str]
     PLURAL: ClassVar[str]
     SHORT_NAME: ClassVar[str]
+    #: Whether an object the operator has not written a status for yet reads (through
+    #: a CRD default) as `status.observedGeneration: 0`, so kstatus (Flux) and Argo CD
+    #: see it as in progress: with no status at all kstatus reports it Current.
+    UNOBSERVED_IN_PROGRESS: ClassVar[bool] = True
 
     api_version: str = Field(default=API_VERSION, description="databuild.dev/v1alpha1.")
     kind: str = Field(default="", description="The kind.")
@@ -573,6 +577,8 @@ class Partition(Resource):
     KIND: ClassVar[str] = "Partition"
     PLURAL: ClassVar[str] = "partitions"
     SHORT_NAME: ClassVar[str] = "dbpart"
+    # A Partition without a status is Missing: nothing under way (kstatus: Current).
+    UNOBSERVED_IN_PROGRESS: ClassVar[bool] = False
 
     kind: str = Field(default="Partition", description="Partition.")
     spec: PartitionSpec = Field(description="The partition.")

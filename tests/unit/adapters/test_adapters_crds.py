@@ -10,8 +10,17 @@ from typing import Any
 import pytest
 import yaml
 
-from databuild.adapters.crds import crd, render_all
-from databuild.adapters.resources import PATTERN_PATTERN, REF_PATTERN, RESOURCES, Resource
+from databuild.adapters.crds import crd, openapi_schema, render_all
+from databuild.adapters.resources import (
+    PATTERN_PATTERN,
+    REF_PATTERN,
+    RESOURCES,
+    JobDefinition,
+    JobRun,
+    Partition,
+    Resource,
+    Want,
+)
 
 CRDS = Path(__file__).resolve().parents[3] / "crds"
 
@@ -152,3 +161,13 @@ def test_crd_files_are_valid_yaml_documents() -> None:
     for path in CRDS.glob("*.yaml"):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         assert doc["kind"] == "CustomResourceDefinition"
+
+
+def test_unobserved_objects_read_as_in_progress_except_partitions() -> None:
+    # kstatus reads an object without any status as Current; the default makes a Want,
+    # JobDefinition or JobRun the operator has not written yet read as generation 0.
+    for model in (Want, JobDefinition, JobRun):
+        status = openapi_schema(model)["properties"]["status"]
+        assert status["default"] == {"observedGeneration": 0}, model.KIND
+        assert "observedGeneration" in status["properties"]
+    assert "default" not in openapi_schema(Partition)["properties"]["status"]

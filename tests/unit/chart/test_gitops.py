@@ -81,7 +81,7 @@ def test_docs_embed_the_tested_health_check_verbatim() -> None:
     assert script == HEALTH_LUA.read_text()
 
 
-def _health(want: dict[str, Any]) -> tuple[str, str]:
+def argocd_health(want: dict[str, Any]) -> tuple[str, str]:
     # A dev extra, imported here so that its absence fails these tests, not collection.
     import lupa.lua51 as lua  # noqa: PLC0415
 
@@ -175,7 +175,7 @@ def _want(
     ],
 )
 def test_argocd_health_check(want: dict[str, Any], expected: str) -> None:
-    status, message = _health(want)
+    status, message = argocd_health(want)
     assert status == expected, message
     if (
         "status" in want
