@@ -174,6 +174,22 @@ def test_kstatus_of_every_state_is_the_documented_one(scenario: Scenario) -> Non
     wait_until(every_state_present, timeout=90, what="every state", describe=sc.describe)
     for kind in ("Want", "JobDefinition", "Partition", "JobRun"):
         check(_objects(sc, kind))
+    # A spec change the operator has not seen yet (it is stopped): a Successful Want
+    # reads as in progress again until its status catches up with the generation.
+    sc.operator.stop()
+    request(
+        sc.kube,
+        "PATCH",
+        f"/apis/databuild.dev/v1alpha1/namespaces/{sc.namespace}/wants/ok",
+        {"spec": {"slaSeconds": 86400}},
+        content_type="application/merge-patch+json",
+    )
+    [changed] = [w for w in _objects(sc, "Want") if w["metadata"]["name"] == "ok"]
+    assert changed["metadata"]["generation"] == 2
+    assert changed["status"]["state"] == "Successful"
+    checked.pop(("Want", "not yet observed"))
+    check([changed])
+    assert checked[("Want", "not yet observed")] == "InProgress"
     missing = set(table) - set(checked) - TRANSIENT
     assert not missing, f"table rows no live object exercised: {sorted(missing)}"
     # The Partition generation is now observed (it used to stay 0 for ever).
