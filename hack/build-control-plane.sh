@@ -50,7 +50,7 @@ run() {
   local component="$1" step="$2"; shift 2
   local logfile="$logs/$component.log" start=$SECONDS
   printf '\n== %s: %s\n$ %s\n' "$component" "$step" "$*" >>"$logfile"
-  "$@" >>"$logfile" 2>&1 &
+  "$@" >>"$logfile" 2>&1 9>&- &  # the build lock stays with this script
   local pid=$!
   child=$pid
   while kill -0 "$pid" 2>/dev/null; do
