@@ -62,3 +62,38 @@ def test_jobs_carry_job_metadata_and_wait_for_admission(scenario: Scenario) -> N
         content_type="application/merge-patch+json",
     )
     sc.wait_for_want("held", "Successful", timeout=60)
+
+
+def test_runs_waiting_for_admission_do_not_count_against_max_concurrent_runs(
+    scenario: Scenario,
+) -> None:
+    sc = scenario
+    sc.apply(
+        jobdef(
+            "queued",
+            ["queued/date={date}"],
+            jobMetadata={"labels": {QUEUE: "team-a"}},
+            maxConcurrentRuns=1,
+        ),
+        *(want(f"w{d}", [f"queued/date=2025-01-0{d}"]) for d in (1, 2, 3)),
+    )
+    sc.start_operator()
+
+    def all_held() -> list[dict[str, Any]] | None:
+        runs = sc.runs_of("queued")
+        held = [r for r in runs if r.get("status", {}).get("admission") == "WaitingForAdmission"]
+        return runs if len(held) == 3 else None
+
+    # With a limit of 1, all three Jobs exist: none of them runs yet.
+    runs = wait_until(all_held, timeout=60, what="three runs held", describe=sc.describe)
+    assert all(r["status"]["state"] == "Running" for r in runs)
+    for run in runs:
+        request(
+            sc.kube,
+            "PATCH",
+            f"{KINDS['Job'].collection(sc.namespace)}/{run['status']['jobName']}",
+            {"spec": {"suspend": False}},
+            content_type="application/merge-patch+json",
+        )
+    for d in (1, 2, 3):
+        sc.wait_for_want(f"w{d}", "Successful", timeout=60)

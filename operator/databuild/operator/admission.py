@@ -5,15 +5,18 @@ admits it. Until then the JobRun is Running in the state machine (its Job exists
 nothing runs; ``status.admission`` tells people which it is: ``WaitingForAdmission``
 while the current Job is suspended, ``Admitted`` once it was let run. No state
 transition is involved, so this is a status field beside the state, written by this
-small observer only when it changes.
+small observer only when it changes. Such runs do not count against
+``maxConcurrentRuns`` (:func:`widen_limits`, applied when the world is read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from databuild import domain
 from databuild.adapters.gateway import Gateway, GatewayError
 from databuild.adapters.jobs import waiting_for_admission
 from databuild.operator.store import WorldStore
@@ -22,6 +25,30 @@ log = logging.getLogger("databuild.operator.admission")
 
 WAITING = "WaitingForAdmission"
 ADMITTED = "Admitted"
+
+
+def widen_limits(
+    job_definitions: dict[str, domain.JobDefinition],
+    settings: domain.Settings,
+    held: Mapping[str, int],
+) -> domain.Settings:
+    """Runs a queueing system holds back do not count against concurrency limits.
+
+    ``held`` counts, by JobDefinition, the Running runs whose batch Job is suspended.
+    The planner counts every Running run; raising each limit by the runs held back
+    leaves exactly ``limit`` runs that really run. Updates ``job_definitions`` in place
+    and returns the namespace's settings, widened the same way.
+    """
+    for name, count in held.items():
+        jd = job_definitions.get(name)
+        if jd is not None and jd.max_concurrent_runs is not None and count:
+            job_definitions[name] = dataclasses.replace(
+                jd, max_concurrent_runs=jd.max_concurrent_runs + count
+            )
+    total = sum(held.values())
+    if settings.max_concurrent_runs is None or not total:
+        return settings
+    return dataclasses.replace(settings, max_concurrent_runs=settings.max_concurrent_runs + total)
 
 
 class AdmissionReporter:

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from databuild import domain
 from databuild.adapters import codec
-from databuild.adapters.jobs import true_conditions
+from databuild.adapters.jobs import true_conditions, waiting_for_admission
+from databuild.operator.admission import widen_limits
 from databuild.operator.store import WorldStore
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,7 @@ def build(
         if name in live_jobs or not waiting:
             store.release_finished(namespace, name, run_name or "")
     jobs = {**store.finished_jobs(namespace), **live_jobs}
+    held: dict[str, int] = {}  # Running runs a queueing system holds back, by definition
     for body in jobs.values():
         run = codec.job_run_of(body)
         if run is None:
@@ -234,6 +236,15 @@ def build(
             continue
         if outcome.kind is domain.OutcomeKind.RUNNING and "Failed" in true_conditions(body):
             wakeups.append(now + codec.POD_GRACE)
+        owner = job_runs.get(run)
+        if (
+            outcome.kind is domain.OutcomeKind.RUNNING
+            and waiting_for_admission(body)
+            and owner is not None
+            and isinstance(owner.state, domain.JobRunRunning)
+            and owner.state.attempt == outcome.attempt
+        ):
+            held[owner.job_definition] = held.get(owner.job_definition, 0) + 1
         outcomes[outcome.job_run, outcome.attempt] = outcome
 
     if cache is not None:
@@ -249,7 +260,7 @@ def build(
         partitions=partitions,
         job_runs=job_runs,
         outcomes=outcomes,
-        settings=settings or domain.Settings(),
+        settings=widen_limits(job_definitions, settings or domain.Settings(), held),
     )
     return Snapshot(
         namespace,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from databuild import domain
 from databuild.adapters.gateway import FakeGateway
-from databuild.operator.admission import AdmissionReporter
+from databuild.operator.admission import AdmissionReporter, widen_limits
 from databuild.operator.store import WorldStore
 
 NS = "data"
@@ -61,3 +62,15 @@ def test_a_job_never_held_back_writes_nothing() -> None:
     gateway, _, reporter = _setup(suspended=False)
     assert asyncio.run(reporter.reconcile_all()) == 0
     assert _admission(gateway) is None
+
+
+def test_runs_held_back_do_not_count_against_the_limits() -> None:
+    defs = {
+        "queued": domain.JobDefinition("queued", ("q/{d}",), max_concurrent_runs=1),
+        "free": domain.JobDefinition("free", ("f/{d}",)),
+    }
+    settings = widen_limits(defs, domain.Settings(max_concurrent_runs=5), {"queued": 2, "free": 1})
+    assert defs["queued"].max_concurrent_runs == 3
+    assert defs["free"].max_concurrent_runs is None
+    assert settings.max_concurrent_runs == 8
+    assert widen_limits(defs, domain.Settings(), {"queued": 1}).max_concurrent_runs is None
