@@ -8,7 +8,7 @@ read at one moment.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +30,8 @@ from databuild.adapters.jobs import (
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Resource, Want
 from databuild.cli.errors import CliError, ExitCode
+from databuild.cli.follow import KubeFollower
+from databuild.cli.podlogs import KubePodLogs, PodLogs
 from databuild.domain import InvalidPartitionRef, PartitionRef, partition_name
 
 __all__ = [
@@ -133,6 +135,21 @@ class Cluster(Protocol):
 
     def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
         """Merge `annotations` into the Partition's metadata."""
+        ...
+
+    def get_job_run(self, name: str) -> JobRun:
+        """The JobRun `name`, or a NOT_FOUND error."""
+        ...
+
+    def pod_logs(self) -> PodLogs:
+        """The pods of JobRuns and their logs (``databuild logs``)."""
+        ...
+
+    def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
+        """Snapshots of `wants` (``None``: every Want) as they change, at least every `tick` s.
+
+        Only the Wants, their Partitions and the JobRuns building them are in each.
+        """
         ...
 
 
@@ -272,6 +289,18 @@ class KubeCluster:
             ),
         )
         return _parse(Want, body)
+
+    def get_job_run(self, name: str) -> JobRun:
+        body = self._get("jobruns", name, f"JobRun {name!r} in namespace {self.namespace}")
+        return _parse(JobRun, body)
+
+    def pod_logs(self) -> PodLogs:
+        return KubePodLogs(self.api, self.namespace)
+
+    def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
+        for seen in KubeFollower(self.api, self.namespace, wants).follow(tick):
+            now = datetime.now(UTC)
+            yield Snapshot(self.namespace, now, seen.wants, seen.partitions, seen.job_runs)
 
     def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
         patch = {"metadata": {"annotations": dict(annotations)}}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from databuild.cli.commands import backfill, events, explain, graph, status, taint, want
+from databuild.cli.commands import backfill, events, explain, graph, logs, status, taint, wait, want
 from databuild.cli.context import BEL_URL_ENV, Context
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Cluster
@@ -21,7 +21,7 @@ from databuild.cli.render import OUTPUT_FORMATS
 
 __all__ = ["build_parser", "main", "run"]
 
-_COMMANDS = (want, backfill, status, explain, events, graph, taint)
+_COMMANDS = (want, wait, backfill, status, explain, events, graph, taint, logs)
 
 EPILOG = """exit codes:
   0  success (with --wait: the Want is Successful)

@@ -7,6 +7,7 @@ from typing import Any
 
 from databuild.adapters.resources import JobRun, Want
 from databuild.cli.kube import Snapshot
+from databuild.cli.podlogs import logs_hint
 from databuild.cli.render import age, iso
 
 __all__ = ["job_run_data", "status_data", "status_tree", "want_line"]
@@ -42,6 +43,8 @@ def _run_line(run: JobRun, snap: Snapshot) -> str:
         bits.append(f"attempt {s.attempt}")
     if s.finished_at is not None:
         bits.append(f"finished {age(s.finished_at, snap.now)} ago")
+        if s.started_at is not None:
+            bits.append(f"took {age(s.started_at, s.finished_at)}")
     elif s.started_at is not None:
         bits.append(f"started {age(s.started_at, snap.now)} ago")
     else:
@@ -62,6 +65,8 @@ def _run_details(run: JobRun, snap: Snapshot) -> list[str]:
         lines.append(f"waiting for {shown}{more}")
     if run.status.message and run.status.state in ("Failed", "Queued", "Cancelled"):
         lines.append(f"message: {run.status.message}")
+    if run.status.state == "Failed":
+        lines.append(f"logs: {logs_hint(run.metadata.name, snap.namespace)}")
     return lines
 
 

@@ -9,6 +9,7 @@ from databuild.adapters.schedules import SCHEDULE_LABEL
 from databuild.cli.commands.backfill import BACKFILL_LABEL, members, progress_of, render_progress
 from databuild.cli.context import Context
 from databuild.cli.errors import CliError, ExitCode
+from databuild.cli.live import watch_status
 from databuild.cli.render import emit
 from databuild.cli.tree import status_data, status_tree
 
@@ -30,6 +31,17 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     group = p.add_mutually_exclusive_group()
     group.add_argument("--backfill", metavar="NAME", help="show a backfill as a whole")
     group.add_argument("--schedule", metavar="NAME", help="show a Schedule's Wants as a whole")
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="keep the tree up to date (on watches)"
+    )
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="with --watch and a WANT: stop when it is done (exit code as `wait`)",
+    )
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="with --watch: redraw at least this often (s)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -71,6 +83,8 @@ def run(ctx: Context) -> int:
         return run_group(ctx, "backfill", BACKFILL_LABEL, ctx.args.backfill)
     if ctx.args.schedule:
         return run_group(ctx, "schedule", SCHEDULE_LABEL, ctx.args.schedule)
+    if ctx.args.watch:
+        return watch_status(ctx, [ctx.args.want] if ctx.args.want else None, ctx.args.all)
     snap = ctx.cluster.snapshot()
     if ctx.args.want:
         want = snap.wants.get(ctx.args.want)
