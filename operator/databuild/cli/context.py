@@ -57,8 +57,14 @@ class Context:
 
     @property
     def output(self) -> str:
-        """The -o format."""
-        return str(self.args.output)
+        """The -o format; ``wide`` is the table format with more detail (see :attr:`wide`)."""
+        fmt = str(self.args.output)
+        return "table" if fmt == "wide" else fmt
+
+    @property
+    def wide(self) -> bool:
+        """``-o wide``: tables with more detail."""
+        return str(self.args.output) == "wide"
 
     def bel_url(self, required: bool) -> str | None:
         """--bel-url, else $DATABUILD_BEL_URL, else the local default file if it exists."""

@@ -8,6 +8,7 @@ read at one moment.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,6 +144,14 @@ class Cluster(Protocol):
 
     def pod_logs(self) -> PodLogs:
         """The pods of JobRuns and their logs (``databuild logs``)."""
+        ...
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold Wants, sorted (``-A``)."""
+        ...
+
+    def in_namespace(self, namespace: str) -> Cluster:
+        """The same cluster, acting in `namespace`."""
         ...
 
     def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
@@ -296,6 +305,29 @@ class KubeCluster:
 
     def pod_logs(self) -> PodLogs:
         return KubePodLogs(self.api, self.namespace)
+
+    def namespaces(self) -> list[str]:
+        found: set[str] = set()
+        token = ""
+        while True:
+            body = self._call(
+                "listing Wants in every namespace",
+                functools.partial(
+                    self._custom.list_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    "wants",
+                    limit=500,
+                    _continue=token or None,
+                ),
+            )
+            found.update(str(i["metadata"]["namespace"]) for i in body.get("items", []))
+            token = body["metadata"].get("continue") or ""
+            if not token:
+                return sorted(found)
+
+    def in_namespace(self, namespace: str) -> KubeCluster:
+        return KubeCluster(self.api, namespace)
 
     def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
         for seen in KubeFollower(self.api, self.namespace, wants).follow(tick):

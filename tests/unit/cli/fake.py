@@ -212,6 +212,8 @@ class FakeCluster:
     snapshots: int = 0
     logs: FakePodLogs = field(default_factory=lambda: FakePodLogs())  # noqa: PLW0108 (defined below)
     followed: list[list[str] | None] = field(default_factory=list)
+    neighbours: dict[str, FakeCluster] = field(default_factory=dict)
+    """Other namespaces, for -A."""
 
     @classmethod
     def of(cls, world: Mapping[str, Any]) -> FakeCluster:
@@ -262,6 +264,13 @@ class FakeCluster:
         if name not in self.job_runs:
             raise CliError(f"JobRun {name!r}: not found", ExitCode.NOT_FOUND)
         return self.job_runs[name]
+
+    def namespaces(self) -> list[str]:
+        others = sorted(self.neighbours)
+        return sorted({self.namespace, *others} if self.wants else set(others))
+
+    def in_namespace(self, namespace: str) -> FakeCluster:
+        return self if namespace == self.namespace else self.neighbours[namespace]
 
     def pod_logs(self) -> FakePodLogs:
         return self.logs

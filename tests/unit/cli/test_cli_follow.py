@@ -174,3 +174,27 @@ def test_status_watch_prints_on_changes_and_exits_when_asked() -> None:
     assert result.code == 0
     assert result.out.count("Want a   Building") == 1  # unchanged trees are not repeated
     assert "Want a   Successful" in result.out
+
+
+def test_status_all_namespaces_shows_each_namespace() -> None:
+    cluster = FakeCluster.of(sample())
+    other = FakeCluster(namespace="other")
+    other.wants = {"o": want("o", ["o/x=1"], "Building")}
+    cluster.neighbours = {"other": other}
+    text = cli(cluster, "status", "-A").out
+    assert text.index("Namespace data:") < text.index("Want daily-jan")
+    assert text.index("Namespace other:") < text.index("Want o")
+    data = json.loads(cli(cluster, "status", "-A", "-o", "json").out)
+    assert {(d["namespace"], d["name"]) for d in data} >= {("data", "daily-jan"), ("data", "o")}
+    assert cli(cluster, "status", "-A", "daily-jan").code == ExitCode.USAGE
+
+
+def test_output_name_and_wide() -> None:
+    cluster = _failed_daily()
+    names = cli(cluster, "status", "-o", "name").out.splitlines()
+    assert names == ["want.databuild.dev/raw-only", "want.databuild.dev/daily-jan"]  # oldest first
+    created = cli(FakeCluster(), "want", "a/x=1", "-o", "name").out
+    assert created == "want.databuild.dev/want-abcde\n"
+    wide = cli(cluster, "status", "daily-jan", "-o", "wide").out
+    assert "attempt 1   daily-2-1   Failed   exit code 1   took 10s" in wide
+    assert "daily-2-1" not in cli(cluster, "status", "daily-jan").out
