@@ -13,6 +13,7 @@ from databuild.cli.podlogs import PodLogs, RunPod
 __all__ = ["register"]
 
 _TERMINAL_RUN = frozenset({"Succeeded", "Failed", "Cancelled"})
+_FINISHED_POD = frozenset({"Succeeded", "Failed"})
 
 
 def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None:
@@ -92,7 +93,9 @@ def _print_pod(ctx: Context, logs: PodLogs, run: str, pod: RunPod, header: bool)
     for container in containers:
         if header or len(containers) > 1:
             ctx.print(f"==> JobRun {run} attempt {pod.attempt} ({pod.phase}) {container} <==")
-        for line in logs.read(pod, container, tail=ctx.args.tail, follow=ctx.args.follow):
+        # A finished container's log no longer grows: read it whole, do not hold a stream.
+        follow = ctx.args.follow and pod.phase not in _FINISHED_POD
+        for line in logs.read(pod, container, tail=ctx.args.tail, follow=follow):
             ctx.print(line)
             ctx.out.flush()
 
