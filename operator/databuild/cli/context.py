@@ -15,6 +15,7 @@ from databuild.adapters.bel import BelStore, BelStoreError, open_store
 from databuild.adapters.bel.sqlite import sqlite_path
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Cluster, connect
+from databuild.cli.remote_bel import SERVICE_SCHEME, ServiceBelStore, parse_service_url
 
 __all__ = ["BEL_URL_ENV", "DEFAULT_BEL_FILE", "Context"]
 
@@ -81,6 +82,12 @@ class Context:
 
     def bel(self, url: str) -> BelStore:
         """Open the BEL store at `url` for reading (its schema is left alone)."""
+        if url.startswith(SERVICE_SCHEME):
+            try:
+                service = parse_service_url(url)
+            except ValueError as e:
+                raise CliError(str(e), ExitCode.USAGE) from None
+            return ServiceBelStore(service, self.cluster.history_fetch(service))
         try:
             if not url.startswith(("postgresql:", "postgres:")) and not sqlite_path(url).exists():
                 raise CliError(

@@ -33,6 +33,7 @@ from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Reso
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.follow import KubeFollower
 from databuild.cli.podlogs import KubePodLogs, PodLogs
+from databuild.cli.remote_bel import Fetch, ServiceRef
 from databuild.domain import InvalidPartitionRef, PartitionRef, partition_name
 
 __all__ = [
@@ -148,6 +149,10 @@ class Cluster(Protocol):
 
     def namespaces(self) -> list[str]:
         """The namespaces that hold Wants, sorted (``-A``)."""
+        ...
+
+    def history_fetch(self, service: ServiceRef) -> Fetch:
+        """GETs of the history API behind `service`, through the API server's proxy."""
         ...
 
     def in_namespace(self, namespace: str) -> Cluster:
@@ -325,6 +330,24 @@ class KubeCluster:
             token = body["metadata"].get("continue") or ""
             if not token:
                 return sorted(found)
+
+    def history_fetch(self, service: ServiceRef) -> Fetch:
+        def fetch(path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+            method, url, headers, body, post = self.api.param_serialize(
+                method="GET",
+                resource_path=service.proxy_path(path),
+                query_params=list(params.items()),
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            try:
+                response = self.api.call_api(method, url, headers, body, post)
+                data = response.read()
+            except Exception as e:  # urllib3's connection errors: no response at all
+                raise CliError(f"{service}: cannot reach the API server: {e}") from None
+            return int(response.status), bytes(data)
+
+        return fetch
 
     def in_namespace(self, namespace: str) -> KubeCluster:
         return KubeCluster(self.api, namespace)

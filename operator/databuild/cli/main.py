@@ -14,7 +14,18 @@ from pathlib import Path
 from typing import TextIO
 
 from databuild import __version__
-from databuild.cli.commands import backfill, events, explain, graph, logs, status, taint, wait, want
+from databuild.cli.commands import (
+    backfill,
+    events,
+    explain,
+    graph,
+    logs,
+    status,
+    taint,
+    ui,
+    wait,
+    want,
+)
 from databuild.cli.completion import NO_FILES, SCRIPTS, candidates
 from databuild.cli.context import BEL_URL_ENV, Context
 from databuild.cli.errors import CliError, ExitCode
@@ -23,7 +34,7 @@ from databuild.cli.render import OUTPUT_FORMATS
 
 __all__ = ["build_parser", "kubectl_complete", "main", "run"]
 
-_COMMANDS = (want, wait, backfill, status, explain, events, graph, taint, logs)
+_COMMANDS = (want, wait, backfill, status, explain, events, graph, taint, logs, ui)
 
 EPILOG = """exit codes:
   0  success (with --wait: the Want is Successful)
@@ -53,7 +64,10 @@ def _common(output: bool) -> argparse.ArgumentParser:
     g.add_argument("-n", "--namespace", help="namespace (default: the context's, else default)")
     g.add_argument(
         "--bel-url",
-        help=f"Build Event Log store: sqlite:///path or postgresql://... (env {BEL_URL_ENV})",
+        help=(
+            "Build Event Log: sqlite:///path, postgresql://..., or an in-cluster operator's "
+            f"history API as service://NAMESPACE/SERVICE[:PORT] (env {BEL_URL_ENV})"
+        ),
     )
     if output:
         g.add_argument("-o", "--output", choices=OUTPUT_FORMATS, help="output format")
