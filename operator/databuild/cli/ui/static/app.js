@@ -93,8 +93,13 @@ async function gridPage() {
     el("div", { class: "grid" }, el("table", { id: "grid" }, head, ...rows)));
 }
 
+function showNamespace(data) {
+  document.getElementById("namespace").textContent = `namespace ${data.namespace}`;
+}
+
 async function lineagePage(params) {
   const data = await get(`/api/lineage?ref=${encodeURIComponent(params.get("ref"))}`);
+  showNamespace(data);
   const levels = new Map();
   for (const n of data.nodes) {
     if (!levels.has(n.level)) levels.set(n.level, []);
@@ -131,6 +136,7 @@ async function lineagePage(params) {
 
 async function timelinePage(params) {
   const data = await get(`/api/timeline?want=${encodeURIComponent(params.get("want"))}`);
+  showNamespace(data);
   const bars = [];
   for (const r of data.runs) {
     const attempts = r.attempts.length ? r.attempts
