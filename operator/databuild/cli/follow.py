@@ -10,13 +10,15 @@ watch events of unrelated objects, which are dropped unparsed.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Want
@@ -55,6 +57,8 @@ class KubeFollower:
         self._runs: dict[str, JobRun] = {}
         self._events: queue.Queue[tuple[str, str, dict[str, Any]] | BaseException] = queue.Queue()
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._responses: set[Any] = set()
         self.requests = 0
         """API requests made so far (lists, gets, watches): for benchmarks."""
 
@@ -174,42 +178,71 @@ class KubeFollower:
         return True
 
     def _watch(self, plural: str, version: str) -> None:
-        w = watch.Watch()  # type: ignore[no-untyped-call]
         try:
             while not self._stop.is_set():
                 self.requests += 1
-                for event in w.stream(  # type: ignore[no-untyped-call]
-                    self._custom.list_namespaced_custom_object,
+                response: Any = self._custom.list_namespaced_custom_object(
                     GROUP,
                     VERSION,
                     self.namespace,
                     plural,
+                    watch=True,
                     resource_version=version,
                     timeout_seconds=_WATCH_SECONDS,
                     allow_watch_bookmarks=True,
-                ):
-                    if self._stop.is_set():
-                        return
-                    obj = event["object"]
-                    kind = event["type"]
-                    if kind == "ERROR":
-                        if isinstance(obj, dict) and obj.get("code") == 410:
-                            raise _Expired()
-                        raise CliError(f"watching {plural}: {obj}")
-                    version = str((obj.get("metadata") or {}).get("resourceVersion", version))
-                    if kind != "BOOKMARK":
-                        self._events.put((plural, kind, obj))
+                    _preload_content=False,
+                )
+                with self._lock:
+                    self._responses.add(response)
+                try:
+                    version = self._read_watch(plural, version, response)
+                finally:
+                    with self._lock:
+                        self._responses.discard(response)
+                    response.release_conn()
         except ApiException as e:
             self._events.put(_Expired() if e.status == 410 else CliError(f"watching {plural}: {e}"))
         except BaseException as e:  # handed to the reading thread, which raises it
-            self._events.put(e)
-        finally:
-            w.stop()  # type: ignore[no-untyped-call]
+            if not self._stop.is_set():  # after stop(), a shut-down read is expected
+                self._events.put(e)
+
+    def _read_watch(self, plural: str, version: str, response: Any) -> str:
+        """Queue the events of one watch response; the resourceVersion to resume from."""
+        pending = b""
+        for chunk in response.stream(65536):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if self._stop.is_set():
+                    return version
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj, kind = event.get("object") or {}, event.get("type")
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise _Expired()
+                    raise CliError(f"watching {plural}: {obj.get('message', obj)}")
+                version = str((obj.get("metadata") or {}).get("resourceVersion", version))
+                if kind != "BOOKMARK":
+                    self._events.put((plural, str(kind), obj))
+        return version
+
+    def _stop_watches(self, threads: list[threading.Thread]) -> None:
+        """End the watch threads now: a blocked read is shut down, not waited for."""
+        self._stop.set()
+        with self._lock:
+            responses = list(self._responses)
+        for response in responses:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+        for t in threads:
+            t.join(timeout=2)
 
     def _snapshot(self) -> Followed:
         return Followed(dict(self._wants), dict(self._parts), dict(self._runs))
 
-    def follow(self, tick: float) -> Iterator[Followed]:
+    def follow(self, tick: float) -> Generator[Followed, None, None]:
         """The followed objects now, then after each relevant change (at least every `tick` s)."""
         while True:
             self._stop.clear()
@@ -236,5 +269,5 @@ class KubeFollower:
                     if changed and self._events.empty():
                         yield self._snapshot()
             finally:
-                self._stop.set()
+                self._stop_watches(threads)
             self._events = queue.Queue()

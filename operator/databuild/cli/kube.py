@@ -8,8 +8,9 @@ read at one moment.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,7 +160,7 @@ class Cluster(Protocol):
         """The same cluster, acting in `namespace`."""
         ...
 
-    def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
+    def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
         """Snapshots of `wants` (``None``: every Want) as they change, at least every `tick` s.
 
         Only the Wants, their Partitions and the JobRuns building them are in each.
@@ -352,10 +353,12 @@ class KubeCluster:
     def in_namespace(self, namespace: str) -> KubeCluster:
         return KubeCluster(self.api, namespace)
 
-    def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
-        for seen in KubeFollower(self.api, self.namespace, wants).follow(tick):
-            now = datetime.now(UTC)
-            yield Snapshot(self.namespace, now, seen.wants, seen.partitions, seen.job_runs)
+    def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
+        # Closing this generator closes the follower's, which stops its watch threads.
+        with contextlib.closing(KubeFollower(self.api, self.namespace, wants).follow(tick)) as it:
+            for seen in it:
+                now = datetime.now(UTC)
+                yield Snapshot(self.namespace, now, seen.wants, seen.partitions, seen.job_runs)
 
     def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
         patch = {"metadata": {"annotations": dict(annotations)}}

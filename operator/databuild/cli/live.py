@@ -7,8 +7,9 @@ logs of CI jobs stay short.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 from databuild.adapters.resources import Want
@@ -57,10 +58,17 @@ def _verdict(wants: Sequence[Want]) -> ExitCode | None:
 
 def follow_wants(ctx: Context, names: list[str], timeout: timedelta | None, interval: float) -> int:
     """Follow `names` until one fails (1), all are done (0, or 3 if one expired) or timeout (3)."""
+    with contextlib.closing(ctx.cluster.follow(names, interval)) as snapshots:
+        return _follow(ctx, names, timeout, snapshots)
+
+
+def _follow(
+    ctx: Context, names: list[str], timeout: timedelta | None, snapshots: Iterator[Snapshot]
+) -> int:
     started = ctx.clock()
     tty = ctx.err.isatty()
     last: dict[str, str] = {}
-    for snap in ctx.cluster.follow(names, interval):
+    for snap in snapshots:
         wants = [snap.wants[n] for n in names if n in snap.wants]
         if len(wants) < len(names):
             gone = sorted(set(names) - set(snap.wants))
@@ -107,9 +115,16 @@ def _final(ctx: Context, wants: Sequence[Want], snap: Snapshot) -> None:
 
 def watch_status(ctx: Context, names: list[str] | None, include_upstream: bool) -> int:
     """``status --watch``: redraw the tree on every change until interrupted."""
+    with contextlib.closing(ctx.cluster.follow(names, ctx.args.interval)) as snapshots:
+        return _watch(ctx, names, include_upstream, snapshots)
+
+
+def _watch(
+    ctx: Context, names: list[str] | None, include_upstream: bool, snapshots: Iterator[Snapshot]
+) -> int:
     tty = ctx.out.isatty()
     previous = ""
-    for snap in ctx.cluster.follow(names, ctx.args.interval):
+    for snap in snapshots:
         wants = sorted(snap.wants.values(), key=lambda w: w.metadata.name)
         if names is not None:
             wants = [w for w in wants if w.metadata.name in names]

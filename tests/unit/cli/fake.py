@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,7 +275,7 @@ class FakeCluster:
     def pod_logs(self) -> FakePodLogs:
         return self.logs
 
-    def follow(self, wants: list[str] | None, tick: float) -> Iterator[Snapshot]:
+    def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
         """A fresh snapshot per step: the fake's "watch" is one change per snapshot."""
         self.followed.append(wants)
         while True:
