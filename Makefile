@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane flux
+.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane flux prometheus-crds
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -22,6 +22,10 @@ control-plane:
 flux:
 	@bin="$$(hack/build-flux.sh | tail -n 1)" && mkdir -p .databuild && ln -sfn "$$bin" .databuild/flux
 
+## Fetch (cached) the Prometheus Operator's CRDs the chart's monitoring objects are checked against.
+prometheus-crds:
+	@hack/fetch-prometheus-crds.sh >/dev/null
+
 cluster-up: venv control-plane
 	$(PY) -m databuild.testing.cluster up
 
@@ -35,7 +39,7 @@ demo: venv control-plane
 	$(PY) -m databuild.testing.demo
 
 ## The whole suite: fast unit tests first, then the control-plane and e2e tests.
-test: venv control-plane flux
+test: venv control-plane flux prometheus-crds
 	$(PY) -m pytest
 
 test-unit: venv

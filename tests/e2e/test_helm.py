@@ -99,6 +99,7 @@ class Release:
         self.namespace = namespace
         self.health_port = free_port()
         self.metrics_port = free_port()
+        self.history_port = free_port()
 
     @property
     def fullname(self) -> str:
@@ -114,6 +115,10 @@ class Release:
             # Free host ports: the operator runs on this machine with the chart's args.
             "--set", f"health.port={self.health_port}",
             "--set", f"metrics.port={self.metrics_port}",
+            "--set", f"history.port={self.history_port}",
+            # No volume provisioner here: the BEL goes on an emptyDir, as it would on a
+            # cluster without a default StorageClass.
+            "--set", "bel.persistence.enabled=false",
             *values,
         )  # fmt: skip
 

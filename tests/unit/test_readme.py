@@ -230,7 +230,8 @@ def test_helm_install_commands_render() -> None:
                 roles = {
                     d["metadata"]["namespace"]
                     for d in docs
-                    if d["kind"] == "Role" and not d["metadata"]["name"].endswith("-election")
+                    if d["kind"] == "Role"
+                    and not d["metadata"]["name"].endswith(("-election", "-history-reader"))
                 }
                 assert roles == listed, str(cmd)
     assert modes == {True, False}, "show the cluster-wide and the namespaced install"

@@ -137,10 +137,14 @@ class GatewayStats:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)
     errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    codes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """By (verb, kind, HTTP code): ``2xx`` for successes, ``0`` when no response came."""
 
     def record(self, verb: str, kind: str, error: GatewayError | None = None) -> None:
         """Count one request, and one write if it was a successful write."""
         self.requests[verb, kind] += 1
+        code = "2xx" if error is None else str(error.status or 0)
+        self.codes[verb, kind, code] += 1
         if error is not None:
             self.errors[verb, kind, type(error).__name__] += 1
         elif verb in _WRITE_VERBS:

@@ -15,6 +15,7 @@ from databuild.adapters.bel import BelStore, BelStoreError, open_store
 from databuild.adapters.bel.sqlite import sqlite_path
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Cluster, connect
+from databuild.cli.remote_bel import SERVICE_SCHEME, ServiceBelStore, parse_service_url
 
 __all__ = ["BEL_URL_ENV", "DEFAULT_BEL_FILE", "Context"]
 
@@ -57,8 +58,14 @@ class Context:
 
     @property
     def output(self) -> str:
-        """The -o format."""
-        return str(self.args.output)
+        """The -o format; ``wide`` is the table format with more detail (see :attr:`wide`)."""
+        fmt = str(self.args.output)
+        return "table" if fmt == "wide" else fmt
+
+    @property
+    def wide(self) -> bool:
+        """``-o wide``: tables with more detail."""
+        return str(self.args.output) == "wide"
 
     def bel_url(self, required: bool) -> str | None:
         """--bel-url, else $DATABUILD_BEL_URL, else the local default file if it exists."""
@@ -75,6 +82,12 @@ class Context:
 
     def bel(self, url: str) -> BelStore:
         """Open the BEL store at `url` for reading (its schema is left alone)."""
+        if url.startswith(SERVICE_SCHEME):
+            try:
+                service = parse_service_url(url)
+            except ValueError as e:
+                raise CliError(str(e), ExitCode.USAGE) from None
+            return ServiceBelStore(service, self.cluster.history_fetch(service))
         try:
             if not url.startswith(("postgresql:", "postgres:")) and not sqlite_path(url).exists():
                 raise CliError(

@@ -8,7 +8,9 @@ read at one moment.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import functools
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,9 @@ from databuild.adapters.jobs import (
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Resource, Want
 from databuild.cli.errors import CliError, ExitCode
+from databuild.cli.follow import KubeFollower
+from databuild.cli.podlogs import KubePodLogs, PodLogs
+from databuild.cli.remote_bel import Fetch, ServiceRef
 from databuild.domain import InvalidPartitionRef, PartitionRef, partition_name
 
 __all__ = [
@@ -133,6 +138,33 @@ class Cluster(Protocol):
 
     def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
         """Merge `annotations` into the Partition's metadata."""
+        ...
+
+    def get_job_run(self, name: str) -> JobRun:
+        """The JobRun `name`, or a NOT_FOUND error."""
+        ...
+
+    def pod_logs(self) -> PodLogs:
+        """The pods of JobRuns and their logs (``databuild logs``)."""
+        ...
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that hold Wants, sorted (``-A``)."""
+        ...
+
+    def history_fetch(self, service: ServiceRef) -> Fetch:
+        """GETs of the history API behind `service`, through the API server's proxy."""
+        ...
+
+    def in_namespace(self, namespace: str) -> Cluster:
+        """The same cluster, acting in `namespace`."""
+        ...
+
+    def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
+        """Snapshots of `wants` (``None``: every Want) as they change, at least every `tick` s.
+
+        Only the Wants, their Partitions and the JobRuns building them are in each.
+        """
         ...
 
 
@@ -272,6 +304,61 @@ class KubeCluster:
             ),
         )
         return _parse(Want, body)
+
+    def get_job_run(self, name: str) -> JobRun:
+        body = self._get("jobruns", name, f"JobRun {name!r} in namespace {self.namespace}")
+        return _parse(JobRun, body)
+
+    def pod_logs(self) -> PodLogs:
+        return KubePodLogs(self.api, self.namespace)
+
+    def namespaces(self) -> list[str]:
+        found: set[str] = set()
+        token = ""
+        while True:
+            body = self._call(
+                "listing Wants in every namespace",
+                functools.partial(
+                    self._custom.list_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    "wants",
+                    limit=500,
+                    _continue=token or None,
+                ),
+            )
+            found.update(str(i["metadata"]["namespace"]) for i in body.get("items", []))
+            token = body["metadata"].get("continue") or ""
+            if not token:
+                return sorted(found)
+
+    def history_fetch(self, service: ServiceRef) -> Fetch:
+        def fetch(path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+            method, url, headers, body, post = self.api.param_serialize(
+                method="GET",
+                resource_path=service.proxy_path(path),
+                query_params=list(params.items()),
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+            )
+            try:
+                response = self.api.call_api(method, url, headers, body, post)
+                data = response.read()
+            except Exception as e:  # urllib3's connection errors: no response at all
+                raise CliError(f"{service}: cannot reach the API server: {e}") from None
+            return int(response.status), bytes(data)
+
+        return fetch
+
+    def in_namespace(self, namespace: str) -> KubeCluster:
+        return KubeCluster(self.api, namespace)
+
+    def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
+        # Closing this generator closes the follower's, which stops its watch threads.
+        with contextlib.closing(KubeFollower(self.api, self.namespace, wants).follow(tick)) as it:
+            for seen in it:
+                now = datetime.now(UTC)
+                yield Snapshot(self.namespace, now, seen.wants, seen.partitions, seen.job_runs)
 
     def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
         patch = {"metadata": {"annotations": dict(annotations)}}

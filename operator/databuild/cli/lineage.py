@@ -6,6 +6,7 @@ from typing import Any
 
 from databuild.adapters.bel import StoredEvent
 from databuild.cli.kube import Snapshot
+from databuild.cli.podlogs import logs_hint
 from databuild.cli.render import age, iso
 from databuild.cli.tree import job_run_data
 
@@ -127,6 +128,8 @@ def explain_text(
             code = f", exit code {a.exit_code}" if a.exit_code is not None else ""
             msg = f": {a.message}" if a.message else ""
             lines.append(f"  #{a.attempt}  {a.job_name}  {a.state}  ({when}{end}{code}){msg}")
+        if s.state == "Failed" or any(a.state == "Failed" for a in attempts):
+            lines.append(f"Logs:       {logs_hint(run.metadata.name, snap.namespace)}")
     inputs = snap.inputs_of(ref)
     lines.append("Inputs:" + ("     none" if not inputs else ""))
     for i in inputs:

@@ -13,15 +13,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from databuild.cli.commands import backfill, events, explain, graph, status, taint, want
+from databuild import __version__
+from databuild.cli.commands import (
+    backfill,
+    events,
+    explain,
+    graph,
+    logs,
+    status,
+    taint,
+    ui,
+    wait,
+    want,
+)
+from databuild.cli.completion import NO_FILES, SCRIPTS, candidates
 from databuild.cli.context import BEL_URL_ENV, Context
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Cluster
 from databuild.cli.render import OUTPUT_FORMATS
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["build_parser", "kubectl_complete", "main", "run"]
 
-_COMMANDS = (want, backfill, status, explain, events, graph, taint)
+_COMMANDS = (want, wait, backfill, status, explain, events, graph, taint, logs, ui)
 
 EPILOG = """exit codes:
   0  success (with --wait: the Want is Successful)
@@ -51,28 +64,54 @@ def _common(output: bool) -> argparse.ArgumentParser:
     g.add_argument("-n", "--namespace", help="namespace (default: the context's, else default)")
     g.add_argument(
         "--bel-url",
-        help=f"Build Event Log store: sqlite:///path or postgresql://... (env {BEL_URL_ENV})",
+        help=(
+            "Build Event Log: sqlite:///path, postgresql://..., or an in-cluster operator's "
+            f"history API as service://NAMESPACE/SERVICE[:PORT] (env {BEL_URL_ENV})"
+        ),
     )
     if output:
         g.add_argument("-o", "--output", choices=OUTPUT_FORMATS, help="output format")
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
+def build_parser(prog: str = "databuild") -> argparse.ArgumentParser:
+    """The whole command line (``prog``: ``kubectl databuild`` when run as the plugin)."""
     parser = _Parser(
-        prog="databuild",
+        prog=prog,
         description="Ask for data partitions and follow how they are built.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common(output=True)],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.set_defaults(kubeconfig=None, context=None, namespace=None, bel_url=None, output="table")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common, common_out = _common(output=False), _common(output=True)
     for module in _COMMANDS:
         module.register(sub, common, common_out, _Parser)
+    c = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description=(
+            "Print a completion script: `source <(databuild completion bash)` in ~/.bashrc. "
+            "`kubectl databuild` completes through kubectl_complete-databuild (installed "
+            "with the package; kubectl 1.26 or later)."
+        ),
+    )
+    c.add_argument("shell", choices=sorted(SCRIPTS))
+    c.set_defaults(handler=lambda ctx: _print_script(ctx.out, ctx.args.shell))
     return parser
+
+
+def _print_script(out: TextIO, shell: str) -> int:
+    out.write(SCRIPTS[shell])
+    return ExitCode.OK
+
+
+def _prog() -> str:
+    """``kubectl databuild`` when kubectl runs us as its plugin, else ``databuild``."""
+    name = Path(sys.argv[0]).name
+    return "kubectl databuild" if name.startswith("kubectl-databuild") else "databuild"
 
 
 def run(
@@ -81,12 +120,17 @@ def run(
     out: TextIO | None = None,
     err: TextIO | None = None,
     connect_cluster: Callable[[], Cluster] | None = None,
+    prog: str = "databuild",
     **context: object,
 ) -> int:
     """Run one command line; returns the exit code (tests call this directly)."""
     out = out or sys.stdout
     err = err or sys.stderr
-    parser = build_parser()
+    parser = build_parser(prog)
+    if argv and argv[0] == "__complete":  # what the completion scripts ask
+        for word in candidates(parser, argv[1:]):
+            out.write(word + "\n")
+        return ExitCode.OK
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as e:
@@ -105,7 +149,16 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``databuild`` and ``kubectl-databuild``."""
-    return run(sys.argv[1:] if argv is None else argv)
+    return run(sys.argv[1:] if argv is None else argv, prog=_prog())
+
+
+def kubectl_complete(argv: Sequence[str] | None = None) -> int:
+    """Console entry point of ``kubectl_complete-databuild``: kubectl's plugin completion."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    for word in candidates(build_parser("kubectl databuild"), words):
+        sys.stdout.write(word + "\n")
+    sys.stdout.write(f":{NO_FILES}\n")
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -17,12 +17,15 @@ __all__ = [
     "age",
     "emit",
     "iso",
+    "names_of",
     "parse_duration",
     "parse_time",
     "table",
 ]
 
-OUTPUT_FORMATS = ("table", "json", "yaml")
+OUTPUT_FORMATS = ("table", "wide", "name", "json", "yaml")
+"""``-o``: ``table`` for people, ``wide`` with more detail, ``name`` one ``kind/name`` a line
+(for ``xargs``), ``json``/``yaml`` for programs."""
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -93,9 +96,28 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def names_of(data: Any) -> list[str]:
+    """``kind/name`` of each object in `data` (a wire object, a status dict, or a list)."""
+    items = data if isinstance(data, list) else [data]
+    found = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        meta = item.get("metadata") or {}
+        name = meta.get("name") or item.get("name")
+        if not name:
+            continue
+        kind = str(item.get("kind") or "Want").lower()
+        found.append(f"{kind}.databuild.dev/{name}")
+    return found
+
+
 def emit(data: Any, fmt: str, out: TextIO, text: str | None = None) -> None:
-    """Write `data` as JSON or YAML, or `text` for the table format."""
-    if fmt == "json":
+    """Write `data` as JSON, YAML or names, or `text` for the table format."""
+    if fmt == "name":
+        for line in names_of(data):
+            out.write(line + "\n")
+    elif fmt == "json":
         out.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     elif fmt == "yaml":
         out.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))

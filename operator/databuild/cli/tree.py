@@ -7,6 +7,7 @@ from typing import Any
 
 from databuild.adapters.resources import JobRun, Want
 from databuild.cli.kube import Snapshot
+from databuild.cli.podlogs import logs_hint
 from databuild.cli.render import age, iso
 
 __all__ = ["job_run_data", "status_data", "status_tree", "want_line"]
@@ -42,6 +43,8 @@ def _run_line(run: JobRun, snap: Snapshot) -> str:
         bits.append(f"attempt {s.attempt}")
     if s.finished_at is not None:
         bits.append(f"finished {age(s.finished_at, snap.now)} ago")
+        if s.started_at is not None:
+            bits.append(f"took {age(s.started_at, s.finished_at)}")
     elif s.started_at is not None:
         bits.append(f"started {age(s.started_at, snap.now)} ago")
     else:
@@ -49,8 +52,20 @@ def _run_line(run: JobRun, snap: Snapshot) -> str:
     return "   ".join(bits)
 
 
-def _run_details(run: JobRun, snap: Snapshot) -> list[str]:
+def _attempt_lines(run: JobRun, snap: Snapshot) -> list[str]:
     lines = []
+    for a in snap.attempts.get(run.metadata.name, ()):
+        bits = [f"attempt {a.attempt}", a.job_name, a.state]
+        if a.exit_code is not None:
+            bits.append(f"exit code {a.exit_code}")
+        if a.started is not None:
+            bits.append(f"took {age(a.started, a.finished or snap.now)}")
+        lines.append("   ".join(bits))
+    return lines
+
+
+def _run_details(run: JobRun, snap: Snapshot, wide: bool = False) -> list[str]:
+    lines = _attempt_lines(run, snap) if wide else []
     waiting = [
         ref
         for ref in [*run.spec.inputs, *(run.status.missing_partitions or [])]
@@ -62,11 +77,13 @@ def _run_details(run: JobRun, snap: Snapshot) -> list[str]:
         lines.append(f"waiting for {shown}{more}")
     if run.status.message and run.status.state in ("Failed", "Queued", "Cancelled"):
         lines.append(f"message: {run.status.message}")
+    if run.status.state == "Failed":
+        lines.append(f"logs: {logs_hint(run.metadata.name, snap.namespace)}")
     return lines
 
 
-def status_tree(wants: Sequence[Want], snap: Snapshot) -> str:
-    """The tree of each Want in `wants`, blank-line separated."""
+def status_tree(wants: Sequence[Want], snap: Snapshot, *, wide: bool = False) -> str:
+    """The tree of each Want in `wants`, blank-line separated (``wide``: with attempts)."""
     blocks = []
     for want in wants:
         lines = [want_line(want, snap)]
@@ -80,14 +97,15 @@ def status_tree(wants: Sequence[Want], snap: Snapshot) -> str:
                 since = part.status.live_since if state == "Live" else None
                 since = since or part.metadata.creation_timestamp
             head = _LAST if last_part else _MID
-            lines.append(f"{head}Partition {ref}   {state}   {age(since, snap.now)}")
+            name = f"   {part.metadata.name}" if wide and part is not None else ""
+            lines.append(f"{head}Partition {ref}   {state}   {age(since, snap.now)}{name}")
             indent = _GAP if last_part else _PIPE
             runs = snap.runs_for(ref)
             for j, run in enumerate(runs):
                 last_run = j == len(runs) - 1
                 lines.append(f"{indent}{_LAST if last_run else _MID}{_run_line(run, snap)}")
                 sub = indent + (_GAP if last_run else _PIPE)
-                details = _run_details(run, snap)
+                details = _run_details(run, snap, wide)
                 for k, detail in enumerate(details):
                     lines.append(f"{sub}{_LAST if k == len(details) - 1 else _MID}{detail}")
         blocks.append("\n".join(lines))

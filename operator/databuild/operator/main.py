@@ -28,6 +28,7 @@ from databuild.operator import handlers, metrics
 from databuild.operator.admission import AdmissionReporter
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.executor import Executor
+from databuild.operator.history_api import serve_history
 from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
 from databuild.operator.schedules import ScheduleController
@@ -261,6 +262,9 @@ class Operator:
                 self.settings.metrics_port,
                 metrics=self.metrics,
             )
+        history = None
+        if self.settings.history_port is not None and self.settings.bel_url is not None:
+            history = serve_history(self.settings.bel_url, self.settings.history_port)
         liveness = (
             f"http://0.0.0.0:{self.settings.health_port}/healthz"
             if self.settings.health_port is not None
@@ -313,6 +317,8 @@ class Operator:
                 await asyncio.to_thread(self.bel_writer.close, 10.0)
             if server is not None:
                 server.stop()
+            if history is not None:
+                history.stop()
             log.info("stopped")
 
 

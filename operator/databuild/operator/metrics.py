@@ -29,6 +29,7 @@ and :func:`serve` (or :func:`start_metrics_server`) serves ``/metrics`` over HTT
 from __future__ import annotations
 
 import contextlib
+import platform
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,11 +37,21 @@ from datetime import datetime
 from typing import Any, Protocol, get_args
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
+from databuild import __version__
 from databuild.adapters.bel import BelEvent, BelWriter
 from databuild.adapters.resources import JobRunState, PartitionState, WantState
 from databuild.domain import World
@@ -79,6 +90,9 @@ class _ObjectStore(Protocol):
 # From a second to a day: a want covers anything from one quick job to a daily backfill.
 _WANT_LATENCY_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_RUN_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+#: JobRuns whose start is remembered for the duration histogram (a bound, not a target).
+_MAX_RUNNING_TRACKED = 100_000
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -212,6 +226,26 @@ class OperatorMetrics:
             buckets=_RECONCILE_BUCKETS,
             registry=r,
         )
+        # The process itself (CPU, memory, file descriptors, start time) and Python's GC.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.build_info = Gauge(
+            PREFIX + "build_info",
+            "Always 1; the labels say which operator version runs on which Python.",
+            ["version", "python_version"],
+            registry=r,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.job_run_duration = Histogram(
+            PREFIX + "job_run_duration_seconds",
+            "Time from a JobRun's first attempt starting to its end, per JobDefinition "
+            "(few, unlike JobRun names) and outcome (Succeeded, Failed).",
+            ["job_definition", "outcome"],
+            buckets=_RUN_DURATION_BUCKETS,
+            registry=r,
+        )
+        self._run_started: dict[tuple[str, str], datetime] = {}
         self.sla_breaches = Counter(
             PREFIX + "sla_breaches",
             "Wants that missed their SLA.",
@@ -232,14 +266,21 @@ class OperatorMetrics:
         ns = event.namespace
         if event.kind == "JobRun":
             jd = event.job_definition or "unknown"
+            run = (ns, event.name)
             if event.to_state == "Running" and event.from_state == "Queued":
                 self.attempts_started.labels(ns, jd).inc()
                 if event.details.get("attempt", "1") == "1":
                     self.job_runs_started.labels(ns, jd).inc()
+                    if len(self._run_started) < _MAX_RUNNING_TRACKED:
+                        self._run_started[run] = event.time
             elif event.to_state == "Succeeded":
                 self.job_runs_succeeded.labels(ns, jd).inc()
+                self._observe_run(run, jd, "Succeeded", event.time)
             elif event.to_state == "Failed":
                 self.job_runs_failed.labels(ns, jd).inc()
+                self._observe_run(run, jd, "Failed", event.time)
+            elif event.to_state == "Cancelled":
+                self._run_started.pop(run, None)
             elif event.from_state == "Running" and event.to_state == "Queued":
                 self.attempts_failed.labels(ns, jd).inc()
         elif event.kind == "Want" and event.to_state in ("Successful", "Failed", "Expired"):
@@ -247,6 +288,12 @@ class OperatorMetrics:
             if event.to_state == "Successful" and want_clock_start is not None:
                 latency = (event.time - want_clock_start).total_seconds()
                 self.want_latency.observe(max(0.0, latency))
+
+    def _observe_run(self, run: tuple[str, str], jd: str, outcome: str, end: datetime) -> None:
+        started = self._run_started.pop(run, None)
+        if started is not None:
+            seconds = max(0.0, (end - started).total_seconds())
+            self.job_run_duration.labels(jd, outcome).observe(seconds)
 
     def set_state_counts(self, namespace: str, kind: str, counts: Mapping[str, int]) -> None:
         """Set the gauge of `kind` (Want, JobRun, Partition) in `namespace`; states not
@@ -373,6 +420,8 @@ class _GatewayCounts(Protocol):
     def writes(self) -> Mapping[tuple[str, str], int]: ...
     @property
     def errors(self) -> Mapping[tuple[str, str, str], int]: ...
+    @property
+    def codes(self) -> Mapping[tuple[str, str, str], int]: ...
 
 
 class _LoopCounts(Protocol):
@@ -430,6 +479,14 @@ class OperatorCollector(Collector):
         for (verb, kind, error), n in sorted(self.gateway.errors.items()):
             errors.add_metric([verb, kind, error], n)
         yield errors
+        codes = CounterMetricFamily(
+            "databuild_api_responses",
+            "API responses by verb, kind and HTTP code (2xx: success; 0: no response).",
+            labels=["verb", "kind", "code"],
+        )
+        for (verb, kind, code), n in sorted(self.gateway.codes.items()):
+            codes.add_metric([verb, kind, code], n)
+        yield codes
         yield CounterMetricFamily("databuild_plans", "Plans made.", value=self.loop.plans)
         yield CounterMetricFamily(
             "databuild_plan_actions", "Actions planned.", value=self.loop.actions

@@ -51,6 +51,8 @@ class Settings:
     """Delete BEL events older than this many days (``None``: keep everything)."""
     health_port: int | None = None
     """Serve kopf's liveness probe on this port at /healthz (``None``: not at all)."""
+    history_port: int | None = None
+    """Serve the read-only history API over the BEL on this port (needs ``bel_url``)."""
     watch_inactivity_timeout: float = 70.0
     """Reconnect a watch that delivered nothing (not even a bookmark) for this long."""
     write_concurrency: int = 1
@@ -124,6 +126,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--health-port", type=int, help="serve the liveness probe on this port")
     p.add_argument(
+        "--history-port",
+        type=int,
+        help="serve the read-only history API (events, state at a time, lineage) on this port",
+    )
+    p.add_argument(
         "--bel-url",
         help="Build Event Log store: sqlite:///path/bel.db or postgresql://user@host/db",
     )
@@ -182,6 +189,7 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     pick("lease_duration_seconds", args.lease_duration_seconds, float)
     pick("metrics_port", args.metrics_port, int)
     pick("health_port", args.health_port, int)
+    pick("history_port", args.history_port, int)
     pick("bel_url", args.bel_url)
     pick("bel_retention_days", args.bel_retention_days, float)
     pick("watch_inactivity_timeout", args.watch_inactivity_timeout, float)
@@ -210,6 +218,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         raise SystemExit("--write-concurrency must be 1 or more")
     if settings.resync_seconds <= 0:
         raise SystemExit("--resync-seconds must be more than 0")
+    if settings.history_port is not None and settings.bel_url is None:
+        raise SystemExit("--history-port serves the Build Event Log: it needs --bel-url too")
     if settings.job_ttl_seconds < 0:
         raise SystemExit("--job-ttl-seconds must be 0 or more")
     if settings.job_run_retention_seconds < 0:

@@ -98,11 +98,13 @@ class Ports:
     apiserver: int
     controller_manager: int
     scheduler: int
+    kwok: int
+    """kwok's kubelet-like server: the API server reads pod logs from it."""
 
     @classmethod
     def allocate(cls) -> Ports:
-        """Five distinct free ports."""
-        return cls(*free_ports(5))
+        """Six distinct free ports."""
+        return cls(*free_ports(6))
 
 
 @dataclass
@@ -125,6 +127,25 @@ def stage_documents() -> str:
     folder = resources.files("databuild.testing").joinpath("stages")
     names = sorted(f.name for f in folder.iterdir() if f.name.endswith(".yaml"))
     return "\n---\n".join(folder.joinpath(n).read_text() for n in names)
+
+
+#: What ``kubectl logs`` (and ``databuild logs``) shows for every pod on the simulated node:
+#: kwok runs no containers, so it serves this file, in the CRI log format a kubelet reads.
+SIMULATED_LOG_LINES = (
+    "simulated pod log: kwok runs no container, so every pod shows these lines",
+    "a real node serves the container's own output here",
+)
+
+
+def pod_log_documents(log_file: Path) -> str:
+    """kwok's ClusterLogs: every pod's log is `log_file` (for ``pods/log`` requests)."""
+    logs = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterLogs",
+        "metadata": {"name": "every-pod"},
+        "spec": {"selector": {}, "logs": [{"logsFile": str(log_file), "follow": False}]},
+    }
+    return yaml.safe_dump(logs)
 
 
 def kubeconfig_document(
@@ -366,7 +387,9 @@ class ControlPlane:
         kwok: Process | None = None
         if binaries.kwok is not None:
             self._create_node()
-            kwok = self._spawn(KWOK, [str(binaries.kwok), *self._kwok_args(files)], kwok=True)
+            kwok = self._spawn(
+                KWOK, [str(binaries.kwok), *self._kwok_args(ports, files)], kwok=True
+            )
         for process, what, probe in waits:
             self._wait(process, what, probe)
             self._mark(process.name)
@@ -438,6 +461,20 @@ class ControlPlane:
         stages = pki.parent / "kwok-stages.yaml"
         stages.write_text(stage_documents())
         files["stages"] = stages
+        # kwok's kubelet-like server, so that pods/log works through the API server; the
+        # API server verifies it against our CA and presents a client certificate.
+        files["kwok.crt"], files["kwok.key"] = ca.serving("kwok-node").write(pki, "kwok")
+        files["kubelet-client.crt"], files["kubelet-client.key"] = ca.client(
+            "kube-apiserver-kubelet-client", "system:masters"
+        ).write(pki, "kubelet-client")
+        log_file = pki.parent / "simulated-pod.log"
+        log_file.write_text(
+            "".join(
+                f"2025-01-01T00:00:00.000000000Z stdout F {line}\n" for line in SIMULATED_LOG_LINES
+            )
+        )
+        files["pod-logs"] = pki.parent / "kwok-pod-logs.yaml"
+        files["pod-logs"].write_text(pod_log_documents(log_file))
         context = ssl.create_default_context(cafile=str(files["ca.crt"]))
         context.load_cert_chain(str(admin_crt), str(admin_key))
         self._ssl = context
@@ -493,6 +530,11 @@ class ControlPlane:
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--proxy-client-cert-file={files['front-proxy-client.crt']}",
                 f"--proxy-client-key-file={files['front-proxy-client.key']}",
+                # Pod logs come from kwok's server, at the node's InternalIP (loopback).
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-certificate-authority={files['ca.crt']}",
+                f"--kubelet-client-certificate={files['kubelet-client.crt']}",
+                f"--kubelet-client-key={files['kubelet-client.key']}",
             ],
         )
 
@@ -538,17 +580,23 @@ class ControlPlane:
             ],
         )
 
-    def _kwok_args(self, files: dict[str, Path]) -> list[str]:
+    def _kwok_args(self, ports: Ports, files: dict[str, Path]) -> list[str]:
         key, value = KWOK_NODE_ANNOTATION
         return self._args(
             KWOK,
             [
                 f"--kubeconfig={files['admin.kubeconfig']}",
                 f"--config={files['stages']}",
+                f"--config={files['pod-logs']}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={key}={value}",
                 f"--cidr={POD_CIDR}",
-                "--node-ip=10.240.0.1",
+                # The node's address is where the API server fetches pod logs from.
+                "--node-ip=127.0.0.1",
+                f"--node-port={ports.kwok}",
+                f"--server-address=127.0.0.1:{ports.kwok}",
+                f"--tls-cert-file={files['kwok.crt']}",
+                f"--tls-private-key-file={files['kwok.key']}",
                 # Without a config file of kind KwokConfiguration the lease duration
                 # defaults to 0: no node Lease, so the node-lifecycle controller finds
                 # the Node silent every ~50 s and marks every pod on it NotReady, which

@@ -62,7 +62,9 @@ def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def _flatten(rules: list[dict[str, Any]]) -> Iterator[tuple[str, str, str]]:
     for rule in rules:
-        assert not rule.get("resourceNames"), "resourceNames are not expected"
+        # Only the history reader names its one object (a Service's proxy).
+        named = rule.get("resourceNames")
+        assert not named or rule["resources"] == ["services/proxy"], "unexpected resourceNames"
         assert not rule.get("nonResourceURLs"), "non-resource URLs are not expected"
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -90,6 +92,8 @@ def _is_leader_election(role: dict[str, Any]) -> bool:
 
 def _is_user_role(role: dict[str, Any]) -> bool:
     labels = role["metadata"]["labels"]
+    if role["metadata"]["name"].endswith("-history-reader"):
+        return True  # for people to bind, like the aggregated roles
     return any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels)
 
 
@@ -189,7 +193,7 @@ def test_cluster_wide_mode_grants_exactly_the_operators_needs() -> None:
         {"kind": "ServiceAccount", "name": FULLNAME, "namespace": RELEASE_NS}
     ]
     # Leader election stays in the operator's own namespace even in cluster-wide mode.
-    (lease_role,) = _of_kind(docs, "Role")
+    (lease_role,) = [r for r in _of_kind(docs, "Role") if not _is_user_role(r)]
     assert lease_role["metadata"]["namespace"] == RELEASE_NS
     assert _permissions(lease_role["rules"]) == EXPECTED_LEASE_RULES
 
@@ -204,7 +208,9 @@ def test_namespaced_mode_renders_roles_only_in_the_listed_namespaces() -> None:
     assert not _operator_cluster_roles(docs)
     assert not _of_kind(docs, "ClusterRoleBinding")
 
-    roles = [r for r in _of_kind(docs, "Role") if not _is_leader_election(r)]
+    roles = [
+        r for r in _of_kind(docs, "Role") if not _is_leader_election(r) and not _is_user_role(r)
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert _permissions(role["rules"]) == EXPECTED_RULES
@@ -297,8 +303,11 @@ def test_resources_and_image_are_configurable() -> None:
 
 
 def test_metrics_service_is_optional() -> None:
-    assert not _of_kind(template(), "Service")
-    docs = template("--set", "metrics.service.enabled=true", "--set", "metrics.port=9191")
+    assert not _of_kind(template("--set", "history.enabled=false"), "Service")
+    docs = template(
+        "--set", "metrics.service.enabled=true", "--set", "metrics.port=9191",
+        "--set", "history.enabled=false",
+    )  # fmt: skip
     service = _one(docs, "Service")
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
@@ -310,7 +319,7 @@ def test_metrics_service_is_optional() -> None:
 
     docs = template("--set", "metrics.enabled=false")
     assert not [a for a in _container(docs)["args"] if a.startswith("--metrics")]
-    assert [p["name"] for p in _container(docs)["ports"]] == ["health"]
+    assert [p["name"] for p in _container(docs)["ports"]] == ["health", "history"]
 
 
 @pytest.mark.parametrize(
@@ -417,9 +426,12 @@ def _volumes(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {v["name"]: v for v in pod["volumes"]}
 
 
-def test_bel_defaults_to_embedded_sqlite_on_an_empty_dir() -> None:
+def test_bel_defaults_to_embedded_sqlite_on_a_claim_or_an_empty_dir_if_asked() -> None:
     docs = template()
     assert "--bel-url=sqlite:////var/lib/databuild/bel.db" in _container(docs)["args"]
+    claim = _one(docs, "PersistentVolumeClaim")
+    assert _volumes(docs)["bel"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    docs = template("--set", "bel.persistence.enabled=false")
     assert _volumes(docs)["bel"] == {"name": "bel", "emptyDir": {}}
     assert not _of_kind(docs, "PersistentVolumeClaim")
 
@@ -522,3 +534,36 @@ def test_packaged_chart_ships_the_repository_crds(tmp_path: Path) -> None:
         }
     repo = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
     assert shipped == repo
+
+
+def test_history_api_is_served_behind_a_cluster_ip_service_with_a_reader_role() -> None:
+    docs = template()
+    deployment = _one(docs, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--history-port=8090" in container["args"]
+    assert {"name": "history", "containerPort": 8090, "protocol": "TCP"} in container["ports"]
+    (service,) = [
+        s for s in _of_kind(docs, "Service") if s["metadata"]["name"].endswith("-history")
+    ]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"][0]["targetPort"] == "history"
+    (reader,) = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"].endswith("-reader")]
+    (rule,) = reader["rules"]
+    assert rule["resources"] == ["services/proxy"] and rule["verbs"] == ["get"]
+    assert service["metadata"]["name"] + ":history" in rule["resourceNames"]
+    # By default the history is on a PersistentVolumeClaim, not an emptyDir.
+    assert _of_kind(docs, "PersistentVolumeClaim")
+    off = template("--set", "history.enabled=false")
+    assert not [s for s in _of_kind(off, "Service") if s["metadata"]["name"].endswith("-history")]
+    clash = helm(
+        "template",
+        "databuild",
+        str(CHART),
+        "--kube-version",
+        kube_version(),
+        "--set",
+        "history.port=8080",
+        check=False,
+    )
+    assert clash.returncode != 0
+    assert "history.port (8080) must differ" in clash.stderr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +12,7 @@ from databuild.adapters.resources import JobRun, Partition, Want
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Attempt, Snapshot
 from databuild.cli.main import run
+from databuild.cli.podlogs import RunPod
 from databuild.domain import PartitionRef, partition_name
 
 NOW = datetime(2025, 1, 2, 12, 0, 0, tzinfo=UTC)
@@ -209,6 +210,10 @@ class FakeCluster:
     annotated: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     on_snapshot: Callable[[FakeCluster], None] | None = None
     snapshots: int = 0
+    logs: FakePodLogs = field(default_factory=lambda: FakePodLogs())  # noqa: PLW0108 (defined below)
+    followed: list[list[str] | None] = field(default_factory=list)
+    neighbours: dict[str, FakeCluster] = field(default_factory=dict)
+    """Other namespaces, for -A."""
 
     @classmethod
     def of(cls, world: Mapping[str, Any]) -> FakeCluster:
@@ -253,6 +258,29 @@ class FakeCluster:
         self.wants[created.metadata.name] = created
         return created
 
+    def get_job_run(self, name: str) -> JobRun:
+        if self.on_snapshot is not None:
+            self.on_snapshot(self)
+        if name not in self.job_runs:
+            raise CliError(f"JobRun {name!r}: not found", ExitCode.NOT_FOUND)
+        return self.job_runs[name]
+
+    def namespaces(self) -> list[str]:
+        others = sorted(self.neighbours)
+        return sorted({self.namespace, *others} if self.wants else set(others))
+
+    def in_namespace(self, namespace: str) -> FakeCluster:
+        return self if namespace == self.namespace else self.neighbours[namespace]
+
+    def pod_logs(self) -> FakePodLogs:
+        return self.logs
+
+    def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
+        """A fresh snapshot per step: the fake's "watch" is one change per snapshot."""
+        self.followed.append(wants)
+        while True:
+            yield self.snapshot()
+
     def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
         self.annotated.append((name, dict(annotations)))
         for ref, part in self.partitions.items():
@@ -263,6 +291,29 @@ class FakeCluster:
                 self.partitions[ref] = part.model_copy(update={"metadata": md})
                 return self.partitions[ref]
         raise CliError(f"Partition {name!r}: not found", ExitCode.NOT_FOUND)
+
+
+@dataclass
+class FakePodLogs:
+    """Pods by JobRun and their logs by (pod, container); records what was read."""
+
+    pods_by_run: dict[str, list[RunPod]] = field(default_factory=dict)
+    text: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    reads: list[tuple[str, str, int | None, bool]] = field(default_factory=list)
+
+    def add(self, run: str, attempt: int, phase: str, lines: list[str]) -> RunPod:
+        pod = RunPod(f"{run}-{attempt}-pod", attempt, phase, ("main",))
+        self.pods_by_run.setdefault(run, []).append(pod)
+        self.text[(pod.name, "main")] = lines
+        return pod
+
+    def pods(self, job_run: str) -> list[RunPod]:
+        return list(self.pods_by_run.get(job_run, []))
+
+    def read(self, pod: RunPod, container: str, *, tail: int | None, follow: bool) -> Iterator[str]:
+        self.reads.append((pod.name, container, tail, follow))
+        lines = self.text.get((pod.name, container), [])
+        return iter(lines[-tail:] if tail else ([] if tail == 0 else lines))
 
 
 @dataclass

@@ -14,7 +14,7 @@ from .fake import FakeCluster, cli, job_run, partition, sample, want
 TREE = """\
 Want daily-jan   Building   1/2 live   age 10m
 ├── Partition daily/date=2025-01-01   Live   8m
-│   └── JobRun daily-1   Succeeded   daily   attempt 1   finished 8m ago
+│   └── JobRun daily-1   Succeeded   daily   attempt 1   finished 8m ago   took 20s
 └── Partition daily/date=2025-01-02   Building   9m
     └── JobRun daily-2   Running   daily   attempt 2   started 60s ago
 """
@@ -66,7 +66,8 @@ def test_status_tree_shows_why_a_run_waits_or_failed() -> None:
         "Want w3   UpstreamBuilding   0/1 live   age 10m",
         "└── Partition daily/date=2025-01-03   Missing   -",
         "    ├── JobRun daily-4   Failed   daily   age 15m",
-        "    │   └── message: exit code 2",
+        "    │   ├── message: exit code 2",
+        "    │   └── logs: databuild logs -n data daily-4 --failed",
         "    └── JobRun daily-3   WaitingForUpstream   daily   age 9m",
         "        └── waiting for clean/date=2025-01-03",
     ]

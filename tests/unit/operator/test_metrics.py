@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from databuild import __version__
 from databuild.adapters.bel import BelEvent, BelWriter, open_store
 from databuild.domain import (
     EntityKind,
@@ -161,14 +162,17 @@ def test_naming_conventions() -> None:
     families = list(text_string_to_metric_families(m.render().decode()))
     assert families
     for family in families:
+        if family.name.startswith(("process_", "python_")):
+            continue  # the standard process and runtime metrics, under their usual names
         assert family.name.startswith("databuild_"), family.name
         if family.type == "counter":
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
         if family.type == "histogram":
             assert family.name.endswith("_seconds"), family.name
             for sample in family.samples:
-                # No object names: only bounded labels on histograms.
-                assert set(sample.labels) <= {"le", "result"}, sample
+                # No object names: only bounded labels on histograms (JobDefinitions
+                # are few and written by people, unlike Wants and JobRuns).
+                assert set(sample.labels) <= {"le", "result", "job_definition", "outcome"}
 
 
 def test_http_endpoint_serves_metrics() -> None:
@@ -189,6 +193,7 @@ class _Gateway:
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     writes: Counter[tuple[str, str]] = field(default_factory=Counter)
     errors: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    codes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -203,6 +208,7 @@ def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
     gateway.requests["create", "JobRun"] += 2
     gateway.writes["create", "JobRun"] += 1
     gateway.errors["create", "JobRun", "AlreadyExists"] += 1
+    gateway.codes["create", "JobRun", "409"] += 1
     bel.append("data", Event(T0, EntityKind.WANT, "w", "Pending", "Building", "Building"))
     bel.append("data", Event(T0, EntityKind.WANT, "v", "Pending", "Building", "Building"))
     assert len(bel.events) == 1  # memory holds the recent events; the counts hold all
@@ -225,6 +231,8 @@ def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
     assert samples["databuild_transitions_total", (("kind", "Want"), ("to_state", "Building"))] == 2
     assert samples["databuild_leader", ()] == 1
     assert samples["databuild_sla_breaches_total", (("namespace", "data"),)] == 1
+    code = (("code", "409"), ("kind", "JobRun"), ("verb", "create"))
+    assert samples["databuild_api_responses_total", code] == 1
 
 
 @dataclass
@@ -288,3 +296,25 @@ def test_observe_event_reads_the_want_clock_start_from_the_want() -> None:
     )
     m.observe_reconcile(0.2, ok=False)
     assert value("databuild_reconcile_duration_seconds_count", {"result": "error"}) == 1
+
+
+def test_process_build_info_and_run_durations_per_job_definition() -> None:
+    m = OperatorMetrics()
+    start = BelEvent("data", "JobRun", "r1", "Queued", "Running", "Started", T0,
+                     details={"attempt": "1"}, job_definition="daily")  # fmt: skip
+    retry = BelEvent("data", "JobRun", "r1", "Queued", "Running", "Started",
+                     T0 + timedelta(seconds=30), details={"attempt": "2"},
+                     job_definition="daily")  # fmt: skip
+    done = BelEvent("data", "JobRun", "r1", "Running", "Succeeded", "Succeeded",
+                    T0 + timedelta(seconds=42), job_definition="daily")  # fmt: skip
+    for event in (start, retry, done):
+        m.record_event(event)
+    value = m.registry.get_sample_value
+    labels = {"job_definition": "daily", "outcome": "Succeeded"}
+    assert value("databuild_job_run_duration_seconds_sum", labels) == 42  # from attempt 1
+    assert value("databuild_job_run_duration_seconds_count", labels) == 1
+    build = [s for f in text_string_to_metric_families(m.render().decode())
+             if f.name == "databuild_build_info" for s in f.samples]  # fmt: skip
+    assert build[0].labels["version"] == __version__ and build[0].value == 1
+    names = {f.name for f in text_string_to_metric_families(m.render().decode())}
+    assert {"process_cpu_seconds", "process_resident_memory_bytes"} <= names

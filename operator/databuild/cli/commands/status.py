@@ -9,6 +9,8 @@ from databuild.adapters.schedules import SCHEDULE_LABEL
 from databuild.cli.commands.backfill import BACKFILL_LABEL, members, progress_of, render_progress
 from databuild.cli.context import Context
 from databuild.cli.errors import CliError, ExitCode
+from databuild.cli.kube import Cluster, Snapshot
+from databuild.cli.live import watch_status
 from databuild.cli.render import emit
 from databuild.cli.tree import status_data, status_tree
 
@@ -30,6 +32,18 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     group = p.add_mutually_exclusive_group()
     group.add_argument("--backfill", metavar="NAME", help="show a backfill as a whole")
     group.add_argument("--schedule", metavar="NAME", help="show a Schedule's Wants as a whole")
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="Wants of every namespace")
+    p.add_argument(
+        "-w", "--watch", action="store_true", help="keep the tree up to date (on watches)"
+    )
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="with --watch and a WANT: stop when it is done (exit code as `wait`)",
+    )
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="with --watch: redraw at least this often (s)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -71,7 +85,28 @@ def run(ctx: Context) -> int:
         return run_group(ctx, "backfill", BACKFILL_LABEL, ctx.args.backfill)
     if ctx.args.schedule:
         return run_group(ctx, "schedule", SCHEDULE_LABEL, ctx.args.schedule)
-    snap = ctx.cluster.snapshot()
+    if ctx.args.all_namespaces and ctx.args.want:
+        raise CliError("a WANT is in one namespace: drop -A or the WANT", ExitCode.USAGE)
+    if ctx.args.watch:
+        if ctx.args.all_namespaces:
+            raise CliError("--watch follows one namespace: drop -A", ExitCode.USAGE)
+        return watch_status(ctx, [ctx.args.want] if ctx.args.want else None, ctx.args.all)
+    if not ctx.args.all_namespaces:
+        return _show(ctx, ctx.cluster, single=bool(ctx.args.want))
+    namespaces = ctx.cluster.namespaces()
+    if ctx.output != "table":
+        data = [d for ns in namespaces for d in _data(ctx, ctx.cluster.in_namespace(ns))]
+        emit(data, ctx.output, ctx.out)
+        return ExitCode.OK
+    if not namespaces:
+        ctx.print("No Wants in any namespace.")
+    for i, ns in enumerate(namespaces):
+        ctx.print(("\n" if i else "") + f"Namespace {ns}:")
+        _show(ctx, ctx.cluster.in_namespace(ns), single=False)
+    return ExitCode.OK
+
+
+def _wants(ctx: Context, snap: Snapshot) -> list[Want]:
     if ctx.args.want:
         want = snap.wants.get(ctx.args.want)
         if want is None:
@@ -79,16 +114,26 @@ def run(ctx: Context) -> int:
                 f"Want {ctx.args.want!r} not found in namespace {snap.namespace}",
                 ExitCode.NOT_FOUND,
             )
-        wants = [want]
-    else:
-        wants = sorted(snap.wants.values(), key=lambda w: (_created(w), w.metadata.name))
-        if not ctx.args.all:
-            wants = [w for w in wants if w.spec.source is None]
+        return [want]
+    wants = sorted(snap.wants.values(), key=lambda w: (_created(w), w.metadata.name))
+    if not ctx.args.all:
+        wants = [w for w in wants if w.spec.source is None]
+    return wants
+
+
+def _data(ctx: Context, cluster: Cluster) -> list[dict[str, Any]]:
+    snap = cluster.snapshot(attempts=ctx.wide)
+    return [status_data(w, snap) for w in _wants(ctx, snap)]
+
+
+def _show(ctx: Context, cluster: Cluster, *, single: bool) -> int:
+    snap = cluster.snapshot(attempts=ctx.wide)
+    wants = _wants(ctx, snap)
     if ctx.output != "table":
         data = [status_data(w, snap) for w in wants]
-        emit(data[0] if ctx.args.want else data, ctx.output, ctx.out)
+        emit(data[0] if single else data, ctx.output, ctx.out)
     elif not wants:
         ctx.print(f"No Wants in namespace {snap.namespace}.")
     else:
-        ctx.print(status_tree(wants, snap))
+        ctx.print(status_tree(wants, snap, wide=ctx.wide))
     return ExitCode.OK

@@ -6,16 +6,14 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
-from databuild.adapters.resources import API_VERSION, Want
+from databuild.adapters.resources import API_VERSION
 from databuild.cli.context import Context
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import check_ref
+from databuild.cli.live import follow_wants
 from databuild.cli.render import emit, parse_duration
-from databuild.cli.tree import status_data, status_tree
 
 __all__ = ["register", "wait_for", "want_manifest"]
-
-TERMINAL = {"Successful": ExitCode.OK, "Failed": ExitCode.FAILED, "Expired": ExitCode.EXPIRED}
 
 
 def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None:
@@ -44,7 +42,12 @@ def add_wait_options(p: argparse.ArgumentParser) -> None:
         help="follow the Want until it is Successful (exit 0), Failed (1) or Expired (3)",
     )
     p.add_argument("--timeout", help="with --wait: give up after this long (exit 3)")
-    p.add_argument("--interval", type=float, default=1.0, help="with --wait: seconds between polls")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        help="with --wait: redraw at least this often, in seconds (changes arrive by watch)",
+    )
 
 
 def _seconds(text: str | None) -> int | None:
@@ -96,56 +99,6 @@ def run(ctx: Context) -> int:
     return wait_for(ctx, name, timeout, args.interval)
 
 
-def _progress(want: Want, running: int, waited: float) -> str:
-    live = want.status.progress or f"?/{len(want.spec.partitions)}"
-    state = want.status.state or "Pending"
-    name = want.metadata.name
-    return f"[{int(waited)}s] {name}: {state}   live {live}   running jobs {running}"
-
-
 def wait_for(ctx: Context, name: str, timeout: timedelta | None, interval: float) -> int:
-    """Poll the Want until it is terminal (or `timeout`); render progress; exit code."""
-    started = ctx.clock()
-    tty = ctx.err.isatty()
-    last = ""
-    while True:
-        snap = ctx.cluster.snapshot()
-        want = snap.wants.get(name) or ctx.cluster.get_want(name)
-        wanted = set(want.spec.partitions)
-        running = sum(
-            1
-            for r in snap.job_runs.values()
-            if r.status.state == "Running" and wanted & set(r.spec.partitions)
-        )
-        waited = (ctx.clock() - started).total_seconds()
-        line = _progress(want, running, waited)
-        state = want.status.state or "Pending"
-        if tty:
-            ctx.err.write("\r\033[K" + line)
-            ctx.err.flush()
-        elif line.split("]", 1)[1] != last.split("]", 1)[-1]:
-            ctx.note(line)
-        last = line
-        if state in TERMINAL:
-            if tty:
-                ctx.err.write("\n")
-            _final(ctx, want, snap)
-            return TERMINAL[state]
-        if timeout is not None and waited >= timeout.total_seconds():
-            if tty:
-                ctx.err.write("\n")
-            ctx.note(f"timed out after {int(waited)}s: Want {name} is still {state}")
-            if ctx.output != "table":
-                emit(status_data(want, snap), ctx.output, ctx.out)
-            return ExitCode.EXPIRED
-        ctx.sleep(interval)
-
-
-def _final(ctx: Context, want: Want, snap: Any) -> None:
-    if ctx.output != "table":
-        emit(status_data(want, snap), ctx.output, ctx.out)
-        return
-    ctx.print(status_tree([want], snap))
-    ready = next((c for c in want.status.conditions if c.type == "Ready"), None)
-    if want.status.state != "Successful" and ready is not None and ready.message:
-        ctx.print(f"{ready.reason}: {ready.message}")
+    """Follow the Want (on watches) until it is terminal (or `timeout`); the exit code."""
+    return follow_wants(ctx, [name], timeout, interval)

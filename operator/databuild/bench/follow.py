@@ -1,0 +1,114 @@
+"""``python -m databuild.bench.follow``: following a Want in a crowded namespace.
+
+Fills a namespace with N Partitions (default 10,000) plus one Want of three, then
+compares what ``databuild status`` reads (a listing of every Want, Partition and JobRun)
+with what ``databuild wait``/``status --watch`` read (the Want, its Partitions by name,
+then watch events), and how long a change takes to reach the follower. Prints numbers;
+asserts nothing. Uses ``$DATABUILD_TEST_KUBECONFIG`` or starts a local control plane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from databuild.adapters.resources import API_VERSION, GROUP, VERSION
+from databuild.cli.follow import KubeFollower
+from databuild.cli.kube import KubeCluster
+from databuild.domain import PartitionRef, partition_name
+from databuild.testing import ControlPlane
+from databuild.testing._controlplane import api_client_from_kubeconfig
+from databuild.testing.demo import install_crds
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _fill(api: Any, namespace: str, count: int) -> None:
+    custom = client.CustomObjectsApi(api)
+
+    def create(i: int) -> None:
+        ref = f"filler/day={i:05d}"
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "Partition",
+            "metadata": {"name": partition_name(PartitionRef(ref))},
+            "spec": {"ref": ref},
+        }
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "partitions", body)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(count)))
+
+
+def run(api: Any, count: int) -> None:
+    """Fill a namespace, then measure a listing snapshot against the follower."""
+    namespace = f"bench-follow-{int(time.time())}"
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+    )
+    install_crds(api, ROOT / "crds")
+    started = time.monotonic()
+    _fill(api, namespace, count)
+    print(f"created {count} Partitions in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    custom = client.CustomObjectsApi(api)
+    refs = [f"wanted/day={i}" for i in range(3)]
+    want = {
+        "apiVersion": API_VERSION,
+        "kind": "Want",
+        "metadata": {"name": "followed"},
+        "spec": {"partitions": refs},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", want)
+
+    cluster = KubeCluster(api, namespace)
+    rows = []
+    for _ in range(3):
+        t = time.monotonic()
+        snap = cluster.snapshot()
+        rows.append(("listing snapshot (status, old want --wait poll)", time.monotonic() - t, 3))
+    assert len(snap.partitions) >= count
+
+    follower = KubeFollower(api, namespace, ["followed"])
+    stream = follower.follow(tick=30.0)
+    t = time.monotonic()
+    first = next(stream)
+    rows.append(("follower: first tree", time.monotonic() - t, follower.requests))
+    assert "followed" in first.wants
+    t = time.monotonic()
+    custom.patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "wants", "followed", {"status": {"state": "Building"}}
+    )
+    for seen in stream:
+        if seen.wants["followed"].status.state == "Building":
+            break
+    rows.append(("follower: a change arrives (watch)", time.monotonic() - t, follower.requests))
+    print(f"\nnamespace with {count} Partitions; following 1 Want of 3 partitions\n")
+    print(f"{'what':<52} {'seconds':>8} {'requests':>9}")
+    for what, seconds, requests in rows:
+        print(f"{what:<52} {seconds:>8.3f} {requests:>9}")
+    client.CoreV1Api(api).delete_namespace(namespace)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p = argparse.ArgumentParser(prog="python -m databuild.bench.follow", description=__doc__)
+    p.add_argument("--partitions", type=int, default=10_000)
+    args = p.parse_args(argv)
+    kubeconfig = os.environ.get("DATABUILD_TEST_KUBECONFIG")
+    if kubeconfig:
+        run(api_client_from_kubeconfig(Path(kubeconfig)), args.partitions)
+        return 0
+    with ControlPlane() as plane:
+        run(api_client_from_kubeconfig(plane.kubeconfig), args.partitions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

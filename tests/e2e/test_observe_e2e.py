@@ -1,0 +1,245 @@
+"""Seeing builds on the real control plane: ``logs``, ``wait``, history through the proxy.
+
+kwok runs no containers; the harness has it serve every pod's log from one file (its
+ClusterLogs configuration), at the node address the API server fetches ``pods/log``
+from, so the CLI reads logs along the same path as on a real cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from e2e_support import Scenario, free_port, jobdef, want
+from kubernetes import client
+from test_helm import service_account_kubeconfig
+from tests.unit.chart.helmtool import template, tool_binary
+
+from databuild.testing._controlplane import SIMULATED_LOG_LINES
+
+DATE = "2025-01-01"
+KUBECTL = (str(tool_binary("kubectl")), "--kubeconfig")
+
+
+def _cli(sc: Scenario, *argv: str) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "databuild.cli.main",
+        "--kubeconfig",
+        str(sc.cluster.kubeconfig),
+        "-n",
+        sc.namespace,
+        *argv,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_logs_of_a_failed_build_read_through_databuild_logs(scenario: Scenario) -> None:
+    sc = scenario
+    sc.start_operator()
+    fail = {"kwok.databuild.dev/outcome": "fail"}
+    sc.apply(
+        jobdef("broken", ["broken/date={date}"], labels=fail, retry={"limit": 1}),
+        jobdef("fine", ["fine/date={date}"]),
+        want("bad", [f"broken/date={DATE}"]),
+        want("good", [f"fine/date={DATE}"]),
+    )
+    sc.wait_for_want("bad", "Failed")
+    sc.wait_for_want("good", "Successful")  # the healthy neighbour built
+
+    by_ref = _cli(sc, "logs", f"broken/date={DATE}")
+    assert by_ref.returncode == 0, by_ref.stderr
+    assert by_ref.stdout.splitlines() == list(SIMULATED_LOG_LINES)
+
+    every = _cli(sc, "logs", "bad", "--failed", "--all-attempts", "--tail", "1")
+    assert every.returncode == 0, every.stderr
+    assert "attempt 1 (Failed) main" in every.stdout
+    assert "attempt 2 (Failed) main" in every.stdout  # retry limit 1: two attempts
+    assert every.stdout.count(SIMULATED_LOG_LINES[-1]) == 2
+    assert SIMULATED_LOG_LINES[0] not in every.stdout  # --tail 1
+
+    status = _cli(sc, "status", "bad")
+    assert f"databuild logs -n {sc.namespace} " in status.stdout
+    run = sc.partition(f"broken/date={DATE}")["status"]["jobRun"]
+    assert f"logs: databuild logs -n {sc.namespace} {run} --failed" in status.stdout
+    followed = _cli(sc, "logs", run, "-f")
+    assert followed.returncode == 1  # the run Failed
+    assert followed.stdout.count(SIMULATED_LOG_LINES[0]) == 1  # the last attempt only
+
+
+def test_wait_on_a_want_applied_with_kubectl_exits_1_as_soon_as_it_fails(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    sc = scenario
+    sc.start_operator()
+    # The failure comes after a few seconds, so `wait` is surely following by then.
+    failing = {"kwok.databuild.dev/duration": "4s"}
+    sc.apply(
+        jobdef(
+            "broken",
+            ["broken/date={date}"],
+            labels={"kwok.databuild.dev/outcome": "fail"},
+            annotations=failing,
+            retry={"limit": 0},
+        ),
+        jobdef("slow", ["slow/date={date}"], annotations={"kwok.databuild.dev/duration": "120s"}),
+    )
+    manifest = tmp_path / "wants.yaml"
+    manifest.write_text(
+        yaml.safe_dump_all(
+            [
+                want("gitops-bad", [f"broken/date={DATE}"]),
+                want("gitops-slow", [f"slow/date={DATE}"]),
+            ]
+        )
+    )
+    kubeconfig = str(sc.cluster.kubeconfig)
+    applied = subprocess.run(
+        [*KUBECTL, kubeconfig, "apply", "-n", sc.namespace, "-f", str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    started = time.monotonic()
+    waited = _cli(sc, "wait", "gitops-bad", "gitops-slow", "--timeout", "100s")
+    took = time.monotonic() - started
+    assert waited.returncode == 1, waited.stderr
+    assert took < 60, f"wait took {took:.0f}s: it should stop at the failure, not the slow build"
+    assert "gitops-bad: Failed" in waited.stderr
+    assert "Want gitops-bad   Failed" in waited.stdout
+    assert "logs: databuild logs" in waited.stdout  # the hint under the failed run
+    slow = sc.get("Want", "gitops-slow")
+    assert slow is not None and slow["status"].get("state") != "Successful"
+    # The healthy neighbour keeps building meanwhile: its run is Running.
+    assert _cli(sc, "status", "gitops-slow").stdout.count("Running") >= 1
+
+
+def _host_address() -> str:
+    """A non-loopback address of this machine (Endpoints may not point at loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks a route
+        address: str = s.getsockname()[0]
+    return address
+
+
+def _user(sc: Scenario, name: str, roles: list[str], tmp_path: Path) -> Path:
+    """A ServiceAccount bound to `roles` (Roles in the test namespace); its kubeconfig."""
+    core, rbac = client.CoreV1Api(sc.kube), client.RbacAuthorizationV1Api(sc.kube)
+    core.create_namespaced_service_account(sc.namespace, {"metadata": {"name": name}})
+    for role in roles:
+        rbac.create_namespaced_role_binding(
+            sc.namespace,
+            {
+                "metadata": {"name": f"{name}-{role}"[:63]},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": sc.namespace}],
+            },
+        )
+    return service_account_kubeconfig(sc.cluster, sc.kube, sc.namespace, name, tmp_path / name)
+
+
+def test_history_through_the_service_proxy_is_decided_by_rbac(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    sc = scenario
+    port = free_port()
+    sc.start_operator("--bel-url", f"sqlite:///{tmp_path / 'bel.db'}", "--history-port", str(port))
+    sc.apply(jobdef("fine", ["fine/date={date}"]), want("good", [f"fine/date={DATE}"]))
+    sc.wait_for_want("good", "Successful")
+
+    # The chart's Service name and reader Role, rendered for this namespace; the
+    # operator runs on this host, so the Service's Endpoints point here.
+    rendered = template("--show-only", "templates/history.yaml", namespace=sc.namespace)
+    (role,) = [d for d in rendered if d["kind"] == "Role"]
+    (service,) = [d for d in rendered if d["kind"] == "Service"]
+    name = service["metadata"]["name"]
+    client.RbacAuthorizationV1Api(sc.kube).create_namespaced_role(sc.namespace, role)
+    core = client.CoreV1Api(sc.kube)
+    ports = [{"name": "history", "port": 8090, "targetPort": port, "protocol": "TCP"}]
+    core.create_namespaced_service(
+        sc.namespace, {"metadata": {"name": name}, "spec": {"ports": ports}}
+    )
+    # The API server proxies only to addresses of pods. The operator runs on this host,
+    # so a stand-in pod, on a Node object no kubelet (and no kwok) manages, carries this
+    # host's address as its pod IP, and the Endpoints point at it.
+    address = _host_address()
+    host = f"history-host-{sc.namespace}"[:63]
+    core.create_node({"metadata": {"name": host}})
+    try:
+        pod = {"name": "operator-on-host", "namespace": sc.namespace}
+        core.create_namespaced_pod(
+            sc.namespace,
+            {
+                "metadata": {"name": pod["name"]},
+                "spec": {"nodeName": host, "containers": [{"name": "op", "image": "host"}]},
+            },
+        )
+        core.patch_namespaced_pod_status(
+            pod["name"],
+            sc.namespace,
+            {"status": {"phase": "Running", "podIP": address, "podIPs": [{"ip": address}]}},
+        )
+        core.create_namespaced_endpoints(
+            sc.namespace,
+            {
+                "metadata": {"name": name},
+                "subsets": [
+                    {
+                        "addresses": [{"ip": address, "targetRef": {"kind": "Pod", **pod}}],
+                        "ports": [{"name": "history", "port": port, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        )
+        _read_history_through_the_proxy(sc, name, role["metadata"]["name"], tmp_path)
+    finally:
+        core.delete_node(host)
+
+
+def _read_history_through_the_proxy(
+    sc: Scenario, name: str, reader_role: str, tmp_path: Path
+) -> None:
+    client.RbacAuthorizationV1Api(sc.kube).create_namespaced_role(
+        sc.namespace,
+        {
+            "metadata": {"name": "wants-reader"},
+            "rules": [
+                {"apiGroups": ["databuild.dev"], "resources": ["wants"], "verbs": ["get", "list"]}
+            ],
+        },
+    )
+    reader = _user(sc, "reader", ["wants-reader", reader_role], tmp_path)
+    outsider = _user(sc, "outsider", ["wants-reader"], tmp_path)
+    url = f"service://{sc.namespace}/{name}:history"
+
+    def cli(kubeconfig: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "databuild.cli.main", "--kubeconfig", str(kubeconfig)]
+        cmd += ["-n", sc.namespace, "--bel-url", url, *argv]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    deadline = time.monotonic() + 20
+    while True:  # until the API server's caches know the Service and its endpoints
+        events = cli(reader, "events", "--kind", "Want", "--name", "good", "-o", "json")
+        if events.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert events.returncode == 0, events.stderr
+    assert [e["to"] for e in json.loads(events.stdout)] == ["Pending", "Building", "Successful"]
+    history = cli(reader, "history", "--at", "0s", "--kind", "Want")
+    assert history.returncode == 0, history.stderr
+    assert "good" in history.stdout and "Successful" in history.stdout
+
+    refused = cli(outsider, "events", "--kind", "Want")
+    assert refused.returncode == 5
+    assert "forbidden (403)" in refused.stderr and "services/proxy" in refused.stderr
+    # The refusal is the user's alone: the reader still reads, the operator still builds.
+    assert cli(reader, "events", "--kind", "Want").returncode == 0
+    sc.apply(want("later", ["fine/date=2025-01-02"]))
+    sc.wait_for_want("later", "Successful")
