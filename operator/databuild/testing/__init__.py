@@ -5,13 +5,22 @@
 - `ExistingCluster`: the same interface for a cluster somebody else runs.
 - `outcomes`: labels and annotations that make simulated Job pods fail, fail once,
   exit with a code and message, or run for a while.
-- The pytest plugin `databuild.testing.pytest_plugin` (loaded automatically):
+- The pytest plugin `databuild.testing.pytest_plugin` (opt in with
+  `pytest_plugins = ["databuild.testing.pytest_plugin"]` in a conftest.py):
   fixtures `control_plane`, `kube` and `namespace`.
 - `python -m databuild.testing.cluster up|down|status`: the same control plane in
   the background (`make cluster-up`, `make cluster-down`).
 
 See docs/testing.md.
 """
+
+try:
+    import cryptography  # noqa: F401 - the harness's certificates
+except ImportError as e:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "databuild.testing is the `testing` extra, and its dependencies are not installed "
+        f"({e}): pip install 'databuild-operator[testing]'"
+    ) from e
 
 from databuild.testing import outcomes
 from databuild.testing._binaries import Binaries, BinariesNotFound, find_binaries
