@@ -10,7 +10,7 @@
 # - operator: the Dockerfile, built on that base (or on $PYTHON_IMAGE when set, e.g. the
 #   official python image where a registry is reachable).
 # - pause: the pod sandbox image of the local node: a static C program in `scratch`.
-# - example: the image the example JobDefinitions run (hack/example-job/).
+# - example: the image the example JobDefinitions run (examples/words/job/).
 #
 # Images land in buildah's local storage; `hack/build-image.sh archive IMAGE FILE` writes
 # one as an OCI archive (what containerd imports). Prints the image names, one a line.
@@ -33,7 +33,7 @@ command -v buildah >/dev/null || die "buildah is not installed (Debian: apt-get 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n 1)"
 OPERATOR_IMAGE="${OPERATOR_IMAGE:-localhost/databuild-operator:$version}"
 PAUSE_IMAGE="localhost/databuild-pause:$PAUSE_VERSION"
-EXAMPLE_IMAGE="localhost/databuild-example-job:$version"
+EXAMPLE_IMAGE="localhost/databuild-words-job:$version"
 ca_bundle="${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 
 exists() { buildah images --quiet "$1" >/dev/null 2>&1; }
@@ -116,7 +116,7 @@ build_example() {
   local base="${PYTHON_IMAGE:-}"
   [[ -n "$base" ]] || base="$(build_base)"
   buildah bud --quiet --isolation chroot --layers --format docker --build-arg "PYTHON_IMAGE=$base" \
-    -t "$EXAMPLE_IMAGE" -f "$root/examples/reviews/job/Dockerfile" "$root/examples/reviews/job" >&2
+    -t "$EXAMPLE_IMAGE" -f "$root/examples/words/job/Dockerfile" "$root/examples/words/job" >&2
   log "example: $EXAMPLE_IMAGE"
   echo "$EXAMPLE_IMAGE"
 }

@@ -3,6 +3,8 @@
 - `ControlPlane`: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
   kwok (one simulated node) as local processes; `with ControlPlane() as cp: ...`.
 - `ExistingCluster`: the same interface for a cluster somebody else runs.
+- `node`: the real node beside it (containerd, kubelet, kube-proxy; on by default where
+  the machine can run it): real containers from images built here.
 - `outcomes`: labels and annotations that make simulated Job pods fail, fail once,
   exit with a code and message, or run for a while.
 - The pytest plugin `databuild.testing.pytest_plugin` (opt in with
@@ -22,7 +24,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
         f"({e}): pip install 'databuild-operator[testing]'"
     ) from e
 
-from databuild.testing import outcomes
+from databuild.testing import node, outcomes
 from databuild.testing._binaries import Binaries, BinariesNotFound, find_binaries
 from databuild.testing._controlplane import (
     NODE_NAME,
@@ -45,5 +47,6 @@ __all__ = [
     "Ports",
     "api_client_from_kubeconfig",
     "find_binaries",
+    "node",
     "outcomes",
 ]
