@@ -9,9 +9,7 @@ control plane, which starts the real node by default where the machine can run i
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,33 +17,19 @@ from kubernetes import client
 
 from databuild.testing import Cluster, ControlPlane, node
 from tests.controlplane.jobs import job_pods, wait_job
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.controlplane.realnode import built_image, kubectl, require_real_node
 
 
 @pytest.fixture(scope="module")
 def real(control_plane: Cluster) -> ControlPlane:
     """The session's control plane, which must have a real node."""
-    if not isinstance(control_plane, ControlPlane):
-        pytest.skip("an existing cluster: the harness did not start a real node")
-    if control_plane.real_node is None:
-        if node.wanted() == "off":
-            pytest.skip(control_plane.real_node_note)
-        pytest.fail(f"no real node: {control_plane.real_node_note}")
-    return control_plane
+    return require_real_node(control_plane)
 
 
 @pytest.fixture(scope="module")
 def python_image(real: ControlPlane) -> str:
     """A Debian image with Python, built here (`make image`'s cached base), in containerd."""
-    out = subprocess.run(
-        [str(REPO / "hack" / "build-image.sh"), "base"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    return real.load_image(out.stdout.split()[-1])
+    return real.load_image(built_image("base"))
 
 
 def _job(name: str, image: str, script: str) -> dict[str, Any]:
@@ -73,19 +57,6 @@ def _job(name: str, image: str, script: str) -> dict[str, Any]:
     }
 
 
-def _kubectl(real: ControlPlane, *args: str) -> str:
-    assert real.binaries is not None and real.binaries.kubectl is not None
-    out = subprocess.run(
-        [str(real.binaries.kubectl), f"--kubeconfig={real.kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
-    return out.stdout
-
-
 def test_a_job_runs_a_real_container_whose_logs_kubectl_reads(
     real: ControlPlane, python_image: str, kube: client.ApiClient, namespace: str
 ) -> None:
@@ -95,7 +66,7 @@ def test_a_job_runs_a_real_container_whose_logs_kubectl_reads(
     assert wait_job(kube, namespace, "hello", timeout=120) == "Complete"
     (pod,) = job_pods(kube, namespace, "hello")
     assert pod.spec.node_name == node.NAME
-    logs = _kubectl(real, "logs", "-n", namespace, "job/hello")
+    logs = kubectl(real, "logs", "-n", namespace, "job/hello")
     assert logs.startswith(token + " 3."), logs  # printed by Python 3 in the container
 
 
@@ -130,7 +101,7 @@ print(json.load(urllib.request.urlopen(request, context=context, timeout=10))["g
         namespace, _job("incluster", python_image, script)
     )
     outcome = wait_job(kube, namespace, "incluster", timeout=120)
-    logs = _kubectl(real, "logs", "-n", namespace, "job/incluster")
+    logs = kubectl(real, "logs", "-n", namespace, "job/incluster")
     assert outcome == "Complete", logs
     assert logs.strip().startswith("v1."), logs
 

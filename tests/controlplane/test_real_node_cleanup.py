@@ -21,7 +21,7 @@ import pytest
 from kubernetes import client
 
 from databuild.testing import api_client_from_kubeconfig, node
-from databuild.testing._node import namespace_pids
+from databuild.testing._node import container_cgroups, namespace_pids
 from databuild.testing._process import wait_gone
 from tests.controlplane.jobs import wait_for
 
@@ -101,7 +101,7 @@ def test_cluster_down_leaves_no_process_chain_bridge_mount_or_cgroup(
     tmp_path: Path, how: str
 ) -> None:
     chains, links = _host_chains(), _links()
-    cgroup = Path()
+    cgroups: list[Path] = []
     up = _cluster("up", tmp_path)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
@@ -110,8 +110,8 @@ def test_cluster_down_leaves_no_process_chain_bridge_mount_or_cgroup(
         assert real, state.get("real_node_note")
         _run_a_pod(tmp_path / "kubeconfig")
         assert len(namespace_pids(real["netns"])) >= 5  # holder, containerd, kubelet, proxy, shim
-        cgroup = Path("/sys/fs/cgroup/memory") / real["cgroup_root"].lstrip("/")
-        assert cgroup.is_dir(), f"the pod's cgroups should be below {cgroup}"
+        cgroups = container_cgroups(Path(real["directory"]))
+        assert cgroups, "the pod's containers should have cgroups"
         assert real["interface"] in _links()
         # Isolation while it runs: the kube-proxy's and kubelet's chains are in the
         # node's namespace, not on the host.
@@ -129,4 +129,6 @@ def test_cluster_down_leaves_no_process_chain_bridge_mount_or_cgroup(
     assert real["interface"] not in _links()
     assert {c for c in _host_chains() - chains if "KUBE" in c or "CNI" in c} == set()
     assert _mounts_under(tmp_path) == []
-    assert not cgroup.exists()
+    assert _mounts_under(Path(real["directory"])) == []
+    assert not Path(real["directory"]).exists()
+    assert [c for c in cgroups if c.exists()] == []

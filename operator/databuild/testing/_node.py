@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -176,9 +177,17 @@ class RealNode:
     ) -> None:
         """Prepare (but do not start) a node whose files live in `run_dir`.
 
-        `pause` is the sandbox image in buildah's storage (see `pause_image()`).
+        `pause` is the sandbox image in buildah's storage (see `pause_image()`). The
+        node's files go to a short temporary directory (`run_dir` becomes a link to it):
+        the kubelet's and containerd's unix sockets live there, and a socket's path may
+        not exceed 107 bytes.
         """
-        self.run_dir = run_dir
+        self.run_dir = Path(tempfile.mkdtemp(prefix="databuild-node-"))
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        if run_dir.is_symlink() or run_dir.exists():
+            run_dir.unlink()
+        run_dir.symlink_to(self.run_dir)
+        self.link_dir = run_dir
         self.pause = pause
         self._loaded: dict[str, str] = {}
         self.logs_dir = logs_dir
@@ -187,7 +196,6 @@ class RealNode:
         self.link: Link | None = None
         #: The node's network namespace, as /proc/<pid>/ns/net reads (e.g. `net:[4026...]`).
         self.netns = ""
-        self.cgroup_root = f"/databuild-{os.getpid()}-{int(time.time() * 1000) % 100000}"
         self._holder: Process | None = None
         self._processes: list[Process] = []
 
@@ -451,12 +459,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
             "containerRuntimeEndpoint": f"unix://{self.socket}",
-            # cgroup v1 without systemd: pods in cgroups of their own under one root of
-            # this node's, no QoS hierarchy, nothing reserved or enforced.
+            # cgroup v1 without systemd: no QoS hierarchy, nothing reserved or
+            # enforced; each container gets a cgroup of its own (container_cgroups()).
             "failCgroupV1": False,
             "cgroupDriver": "cgroupfs",
             "cgroupsPerQOS": False,
-            "cgroupRoot": self.cgroup_root,
             "enforceNodeAllocatable": [],
             "failSwapOn": False,
             "evictionHard": {},
@@ -518,6 +525,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         if self.link is not None:
             # Gone with the namespace; this only covers a namespace that outlived us.
             _run(["ip", "link", "delete", self.link.host_interface], check=False)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.link_dir.unlink()
 
     def _remove_containers(self) -> None:
         """Kill and delete every task and container, so each shim exits and cleans up."""
@@ -546,7 +556,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             kill_namespace(self.netns, spare=holder)
 
     def _remove_cgroups(self) -> None:
-        remove_cgroups(self.cgroup_root)
+        remove_cgroups(self.run_dir)
 
 
 def _netns_of(pid: int | str) -> str:
@@ -598,28 +608,53 @@ def kill_namespace(netns: str, spare: int | None = None) -> None:
         time.sleep(0.2)
 
 
-def remove_cgroups(cgroup_root: str) -> None:
-    """Remove a node's cgroup root in every cgroup hierarchy (deepest first)."""
+def container_ids(directory: Path) -> list[str]:
+    """The containers (sandboxes included) containerd ran for the node in `directory`."""
+    tasks = directory / "containerd" / "state" / "io.containerd.runtime.v2.task" / "k8s.io"
+    return sorted(p.name for p in tasks.iterdir()) if tasks.is_dir() else []
+
+
+def container_cgroups(directory: Path) -> list[Path]:
+    """The cgroups of the node's containers that exist, in every hierarchy.
+
+    Without QoS cgroups the kubelet names no parent, so containerd puts each container
+    in `/k8s.io/<id>`; runc removes it when a container is deleted, this finds the
+    ones a killed node left.
+    """
     base = Path("/sys/fs/cgroup")
-    relative = cgroup_root.lstrip("/")
-    if not relative:
-        return
-    roots = [base / relative] + [h / relative for h in base.iterdir() if h.is_dir()]
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for directory in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
-            if directory.is_dir():
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
-        with contextlib.suppress(OSError):
-            root.rmdir()
+    ids = container_ids(directory)
+    found = []
+    for hierarchy in [base, *(h for h in base.iterdir() if h.is_dir())]:
+        found += [hierarchy / "k8s.io" / i for i in ids if (hierarchy / "k8s.io" / i).is_dir()]
+    return found
 
 
-def sweep(netns: str, cgroup_root: str, interface: str) -> None:
-    """Remove what a node whose supervisor died left: processes, cgroups, the veth."""
+def remove_cgroups(directory: Path, timeout: float = 5.0) -> None:
+    """Remove the cgroups of the node's containers once their killed processes are gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = container_cgroups(directory)
+        for cgroup in left:
+            # Pods have network namespaces of their own: a node killed without deleting
+            # its containers leaves their processes, found here by their cgroup.
+            with contextlib.suppress(OSError, ValueError):
+                for pid in (cgroup / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+            with contextlib.suppress(OSError):  # busy until the last process has exited
+                cgroup.rmdir()
+        if not left or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
+def sweep(netns: str, interface: str, directory: str) -> None:
+    """Remove what a node whose supervisor died left: processes, cgroups, veth, files."""
     if netns:
         kill_namespace(netns)
-    remove_cgroups(cgroup_root)
+    if directory:
+        remove_cgroups(Path(directory))
     if interface:
         _run(["ip", "link", "delete", interface], check=False)
+    if directory and Path(directory).name.startswith("databuild-node-"):
+        shutil.rmtree(directory, ignore_errors=True)

@@ -261,8 +261,8 @@ def serve(layout: Layout, timeout: float) -> int:
         real_node=(
             {
                 "netns": plane.real_node.netns,
-                "cgroup_root": plane.real_node.cgroup_root,
                 "interface": plane.real_node.link.host_interface if plane.real_node.link else "",
+                "directory": str(plane.real_node.run_dir),
             }
             if plane.real_node is not None
             else None
@@ -316,7 +316,7 @@ def _teardown(layout: Layout, state: dict[str, Any] | None) -> None:
         if node:
             # Pods and containerd's shims are not the supervisor's children: they
             # outlive a supervisor that was killed, so find them by their namespace.
-            _node.sweep(node["netns"], node["cgroup_root"], node["interface"])
+            _node.sweep(node["netns"], node["interface"], node["directory"])
     shutil.rmtree(layout.cluster, ignore_errors=True)
     layout.kubeconfig.unlink(missing_ok=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +41,7 @@ def test_the_switch(value: str | None, expected: str) -> None:
     assert node.wanted(env) == expected
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/ns/net"), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path("/proc/self/ns/net").exists(), reason="needs Linux /proc")
 def test_the_host_namespace_is_never_swept() -> None:
     # Stopping a node kills every process of its network namespace: taking the host's
     # for the node's would kill every process on the machine.
