@@ -1,7 +1,7 @@
 """The example build job of examples/words: real code that reads and writes partitions.
 
 One program for the three JobDefinitions (`python words.py generate|count|weekly`). A
-partition `a/b/k=v` is the directory `$DATA_DIR/a/b/k=v`; a build writes it atomically
+partition `a/b/k=v` is the directory `$DATA_DIR/<namespace>/a/b/k=v`; a build writes it atomically
 (into a temporary directory, then one rename). It follows the job protocol: the
 partitions to build come in `DATABUILD_PARTITIONS` and the resolved inputs in
 `DATABUILD_INPUTS` (JSON lists); exit 0 means every output was written; an input
@@ -20,7 +20,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-DATA = Path(os.environ.get("DATA_DIR", "/data"))
+# One directory per namespace: partition refs are unique within a namespace only.
+DATA = Path(os.environ.get("DATA_DIR", "/data")) / os.environ.get("DATA_NAMESPACE", "")
 TERMINATION_LOG = Path(os.environ.get("TERMINATION_LOG", "/dev/termination-log"))
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
 

@@ -116,6 +116,26 @@ def containerd_name(image: str) -> str:
     return name if "/" in name else f"docker.io/library/{name}"
 
 
+def import_image(socket: Path, image: str, workdir: Path) -> str:
+    """Copy `image` from buildah's storage into the containerd at `socket`; its name there.
+
+    Through an OCI archive in `workdir` and `ctr image import`: no registry involved.
+    """
+    name = containerd_name(image)
+    workdir.mkdir(parents=True, exist_ok=True)
+    archive = workdir / (name.replace("/", "_").replace(":", "_") + ".tar")
+    archive.unlink(missing_ok=True)
+    try:
+        _run(["buildah", "push", "--quiet", image, f"oci-archive:{archive}:{name}"], timeout=300)
+        _run(
+            ["ctr", "--address", str(socket), "-n", "k8s.io", "image", "import", str(archive)],
+            timeout=300,
+        )
+    finally:
+        archive.unlink(missing_ok=True)
+    return name
+
+
 def pause_image() -> tuple[str | None, str | None]:
     """The sandbox image in buildah's storage, building it when missing: (image, why not)."""
     from databuild.testing._binaries import find_project_root  # noqa: PLC0415
@@ -363,20 +383,9 @@ class RealNode:
 
     def load_image(self, image: str) -> str:
         """Copy `image` from buildah's storage into containerd; return its name there."""
-        if image in self._loaded:
-            return self._loaded[image]
-        name = containerd_name(image)
-        archive = self.run_dir / "images" / (name.replace("/", "_").replace(":", "_") + ".tar")
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        archive.unlink(missing_ok=True)
-        _run(["buildah", "push", "--quiet", image, f"oci-archive:{archive}:{name}"], timeout=300)
-        self._in_namespace(
-            "ctr", "--address", str(self.socket), "-n", "k8s.io", "image", "import",
-            str(archive), timeout=300,
-        )  # fmt: skip
-        archive.unlink()
-        self._loaded[image] = name
-        return name
+        if image not in self._loaded:
+            self._loaded[image] = import_image(self.socket, image, self.run_dir / "images")
+        return self._loaded[image]
 
     def _wait_for(self, process: Process, probe: Any, what: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
