@@ -48,7 +48,10 @@ LABEL org.opencontainers.image.title="databuild-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only at run time (the builder
 # already compiled the bytecode). HOME and TMPDIR point at the one writable path.
+# USER: the numeric uid has no /etc/passwd entry, and kopf names its peering identity
+# after the login name (getpass.getuser(), which reads $USER before the passwd file).
 ENV PATH=/opt/venv/bin:$PATH \
+    USER=databuild \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
