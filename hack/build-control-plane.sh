@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, helm; kubelet and kube-proxy for the real node) from Go modules into a per-version cache:
+# kube-scheduler, kubectl, kwok, helm; kubelet and kube-proxy for the real node) from
+# Go modules into a per-version cache:
 #   ${DATABUILD_CACHE:-~/.cache/databuild}/controlplane/<versions>/bin
 # Idempotent: a component whose binaries are cached with the same recipe (version and
 # build flags, stamped in bin/.<component>.recipe) is not rebuilt; changing a recipe
