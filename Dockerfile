@@ -2,15 +2,20 @@
 #
 # The DataBuild operator image.
 #
-#   docker build -t databuild-operator:0.1.0 .
+#   make image                                   # buildah, no Docker, no registry
+#   docker build -t databuild-operator:0.1.0 .   # where a Docker engine and Docker Hub are
 #
-# Two stages: the builder installs the package and its dependencies into a virtualenv;
-# the final stage copies only that virtualenv onto the same slim base, so no build
-# tooling ships. The image runs as a numeric non-root user and writes nothing outside
-# /tmp, so it works with readOnlyRootFilesystem (the Helm chart mounts /tmp as emptyDir).
+# Two stages: the builder installs the product's locked dependencies and the package
+# into a virtualenv; the final stage copies only that virtualenv onto the same base, so
+# no build tooling ships, and neither the test harness, the benchmarks nor their
+# dependencies (they are extras the lock file leaves out). The image runs as a numeric
+# non-root user and writes nothing outside /tmp, so it works with readOnlyRootFilesystem
+# (the Helm chart mounts /tmp as emptyDir).
 #
-# Pin the base by digest in release builds:
+# PYTHON_IMAGE is any Debian-based image with `python` 3.11 on its PATH. Pin it by
+# digest in release builds:
 #   --build-arg PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:<digest>
+# `make image` builds a local one from Debian packages instead (hack/build-image.sh).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
@@ -20,18 +25,22 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# Dependencies in their own layer: it is rebuilt only when pyproject.toml changes, not
-# on every source edit. Every dependency ships wheels, so no compiler is needed.
-COPY pyproject.toml ./
-RUN python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
-        > /tmp/requirements.txt \
-    && pip install --requirement /tmp/requirements.txt
+# Dependencies in their own layer, rebuilt only when the lock changes. Every one is
+# pinned with its hashes (`make lock`) and installed from wheels only: no compiler, no
+# unverified download, no setup.py run.
+COPY requirements/image.txt ./requirements.txt
+RUN pip install --require-hashes --only-binary=:all: --requirement requirements.txt
 
-# The package itself, installed (not editable) without touching the dependencies above.
-COPY README.md ./
+# The package itself, built with the locked setuptools above (no isolated build
+# environment fetching unpinned build tools), without touching the dependencies.
+COPY pyproject.toml README.md ./
 COPY operator/ operator/
-RUN pip install --no-deps . \
-    && pip uninstall --yes pip setuptools
+# The test harness and the benchmarks are extras whose dependencies the image lacks:
+# their modules go too, so the image holds only what runs in it.
+RUN pip install --no-deps --no-build-isolation . \
+    && pip uninstall --yes pip setuptools \
+    && rm -rf /opt/venv/lib/python3*/site-packages/databuild/testing \
+              /opt/venv/lib/python3*/site-packages/databuild/bench
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="databuild-operator" \
@@ -39,7 +48,10 @@ LABEL org.opencontainers.image.title="databuild-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only at run time (the builder
 # already compiled the bytecode). HOME and TMPDIR point at the one writable path.
+# USER: the numeric uid has no /etc/passwd entry, and kopf names its peering identity
+# after the login name (getpass.getuser(), which reads $USER before the passwd file).
 ENV PATH=/opt/venv/bin:$PATH \
+    USER=databuild \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane flux prometheus-crds
+.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench bench-quick control-plane flux prometheus-crds image lock
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -70,3 +70,14 @@ bench-quick: venv control-plane
 crds: venv
 	$(PY) -m databuild.adapters.crds
 	charts/sync-crds.sh
+
+## The operator image from the Dockerfile, with buildah (no Docker daemon, no registry): the
+## base image is made once from Debian packages (cached), see hack/build-image.sh.
+image:
+	hack/build-image.sh base operator
+
+## Re-lock the image's dependencies (pyproject.toml's, plus the postgres extra) with hashes.
+lock: venv
+	PIP_FIND_LINKS= .venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --all-build-deps \
+		--extra postgres --strip-extras --no-emit-find-links --no-emit-index-url \
+		--output-file requirements/image.txt pyproject.toml

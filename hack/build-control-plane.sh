@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, kwok, helm) from Go modules into a per-version cache:
+# kube-scheduler, kubectl, kwok, helm; kubelet and kube-proxy for the real node) from
+# Go modules into a per-version cache:
 #   ${DATABUILD_CACHE:-~/.cache/databuild}/controlplane/<versions>/bin
 # Idempotent: a component whose binaries are cached with the same recipe (version and
 # build flags, stamped in bin/.<component>.recipe) is not rebuilt; changing a recipe
@@ -153,6 +154,36 @@ GO
   done_in $component $start
 }
 
+# The real node's kubelet and kube-proxy, from the same wrapper module as the control
+# plane (whose module cache and build cache make this take seconds once `kube` is built).
+build_node() {
+  local component=node start=$SECONDS recipe="$KUBE_VERSION version-ldflags"
+  cached $component "$recipe" kubelet kube-proxy && return 0
+  local work="$prefix/src/kubernetes"
+  [[ -f "$work/go.mod" ]] || build_kube
+  log "$component $KUBE_VERSION: building kubelet and kube-proxy"
+  cd "$work"
+  cat >tools_node.go <<GO
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+)
+GO
+  run $component "go mod tidy" go mod tidy -e
+  local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  local ldflags="-s -w $(version_ldflags k8s.io/component-base/version 1 "$minor" "$KUBE_VERSION")$(version_ldflags k8s.io/client-go/pkg/version 1 "$minor" "$KUBE_VERSION")"
+  local stage="$prefix/stage-$component"
+  rm -rf "$stage" && mkdir -p "$stage"
+  run $component "go build" go build -trimpath -tags tools -ldflags "$ldflags" -o "$stage/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+  install_built "$stage" $component "$recipe"
+  done_in $component $start
+}
+
 build_etcd() {
   local component=etcd start=$SECONDS recipe="$ETCD_VERSION version-ldflags"
   cached $component "$recipe" etcd && return 0
@@ -219,7 +250,7 @@ build_helm() {
   done_in $component $start
 }
 
-components="${*:-etcd kwok helm kube}"
+components="${*:-etcd kwok helm kube node}"
 for c in $components; do
   "build_$c"
 done

@@ -13,6 +13,8 @@ CORE = ("etcd", "kube-apiserver")
 WORKLOAD = ("kube-controller-manager", "kube-scheduler", "kwok")
 #: Tools handed to users and tests when present.
 TOOLS = ("kubectl", "helm")
+#: The real node's binaries (optional: without them the cluster has only kwok's node).
+NODE = ("kubelet", "kube-proxy")
 
 _MAKE_HINT = "run `make control-plane` in the project (it builds them once per version, cached)"
 
@@ -33,6 +35,8 @@ class Binaries:
     kubectl: Path | None
     helm: Path | None
     source: str
+    kubelet: Path | None = None
+    kube_proxy: Path | None = None
 
     @property
     def runs_workloads(self) -> bool:
@@ -49,6 +53,8 @@ class Binaries:
             "kwok": self.kwok,
             "kubectl": self.kubectl,
             "helm": self.helm,
+            "kubelet": self.kubelet,
+            "kube-proxy": self.kube_proxy,
         }
         return {name: path for name, path in found.items() if path is not None}
 
@@ -191,4 +197,6 @@ def _collect(search: list[Path], source: str) -> Binaries:
         kubectl=first("kubectl"),
         helm=first("helm"),
         source=source,
+        kubelet=first("kubelet"),
+        kube_proxy=first("kube-proxy"),
     )

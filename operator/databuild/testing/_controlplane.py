@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -23,7 +24,7 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from databuild.testing import _pki
+from databuild.testing import _node, _pki
 from databuild.testing._binaries import Binaries, find_binaries
 from databuild.testing._ports import free_ports
 from databuild.testing._process import Process, install_exit_hooks, rss_bytes
@@ -230,6 +231,7 @@ class ControlPlane:
         startup_timeout: float = 120.0,
         keep_run_dir: bool = False,
         extra_args: dict[str, list[str]] | None = None,
+        real_node: bool | None = None,
     ) -> None:
         """Prepare (but do not start) a control plane.
 
@@ -241,6 +243,10 @@ class ControlPlane:
             keep_run_dir: keep a temporary `run_dir` after `stop()` (logs!).
             extra_args: more command-line flags per component name, e.g.
                 `{"kube-apiserver": ["--v=4"]}`.
+            real_node: also run a real node (containerd, kubelet, kube-proxy; see
+                `databuild.testing.node`). None (default): as `DATABUILD_REAL_NODE`
+                says, `auto` unless set: where this machine can run it; otherwise
+                `real_node_note` says why not.
         """
         self._owns_run_dir = run_dir is None
         self._keep_run_dir = keep_run_dir
@@ -261,6 +267,12 @@ class ControlPlane:
         self._ssl: ssl.SSLContext | None = None
         self._lock = threading.RLock()
         self._started_at = 0.0
+        self._real_node_wanted = real_node
+        #: The running real node, if any (after `start()`).
+        self.real_node: _node.RealNode | None = None
+        #: Why there is no real node, when there is none.
+        self.real_node_note = ""
+        self._ca: _pki.CertificateAuthority | None = None
 
     # -- public API -------------------------------------------------------------------
 
@@ -278,7 +290,21 @@ class ControlPlane:
     @property
     def processes(self) -> dict[str, int]:
         """Running components: name -> pid."""
-        return {p.name: p.pid for p in self._processes if p.pid is not None and p.alive()}
+        running = {p.name: p.pid for p in self._processes if p.pid is not None and p.alive()}
+        if self.real_node is not None:
+            running.update(self.real_node.pids)
+        return running
+
+    def load_image(self, image: str) -> str:
+        """Import an image from buildah's local storage into the real node's containerd.
+
+        Returns the name pods use (e.g. `docker.io/library/databuild-operator:0.1.0`
+        for buildah's `localhost/databuild-operator:0.1.0`); with `imagePullPolicy:
+        IfNotPresent` or `Never` nothing is pulled from anywhere.
+        """
+        if self.real_node is None:
+            raise ControlPlaneError(f"no real node to load {image} into: {self.real_node_note}")
+        return self.real_node.load_image(image)
 
     def rss(self) -> dict[str, int | None]:
         """Resident memory (bytes) of each running component, read from /proc."""
@@ -330,7 +356,8 @@ class ControlPlane:
 
     def check(self) -> None:
         """Raise ControlPlaneError if a component has died since it started."""
-        for process in self._processes:
+        processes = [*self._processes, *(self.real_node.processes if self.real_node else [])]
+        for process in processes:
             code = process.exit_code()
             if code is not None:
                 raise self._failure(process, f"exited with code {code}")
@@ -355,6 +382,7 @@ class ControlPlane:
         shutil.rmtree(paths.etcd_data, ignore_errors=True)
         ports = self.ports = Ports.allocate()
         self.server = f"https://127.0.0.1:{ports.apiserver}"
+        self._prepare_real_node(binaries)
         files = self._write_pki()
         self._mark("certificates")
 
@@ -396,6 +424,8 @@ class ControlPlane:
         if kwok is not None:
             self._wait(kwok, f"node {NODE_NAME} Ready and untainted", self._node_ready)
             self._mark("node-ready")
+        if self.real_node is not None:
+            self._start_real_node(files)
         if binaries.kube_controller_manager is not None:
             self._wait(
                 self._process(CONTROLLER_MANAGER),
@@ -414,9 +444,16 @@ class ControlPlane:
         ca = _pki.CertificateAuthority()
         files: dict[str, Path] = {}
         files["ca.crt"], files["ca.key"] = ca.keypair.write(pki, "ca")
-        files["apiserver.crt"], files["apiserver.key"] = ca.serving("kube-apiserver").write(
-            pki, "apiserver"
-        )
+        self._ca = ca
+        link = self.real_node.link if self.real_node is not None else None
+        ips = _pki.APISERVER_IPS + ((link.host_ip,) if link is not None else ())
+        files["apiserver.crt"], files["apiserver.key"] = ca.serving(
+            "kube-apiserver", ips=ips
+        ).write(pki, "apiserver")
+        # The apiserver's identity towards kubelets (logs, exec).
+        files["apiserver-kubelet-client.crt"], files["apiserver-kubelet-client.key"] = ca.client(
+            "kube-apiserver-kubelet-client", "system:masters"
+        ).write(pki, "apiserver-kubelet-client")
         files["sa.pub"], files["sa.key"] = _pki.service_account_key().write(pki, "sa")
         # The aggregation layer's front proxy, as in a real cluster: without it the
         # controller-manager and scheduler log an error about the missing
@@ -507,8 +544,7 @@ class ControlPlane:
             APISERVER,
             [
                 f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                *self._apiserver_address_args(),
                 f"--secure-port={ports.apiserver}",
                 f"--cert-dir={self.run_dir / 'apiserver-certs'}",
                 f"--tls-cert-file={files['apiserver.crt']}",
@@ -520,9 +556,9 @@ class ControlPlane:
                 f"--service-cluster-ip-range={_pki.SERVICE_CLUSTER_IP_RANGE}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
-                # The `kubernetes` Endpoints may not point at a loopback address, and
-                # nothing in-cluster dials it: do not try to maintain them.
-                "--endpoint-reconciler-type=none",
+                f"--kubelet-client-certificate={files['apiserver-kubelet-client.crt']}",
+                f"--kubelet-client-key={files['apiserver-kubelet-client.key']}",
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--requestheader-client-ca-file={files['front-proxy-ca.crt']}",
                 "--requestheader-allowed-names=front-proxy-client",
                 "--requestheader-username-headers=X-Remote-User",
@@ -537,6 +573,89 @@ class ControlPlane:
                 f"--kubelet-client-key={files['kubelet-client.key']}",
             ],
         )
+
+    def _apiserver_address_args(self) -> list[str]:
+        if self.real_node is None or self.real_node.link is None:
+            # Loopback only. The `kubernetes` Endpoints may not point at a loopback
+            # address, and nothing in-cluster dials it: do not maintain them.
+            return [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+            ]
+        # The real node's pods reach the apiserver through the `kubernetes` Service,
+        # whose endpoint is the host's end of the node's veth pair: listen there too
+        # (and on loopback, which the kubeconfigs name), and publish that address.
+        return [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={self.real_node.link.host_ip}",
+            "--endpoint-reconciler-type=lease",
+        ]
+
+    # -- the real node ----------------------------------------------------------------
+
+    def _prepare_real_node(self, binaries: Binaries) -> None:
+        wanted = (
+            _node.wanted()
+            if self._real_node_wanted is None
+            else ("on" if self._real_node_wanted else "off")
+        )
+        if wanted == "off":
+            self.real_node_note = f"the real node is off ({_node.ENV}=0 or real_node=False)"
+            return
+        why = _node.unavailable(binaries.kubelet, binaries.kube_proxy)
+        pause = None
+        if why is None:
+            pause, why = _node.pause_image()
+        if why is not None or pause is None:
+            if wanted == "on":
+                raise ControlPlaneError(f"the real node cannot run here: {why}")
+            self.real_node_note = f"kwok's simulated node only: {why}"
+            print(f"databuild.testing: {self.real_node_note}", file=sys.stderr)
+            return
+        assert binaries.kubelet is not None and binaries.kube_proxy is not None
+        node = _node.RealNode(
+            self.run_dir / "node", self.logs_dir, binaries.kubelet, binaries.kube_proxy, pause
+        )
+        self.real_node = node
+        node.prepare()
+        self._mark("real-node-namespace")
+
+    def _start_real_node(self, files: dict[str, Path]) -> None:
+        node, ca = self.real_node, self._ca
+        assert node is not None and node.link is not None and self.ports is not None
+        assert ca is not None
+        kubelet = ca.client(f"system:node:{_node.NAME}", "system:nodes")
+        proxy = ca.client("system:kube-proxy")
+        processes = node.start(
+            f"https://{node.link.host_ip}:{self.ports.apiserver}",
+            files["ca.crt"],
+            (kubelet.cert_pem, kubelet.key_pem),
+            (proxy.cert_pem, proxy.key_pem),
+            ca.keypair.cert_pem,
+        )
+        kubelet_process = next(p for p in processes if p.name == _node.KUBELET)
+        self._wait(kubelet_process, f"node {_node.NAME} Ready", self._real_node_ready)
+        self._mark("real-node-ready")
+
+    def _real_node_ready(self) -> bool:
+        assert self.ports is not None
+        status, body = self._request(self.ports.apiserver, f"/api/v1/nodes/{_node.NAME}")
+        if status != 200:
+            return False
+        node = json.loads(body)
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in node.get("status", {}).get("conditions", [])
+        )
+        # Only its own taint left: the lifecycle controller's not-ready taint is gone.
+        taints = node.get("spec", {}).get("taints") or []
+        return ready and all(t.get("key") == _node.TAINT["key"] for t in taints)
+
+    def _stop_real_node(self) -> None:
+        if self.real_node is not None:
+            self.real_node.stop()
+            self.real_node = None
 
     def _kcm_args(self, ports: Ports, files: dict[str, Path]) -> list[str]:
         kubeconfig = files["controller-manager.kubeconfig"]
@@ -725,6 +844,7 @@ class ControlPlane:
     # -- shutdown ---------------------------------------------------------------------
 
     def _stop_processes(self) -> None:
+        self._stop_real_node()
         for process in reversed(self._processes):
             process.stop()
         self._processes.clear()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from databuild.testing import _node
 from databuild.testing._binaries import databuild_dir
 from databuild.testing._controlplane import NODE_NAME, ControlPlane, ControlPlaneError
 from databuild.testing._process import process_start_time, rss_bytes, tail, wait_gone
@@ -256,6 +257,17 @@ def serve(layout: Layout, timeout: float) -> int:
         run_dir=str(plane.run_dir),
         timings=plane.timings,
         started_at=time.time(),
+        # What `down` needs to clean up after a supervisor that was killed.
+        real_node=(
+            {
+                "netns": plane.real_node.netns,
+                "interface": plane.real_node.link.host_interface if plane.real_node.link else "",
+                "directory": str(plane.real_node.run_dir),
+            }
+            if plane.real_node is not None
+            else None
+        ),
+        real_node_note=plane.real_node_note,
         components={
             name: {"pid": pid, "start_time": process_start_time(pid)}
             for name, pid in plane.processes.items()
@@ -300,6 +312,11 @@ def _teardown(layout: Layout, state: dict[str, Any] | None) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(entry["pid"]), signal.SIGKILL)
                 wait_gone(int(entry["pid"]), entry.get("start_time"), 10)
+        node = state.get("real_node")
+        if node:
+            # Pods and containerd's shims are not the supervisor's children: they
+            # outlive a supervisor that was killed, so find them by their namespace.
+            _node.sweep(node["netns"], node["interface"], node["directory"])
     shutil.rmtree(layout.cluster, ignore_errors=True)
     layout.kubeconfig.unlink(missing_ok=True)
 
@@ -349,6 +366,15 @@ def status(layout: Layout) -> int:
             conditions = json.loads(body).get("status", {}).get("conditions", [])
             ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
             print(f"  node {NODE_NAME}: {'Ready' if ready else 'NotReady'}")
+        if state.get("real_node"):
+            code, body = _probe(layout, state, f"/api/v1/nodes/{_node.NAME}")
+            conditions = json.loads(body).get("status", {}).get("conditions", [])
+            ready = code == 200 and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            )
+            print(f"  real node {_node.NAME}: {'Ready' if ready else 'NotReady'}")
+    if state.get("real_node_note"):
+        print(f"  {state['real_node_note']}")
     _print_where(layout)
     return 0 if healthy else 1
 

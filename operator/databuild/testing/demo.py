@@ -38,6 +38,7 @@ from databuild.adapters.resources import API_VERSION
 from databuild.domain.schedule import Calendar, want_name
 from databuild.testing._binaries import databuild_dir
 from databuild.testing._controlplane import ControlPlane
+from databuild.testing.demo_words import RealWork, real_node_socket
 
 FIELD_MANAGER = "databuild-demo"
 _T = TypeVar("_T")
@@ -461,8 +462,14 @@ def run_demo(
     timeout: float,
     log_dir: Path,
     out: IO[str],
+    real_node: Path | None = None,
 ) -> int:
-    """Apply the CRDs and examples into ``namespace``, run the operator, report; exit code."""
+    """Apply the CRDs and examples into ``namespace``, run the operator, report; exit code.
+
+    With ``real_node`` (the containerd socket of the control plane's real node) the
+    example in ``examples/words/`` runs too, as real containers, and the summary shows
+    the data they wrote.
+    """
     api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
     started = time.monotonic()
 
@@ -476,6 +483,10 @@ def run_demo(
             api, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         )
         docs = load_manifests(root / "examples" / "reviews")
+        work = RealWork(root, real_node, namespace) if real_node is not None else None
+        if work is not None:
+            docs += work.prepare()
+            say(f"examples/words runs on the real node (its data: {work.data})")
         wanted = [d["metadata"]["name"] for d in docs if d["kind"] == "Want"]
         for doc in docs:
             if doc["kind"] == "Schedule":
@@ -525,6 +536,8 @@ def run_demo(
             if (p.get("status") or {}).get("state") == "Live"
         )
         print(f"\n{summary(api, namespace)}\n", file=out)
+        if work is not None:
+            print(f"{work.report()}\n", file=out)
         if failed:
             say(f"FAILED: example Wants {', '.join(failed)} did not succeed")
             return 1
@@ -575,6 +588,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--namespace", help="namespace for the examples (default: a new one)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait")
     parser.add_argument("--keep", action="store_true", help="keep the namespace afterwards")
+    parser.add_argument(
+        "--real-node-socket",
+        type=Path,
+        help="containerd socket of the cluster's real node (default: the one the demo or "
+        "`make cluster-up` started, if any)",
+    )
     args = parser.parse_args(argv)
 
     root = _project_root()
@@ -598,6 +617,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             plane = ControlPlane().start()
             kubeconfig = plane.kubeconfig
             print(f"control plane ready in {time.monotonic() - started:.1f}s", flush=True)
+        own = plane.real_node.socket if plane is not None and plane.real_node else None
+        socket = args.real_node_socket or real_node_socket(own, databuild_dir())
+        if socket is None:
+            print("no real node: only the simulated examples run", flush=True)
         code = run_demo(
             kubeconfig,
             root=root,
@@ -605,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             log_dir=log_dir,
             out=sys.stdout,
+            real_node=socket,
         )
         print(f"demo finished in {time.monotonic() - started:.1f}s", flush=True)
         return code
@@ -619,6 +643,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
                 request(api, "DELETE", f"/api/v1/namespaces/{namespace}")
                 api.close()
+        if not args.keep:
+            RealWork(root, Path(), namespace).cleanup()
 
 
 if __name__ == "__main__":

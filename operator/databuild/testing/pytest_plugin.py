@@ -1,7 +1,8 @@
 """pytest fixtures for tests against a real local control plane.
 
-Installed as the `databuild` pytest plugin (entry point `pytest11`), so any suite in
-an environment with databuild-operator installed has the fixtures:
+Part of the `testing` extra. A suite opts in from its conftest.py with
+`pytest_plugins = ["databuild.testing.pytest_plugin"]` (no `pytest11` entry point: a
+user who installed only the operator gets no harness in their pytest sessions):
 
 - `control_plane` (session): a started `ControlPlane`, or an `ExistingCluster` when
   `DATABUILD_TEST_KUBECONFIG` names a kubeconfig. Started only when a test asks for

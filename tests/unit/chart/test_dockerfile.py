@@ -166,7 +166,7 @@ def test_health_and_metrics_ports_are_exposed_and_checked() -> None:
 def test_dependencies_are_installed_before_the_sources_are_copied() -> None:
     builder = _stages()[0]
     copies = [c.value[0] for c in builder if c.cmd == "COPY"]
-    assert copies[0] == "pyproject.toml", "copy pyproject.toml first so dependencies cache"
+    assert copies[0] == "requirements/image.txt", "copy the lock first so dependencies cache"
     first_install = next(
         i for i, c in enumerate(builder) if c.cmd == "RUN" and "pip install" in " ".join(c.value)
     )
@@ -174,7 +174,24 @@ def test_dependencies_are_installed_before_the_sources_are_copied() -> None:
     assert first_install < sources, "install dependencies in a layer before COPY operator/"
 
 
-@pytest.mark.parametrize("path", ["pyproject.toml", "README.md", "operator/"])
+def test_dependencies_come_only_from_the_hash_locked_wheels() -> None:
+    installs = [
+        " ".join(c.value)
+        for c in _stages()[0]
+        if c.cmd == "RUN" and "pip install" in " ".join(c.value)
+    ]
+    locked, package = installs[0], installs[-1]
+    for flag in ("--require-hashes", "--only-binary=:all:", "requirements.txt"):
+        assert flag in locked, f"the dependency install lacks {flag}: {locked}"
+    # The package itself adds nothing: no dependency resolution, no isolated build
+    # environment downloading unpinned build tools.
+    assert "--no-deps" in package
+    assert "--no-build-isolation" in package
+
+
+@pytest.mark.parametrize(
+    "path", ["pyproject.toml", "README.md", "requirements/image.txt", "operator/"]
+)
 def test_dockerignore_keeps_what_the_build_copies(path: str) -> None:
     rules = (ROOT / ".dockerignore").read_text().split()
     assert f"!{path}" in rules, f".dockerignore must let {path} into the build context"

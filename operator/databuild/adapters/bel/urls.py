@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from databuild.adapters.bel.postgres import PostgresBelStore
 from databuild.adapters.bel.sqlite import SqliteBelStore
 from databuild.adapters.bel.store import BelStore, BelStoreError, redact_url
 
@@ -24,7 +23,7 @@ def open_store(url: str, *, migrate: bool = True) -> BelStore:
     scheme = urlsplit(url).scheme.lower()
     store: BelStore
     if scheme in ("postgresql", "postgres"):
-        store = PostgresBelStore(url)
+        store = _postgres_store(url)
     elif scheme in ("sqlite", ""):
         store = SqliteBelStore.from_url(url)
     else:
@@ -35,3 +34,16 @@ def open_store(url: str, *, migrate: bool = True) -> BelStore:
     if migrate:
         store.migrate()
     return store
+
+
+def _postgres_store(url: str) -> BelStore:
+    # Imported here: PostgreSQL support is the `postgres` extra, and an SQLite user's
+    # operator must start without psycopg installed.
+    try:
+        from databuild.adapters.bel.postgres import PostgresBelStore  # noqa: PLC0415
+    except ImportError as e:
+        raise BelStoreError(
+            f"BEL store URL {redact_url(url)!r} needs PostgreSQL support, which is not "
+            f"installed ({e}): pip install 'databuild-operator[postgres]'"
+        ) from None
+    return PostgresBelStore(url)
