@@ -36,6 +36,7 @@ from databuild.domain.refs import PartitionRef, substitute_captures
 ENV_PARTITIONS = "DATABUILD_PARTITIONS"
 ENV_INPUTS = "DATABUILD_INPUTS"
 ENV_JOB_RUN = "DATABUILD_JOB_RUN"
+ENV_CAPTURE_PREFIX = "DATABUILD_CAPTURE_"
 
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 86400
 
@@ -59,6 +60,11 @@ def batch_job_name(job_run: str, attempt: int) -> str:
     if attempt < 1:
         raise ValueError(f"attempt numbers start at 1, got {attempt}")
     return bounded_name(job_run, f"-{attempt}")
+
+
+def capture_env_name(capture: str) -> str:
+    """The environment variable holding ``capture``: ``DATABUILD_CAPTURE_<NAME>``."""
+    return ENV_CAPTURE_PREFIX + capture.upper()
 
 
 def substitute(text: str, captures: Mapping[str, str]) -> str:
@@ -131,7 +137,9 @@ def render_job(
 
     The pod template comes from the JobDefinition with ``{capture}`` placeholders
     substituted in ``command``, ``args`` and ``env[].value``; every container gets
-    ``DATABUILD_PARTITIONS``, ``DATABUILD_INPUTS`` (JSON lists) and ``DATABUILD_JOB_RUN``.
+    ``DATABUILD_PARTITIONS``, ``DATABUILD_INPUTS`` (JSON lists), ``DATABUILD_JOB_RUN``
+    and one ``DATABUILD_CAPTURE_<NAME>`` per capture (so a script reads a capture from
+    its environment instead of having it pasted into a shell command line).
     The Job is controlled by the JobRun, never retried by Kubernetes (the operator owns
     the retry budget), and kept ``ttl_seconds_after_finished`` so its logs stay readable.
     ``name`` is the planner's name for the Job (default :func:`batch_job_name`).
@@ -150,6 +158,7 @@ def render_job(
         {"name": ENV_PARTITIONS, "value": json.dumps(list(partitions))},
         {"name": ENV_INPUTS, "value": json.dumps(list(inputs))},
         {"name": ENV_JOB_RUN, "value": run.name},
+        *({"name": capture_env_name(k), "value": v} for k, v in sorted(captures.items())),
     ]
     pod_spec = dict(template.get("spec") or {})
     for key in ("containers", "initContainers"):

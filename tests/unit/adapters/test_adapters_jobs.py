@@ -286,3 +286,35 @@ def test_reading_odd_objects_never_raises(junk: Any) -> None:
         {"missingPartitions": junk}
     )
     read_outcome(job, [pod])
+
+
+def test_every_capture_is_in_the_environment_upper_cased() -> None:
+    job = render_job(
+        run=RUN,
+        definition=_definition(),
+        partitions=["stats/category=books/date=2025-01-01"],
+        inputs=[],
+        captures={"date": "2025-01-01", "category": "books"},
+        attempt=1,
+    )
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["DATABUILD_CAPTURE_DATE"] == "2025-01-01"
+        assert env["DATABUILD_CAPTURE_CATEGORY"] == "books"
+
+
+def test_a_template_cannot_forge_a_capture_variable() -> None:
+    spec = _definition().model_dump(by_alias=True)
+    spec["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "DATABUILD_CAPTURE_DATE", "value": "1970-01-01"}
+    ]
+    job = render_job(
+        run=RUN,
+        definition=JobDefinitionSpec.model_validate(spec),
+        partitions=["cleaned/date=2025-01-01"],
+        inputs=[],
+        captures={"date": "2025-01-01"},
+        attempt=1,
+    )
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["value"] for e in env if e["name"] == "DATABUILD_CAPTURE_DATE"] == ["2025-01-01"]
