@@ -33,13 +33,13 @@ from databuild.adapters.labels import (
     APP_PART_OF,
     ATTEMPT_ANNOTATION,
     JOB_DEFINITION_LABEL,
-    JOB_RUN_LABEL,
     MANAGED_BY,
     PART_OF,
     TAINT_ANNOTATION,
     TAINT_REQUESTED_AT_ANNOTATION,
     label_value,
 )
+from databuild.adapters.ownership import controller_of, pods_of_job
 from databuild.adapters.resources import (
     API_VERSION,
     JobDefinition,
@@ -292,13 +292,13 @@ def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:
 
 
 def job_run_of(job: Mapping[str, Any]) -> str | None:
-    """The JobRun a batch Job belongs to: its controller owner (else its label)."""
-    meta = job.get("metadata") or {}
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == "JobRun" and ref.get("controller"):
-            return str(ref.get("name"))
-    label = (meta.get("labels") or {}).get(JOB_RUN_LABEL)
-    return str(label) if label else None
+    """The JobRun a batch Job claims to belong to: its controller owner's name.
+
+    Only a claim: :func:`outcome_from` also checks the owner's uid. Labels are never
+    asked, since anyone who may create Jobs may set them.
+    """
+    owner = controller_of(job, "JobRun")
+    return owner[0] or None if owner else None
 
 
 MAX_ATTEMPT = 999_999
@@ -338,13 +338,26 @@ def _has_termination(pods: Sequence[Mapping[str, Any]], job_name: str) -> bool:
 
 
 def outcome_from(
-    job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
+    job: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    now: datetime,
+    run_uid: str,
 ) -> domain.JobOutcome | None:
-    """The domain's view of one batch Job, or None if it is not one of ours."""
-    run = job_run_of(job)
+    """The domain's view of one batch Job, or None if it is not one of ours.
+
+    Ours means: controlled by the JobRun whose uid is ``run_uid``, and named for the
+    attempt it carries (``<jobrun>-<attempt>``, the name the operator creates it
+    under), so a Job somebody else made with a forged owner name, label or attempt
+    annotation changes nothing. Only pods the Job controls are read.
+    """
+    owner = controller_of(job, "JobRun")
     attempt = attempt_of(job)
-    if run is None or attempt is None:
+    if owner is None or attempt is None or attempt < 1 or not run_uid or owner[1] != run_uid:
         return None
+    run = owner[0]
+    if (job.get("metadata") or {}).get("name") != domain.batch_job_name(run, attempt):
+        return None
+    pods = pods_of_job(job, pods)
     outcome = read_outcome(job, pods)
     kind = domain.OutcomeKind
     match outcome:

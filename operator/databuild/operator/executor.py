@@ -37,6 +37,7 @@ from databuild.adapters.gateway import (
     ObjectReference,
 )
 from databuild.adapters.jobs import JobRunIdentity, render_job
+from databuild.adapters.ownership import foreign_job
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
 from databuild.domain.states import WAITING_FOR_EXTERNAL_DATA
 from databuild.operator import finalizer, retention, stalls
@@ -548,8 +549,22 @@ class Executor:
                 manifest["spec"]["activeDeadlineSeconds"] = action.active_deadline_seconds
             created = await self.gateway.create(manifest)
         except AlreadyExists:
-            result.skipped += 1  # created before a restart: never a duplicate
-            return True
+            # Created before a restart (never a duplicate), unless somebody else put a Job
+            # of their own under this name: then this attempt fails, visibly.
+            reason = await self._foreign_job(ns, manifest)
+            if reason is None:
+                result.skipped += 1
+                return True
+            message = (
+                f"ForeignJob: a batch Job named {action.name} already exists and {reason};"
+                " the operator reads no outcome from it. Delete it to let the build go on."
+            )
+            log.warning("%s/%s: %s", ns, action.name, message)
+            self._synthetic.setdefault(ns, {})[action.job_run, action.attempt] = domain.JobOutcome(
+                action.job_run, action.attempt, domain.OutcomeKind.FAILED, None, message
+            )
+            events.append((ObjectReference.of(run), "Warning", "ForeignJob", message))
+            return False
         except (GatewayError, ValidationError, ValueError) as error:
             if isinstance(error, GatewayError) and not permanent(error):
                 raise  # may go through later: the JobRun backs off (see _run)
@@ -566,6 +581,14 @@ class Executor:
         result.writes += 1
         self.store.put("Job", created)
         return True
+
+    async def _foreign_job(self, ns: str, manifest: Mapping[str, Any]) -> str | None:
+        """Why the Job already under ``manifest``'s name is not this attempt's, or None."""
+        try:
+            existing = await self.gateway.get("Job", ns, manifest["metadata"]["name"])
+        except NotFound:
+            return None  # gone again (TTL): nothing of anybody else's to read
+        return foreign_job(existing, manifest)
 
     async def _delete_batch_job(
         self, ns: str, action: domain.DeleteBatchJob, result: ExecutionResult

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from databuild import domain
 from databuild.adapters import codec
 from databuild.adapters.jobs import true_conditions, waiting_for_admission
+from databuild.adapters.ownership import controlled_by
 from databuild.operator.admission import widen_limits
 from databuild.operator.store import WorldStore
 
@@ -129,12 +130,15 @@ def _direct(kind: str, body: Mapping[str, Any], convert: Callable[[Mapping[str, 
 
 
 def _outcome(
-    job: Mapping[str, Any], pods: list[dict[str, Any]], now: datetime, run: str
+    job: Mapping[str, Any], pods: list[dict[str, Any]], now: datetime, run: str, run_uid: str
 ) -> domain.JobOutcome | None:
-    """The outcome of one batch Job; one the operator cannot read fails that attempt."""
+    """The outcome of one batch Job; one the operator cannot read fails that attempt
+    (only if the JobRun controls it: somebody else's Job fails nothing)."""
     try:
-        return codec.outcome_from(job, pods, now)
+        return codec.outcome_from(job, pods, now, run_uid)
     except Exception as error:
+        if not controlled_by(job, "JobRun", run_uid):
+            return None
         attempt = codec.attempt_of(job)
         name = str((job.get("metadata") or {}).get("name", ""))
         log.exception("reading the outcome of batch Job %s failed", name)
@@ -229,9 +233,11 @@ def build(
     held: dict[str, int] = {}  # Running runs a queueing system holds back, by definition
     for body in jobs.values():
         run = codec.job_run_of(body)
-        if run is None:
+        run_body = store.get("JobRun", namespace, run) if run else None
+        if run is None or run_body is None:
             continue
-        outcome = _outcome(body, store.pods_of(namespace, run), now, run)
+        run_uid = str(run_body["metadata"].get("uid") or "")
+        outcome = _outcome(body, store.pods_of(namespace, run), now, run, run_uid)
         if outcome is None:
             continue
         if outcome.kind is domain.OutcomeKind.RUNNING and "Failed" in true_conditions(body):

@@ -65,7 +65,7 @@ _METADATA_KEPT = (
 )
 _LABELS_KEPT = (JOB_RUN_LABEL, *JOB_NAME_LABELS)
 _ANNOTATIONS_KEPT = (ATTEMPT_ANNOTATION,)
-_OWNER_KEPT = ("kind", "name", "controller")
+_OWNER_KEPT = ("kind", "name", "uid", "controller")
 _CONDITION_KEPT = ("type", "status", "reason", "message", "lastTransitionTime")
 _TERMINATED_KEPT = ("exitCode", "reason", "message")
 

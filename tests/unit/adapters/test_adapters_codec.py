@@ -174,6 +174,9 @@ def test_job_definition_errors_surface_through_the_domain() -> None:
     assert jd.retry == domain.Retry(limit=2, backoff_seconds=3)
 
 
+RUN_UID = "run-uid"
+
+
 def _job(condition: str | None, at: datetime = T) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if condition:
@@ -183,35 +186,45 @@ def _job(condition: str | None, at: datetime = T) -> dict[str, Any]:
     return {
         "metadata": {
             "name": "r-2",
+            "uid": "job-uid",
             "annotations": {"databuild.dev/attempt": "2"},
-            "ownerReferences": [{"kind": "JobRun", "name": "r", "controller": True}],
+            "ownerReferences": [
+                {"kind": "JobRun", "name": "r", "uid": RUN_UID, "controller": True}
+            ],
         },
         "status": status,
     }
 
 
 def test_outcomes() -> None:
-    assert codec.outcome_from(_job(None), [], T) == domain.JobOutcome(
+    assert codec.outcome_from(_job(None), [], T, RUN_UID) == domain.JobOutcome(
         "r", 2, domain.OutcomeKind.RUNNING
     )
-    assert codec.outcome_from(_job("Complete"), [], T) == domain.JobOutcome(
+    assert codec.outcome_from(_job("Complete"), [], T, RUN_UID) == domain.JobOutcome(
         "r", 2, domain.OutcomeKind.SUCCEEDED
     )
     not_ours = _job(None)
     not_ours["metadata"] = {"name": "j"}
-    assert codec.outcome_from(not_ours, [], T) is None
+    assert codec.outcome_from(not_ours, [], T, RUN_UID) is None
 
 
 def test_a_failure_waits_briefly_for_its_pod() -> None:
-    early = codec.outcome_from(_job("Failed"), [], T + timedelta(seconds=1))
+    early = codec.outcome_from(_job("Failed"), [], T + timedelta(seconds=1), RUN_UID)
     assert early is not None and early.kind is domain.OutcomeKind.RUNNING
-    late = codec.outcome_from(_job("Failed"), [], T + codec.POD_GRACE + timedelta(seconds=1))
+    late = codec.outcome_from(
+        _job("Failed"), [], T + codec.POD_GRACE + timedelta(seconds=1), RUN_UID
+    )
     assert late is not None and late.kind is domain.OutcomeKind.FAILED
 
 
-def test_dependency_miss_outcome() -> None:
-    pod = {
-        "metadata": {"labels": {"batch.kubernetes.io/job-name": "r-2"}},
+def _miss_pod() -> dict[str, Any]:
+    return {
+        "metadata": {
+            "labels": {"batch.kubernetes.io/job-name": "r-2"},
+            "ownerReferences": [
+                {"kind": "Job", "name": "r-2", "uid": "job-uid", "controller": True}
+            ],
+        },
         "status": {
             "containerStatuses": [
                 {
@@ -222,10 +235,41 @@ def test_dependency_miss_outcome() -> None:
             ]
         },
     }
-    outcome = codec.outcome_from(_job("Failed"), [pod], T)
+
+
+def test_dependency_miss_outcome() -> None:
+    outcome = codec.outcome_from(_job("Failed"), [_miss_pod()], T, RUN_UID)
     assert outcome == domain.JobOutcome(
         "r", 2, domain.OutcomeKind.DEPENDENCY_MISS, 2, "", (domain.PartitionRef("raw/1"),)
     )
+
+
+def test_an_outcome_needs_the_runs_uid_not_its_name_or_label() -> None:
+    assert codec.outcome_from(_job("Complete"), [], T, "another-uid") is None
+    assert codec.outcome_from(_job("Complete"), [], T, "") is None
+    labelled_only = _job("Complete")
+    labelled_only["metadata"]["ownerReferences"] = []
+    labelled_only["metadata"]["labels"] = {"databuild.dev/job-run": "r"}
+    assert codec.outcome_from(labelled_only, [], T, RUN_UID) is None
+
+
+def test_the_attempt_annotation_must_agree_with_the_jobs_name() -> None:
+    forged = _job("Complete")
+    forged["metadata"]["name"] = "r-forged"
+    assert codec.outcome_from(forged, [], T, RUN_UID) is None
+    other_attempt = _job("Complete")
+    other_attempt["metadata"]["annotations"] = {"databuild.dev/attempt": "3"}
+    assert codec.outcome_from(other_attempt, [], T, RUN_UID) is None
+
+
+def test_a_pod_not_controlled_by_the_job_is_not_read() -> None:
+    pod = _miss_pod()
+    pod["metadata"]["ownerReferences"][0]["uid"] = "someone-elses-job"
+    late = T + codec.POD_GRACE + timedelta(seconds=1)
+    outcome = codec.outcome_from(_job("Failed"), [pod], late, RUN_UID)
+    # Without its own pod, the attempt is a plain failure: the forged miss is not read.
+    assert outcome is not None and outcome.kind is domain.OutcomeKind.FAILED
+    assert outcome.missing_partitions == ()
 
 
 def test_manifests() -> None:

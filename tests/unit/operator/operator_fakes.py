@@ -120,6 +120,10 @@ class FakeCluster:
                 "labels": labels,
                 "annotations": job["spec"]["template"]["metadata"]["annotations"],
                 "resourceVersion": "1",
+                # The job controller's pods are controlled by their Job.
+                "ownerReferences": [
+                    {"kind": "Job", "name": name, "uid": job["metadata"]["uid"], "controller": True}
+                ],
             },
             "status": {
                 "phase": "Succeeded" if exit_code == 0 else "Failed",

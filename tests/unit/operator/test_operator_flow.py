@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from operator_fakes import NS, FakeCluster, jobdef, want
+from operator_fakes import NS, TEMPLATE, FakeCluster, jobdef, want
 
 from databuild.adapters.gateway import Conflict, Invalid
 from databuild.operator.executor import _already
@@ -444,3 +444,42 @@ def test_writes_follow_the_planners_order_by_default() -> None:
     # the run and creates its batch Job: a crash leaves a prefix of that.
     assert writes.index(("patch_status", "Partition")) < writes.index(("create", "Job"))
     assert writes.index(("create", "Partition")) < writes.index(("patch_status", "JobRun"))
+
+
+def test_a_forged_job_under_the_next_attempts_name_changes_no_jobrun() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
+    c.reconcile()
+    run = _one(c, "JobRun")
+    name = run["metadata"]["name"]
+    # Somebody else's Job, finished, under the name attempt 2 will use, with our label,
+    # attempt annotation and the JobRun's name as owner, but not its uid.
+    forged = c.apply(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": f"{name}-2",
+                "namespace": NS,
+                "labels": {"databuild.dev/job-run": name},
+                "annotations": {"databuild.dev/attempt": "2"},
+                "ownerReferences": [
+                    {"kind": "JobRun", "name": name, "uid": "forged", "controller": True}
+                ],
+            },
+            "spec": {"template": TEMPLATE},
+        }
+    )
+    forged["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    c.store.put("Job", forged)
+    c.advance(6)
+    c.reconcile()
+    c.reconcile()
+    run = _one(c, "JobRun")
+    assert run["status"]["state"] == "Failed"
+    assert "ForeignJob" in run["status"]["message"]
+    assert "not by this JobRun" in run["status"]["message"]
+    assert _one(c, "Partition")["status"]["state"] == "Failed"
