@@ -362,9 +362,18 @@ class KubernetesGateway:
     (``asyncio.to_thread``) and never blocks the event loop.
     """
 
-    def __init__(self, api_client: Any, *, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        request_timeout: float = 30.0,
+        write_budget: Callable[[], float | None] | None = None,
+    ) -> None:
         self._api = api_client
         self._timeout = request_timeout
+        # Seconds a write may still take (the leader's remaining term), None: no limit.
+        # Lease writes are exempt: they are how a term is won.
+        self.write_budget = write_budget
         self.stats = GatewayStats()
 
     def _request_sync(
@@ -374,6 +383,7 @@ class KubernetesGateway:
         body: Any = None,
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         params = self._api.param_serialize(
@@ -387,7 +397,12 @@ class KubernetesGateway:
         method_, url, header_params, body_, post_params = params
         try:
             response = self._api.call_api(
-                method_, url, header_params, body_, post_params, _request_timeout=self._timeout
+                method_,
+                url,
+                header_params,
+                body_,
+                post_params,
+                _request_timeout=self._timeout if timeout is None else timeout,
             )
             data = response.read()
         except Exception as error:  # urllib3 and ApiException: no response to classify
@@ -411,9 +426,18 @@ class KubernetesGateway:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
+        timeout = None
+        if method != "GET" and kind != "Lease" and self.write_budget is not None:
+            budget = self.write_budget()
+            if budget is not None:
+                if budget <= 0:
+                    error = GatewayError(f"{method} {path}: not sent, leadership has lapsed")
+                    self.stats.record(verb, kind, error)
+                    raise error
+                timeout = min(self._timeout, budget)
         try:
             result = await asyncio.to_thread(
-                self._request_sync, method, path, body, content_type, query
+                self._request_sync, method, path, body, content_type, query, timeout
             )
         except GatewayError as error:
             self.stats.record(verb, kind, error)

@@ -37,7 +37,7 @@ from databuild.adapters.gateway import (
     ObjectReference,
 )
 from databuild.adapters.jobs import JobRunIdentity, render_job
-from databuild.adapters.ownership import foreign_job
+from databuild.adapters.ownership import controlled_by, foreign_job, uid_of
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
 from databuild.domain.states import WAITING_FOR_EXTERNAL_DATA
 from databuild.operator import finalizer, retention, stalls
@@ -593,10 +593,24 @@ class Executor:
     async def _delete_batch_job(
         self, ns: str, action: domain.DeleteBatchJob, result: ExecutionResult
     ) -> bool:
-        try:
-            await self.gateway.delete("Job", ns, action.name, propagation="Background")
-        except NotFound:
+        # Only the Job this JobRun controls, and only that object: a uid precondition, so
+        # a Job somebody made under the same name since is never deleted by the operator.
+        job = self.store.get("Job", ns, action.name)
+        if job is None:  # the watch may be behind
+            try:
+                job = await self.gateway.get("Job", ns, action.name)
+            except NotFound:
+                job = None
+        run = self.store.get("JobRun", ns, action.job_run)
+        if job is None or run is None or not controlled_by(job, "JobRun", uid_of(run)):
             result.skipped += 1
+            return True
+        try:
+            await self.gateway.delete(
+                "Job", ns, action.name, uid=uid_of(job) or None, propagation="Background"
+            )
+        except (NotFound, Conflict):
+            result.skipped += 1  # gone, or replaced by another object of that name
         else:
             result.writes += 1
         self.store.forget("Job", ns, action.name)

@@ -137,6 +137,9 @@ class Operator:
             )
         else:
             self.leadership = AlwaysLeader()
+        if isinstance(self.gateway, KubernetesGateway):
+            # No write outlives the term it was sent in.
+            self.gateway.write_budget = self.leadership.remaining
         self.executor = Executor(
             self.gateway,
             self.store,

@@ -12,6 +12,7 @@ from databuild.adapters.gateway import (
     Conflict,
     FakeGateway,
     Gateway,
+    GatewayError,
     GatewayStats,
     Invalid,
     KubernetesGateway,
@@ -193,3 +194,43 @@ def test_api_errors_are_typed(status: int, reason: str, error: type[Exception]) 
     mapped = _error_for(status, body, "POST /x")
     assert type(mapped) is error
     assert "details" in str(mapped)
+
+
+class _RecordingApi:
+    """The two ApiClient calls the gateway makes, answering 200 with an empty object and
+    keeping each request's timeout."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def param_serialize(self, **kw: Any) -> tuple[Any, ...]:
+        return kw["method"], kw["resource_path"], kw["header_params"], kw["body"], []
+
+    def call_api(self, *args: Any, _request_timeout: float) -> Any:
+        self.timeouts.append(_request_timeout)
+
+        class Response:
+            status = 200
+
+            def read(self) -> bytes:
+                return b"{}"
+
+        return Response()
+
+
+def test_writes_never_outlive_the_leaders_term() -> None:
+    api = _RecordingApi()
+    budget: list[float | None] = [2.5]
+    gw = KubernetesGateway(api, request_timeout=30.0, write_budget=lambda: budget[0])
+    run(gw.create(_want()))
+    run(gw.get("Want", "ns", "w"))  # reads are not writes: the usual timeout
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
+    run(gw.create({**lease, "metadata": {"name": "l", "namespace": "ns"}}))  # wins terms
+    assert api.timeouts == [2.5, 30.0, 30.0]
+    budget[0] = 0.0
+    with pytest.raises(GatewayError, match="not sent, leadership has lapsed"):
+        run(gw.create(_want("late")))
+    assert len(api.timeouts) == 3
+    budget[0] = None  # leader election off
+    run(gw.create(_want("any")))
+    assert api.timeouts[-1] == 30.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import asyncio
 import json
 
@@ -483,3 +485,27 @@ def test_a_forged_job_under_the_next_attempts_name_changes_no_jobrun() -> None:
     assert "ForeignJob" in run["status"]["message"]
     assert "not by this JobRun" in run["status"]["message"]
     assert _one(c, "Partition")["status"]["state"] == "Failed"
+
+
+def test_cancelling_deletes_only_the_job_the_jobrun_controls() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    (job,) = c.jobs()
+    name = job["metadata"]["name"]
+    # The Job is replaced by somebody else's under the same name.
+    c.delete("Job", name)
+    foreign = copy.deepcopy(job)
+    foreign["metadata"] = {
+        "name": name,
+        "namespace": NS,
+        "ownerReferences": [{"kind": "JobRun", "name": "x", "uid": "other", "controller": True}],
+    }
+    c.apply(foreign)
+    deletes = c.gateway.stats.writes_of(verb="delete", kind="Job")
+    c.delete("Want", "w")
+    c.reconcile()
+    assert [j["metadata"]["name"] for j in c.jobs()] == [name]  # not the operator's to delete
+    assert _one(c, "JobRun")["status"]["state"] == "Cancelled"
+    assert c.gateway.stats.writes_of(verb="delete", kind="Job") == deletes
