@@ -9,6 +9,7 @@ the release watches. A healthy build in the same namespace still succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -87,14 +88,10 @@ def release(kube: ApiClient, namespace: str) -> Iterator[Release]:
     finally:
         for doc in reversed(created):
             path = f"{COLLECTIONS[doc['kind']]}/{doc['metadata']['name']}"
-            try:
+            with contextlib.suppress(KubeError):
                 request(kube, "DELETE", path)
-            except KubeError:
-                pass
-        try:
+        with contextlib.suppress(KubeError):
             request(kube, "DELETE", f"/api/v1/namespaces/{operator_ns}")
-        except KubeError:
-            pass
 
 
 def _as(cluster: Cluster, user: str) -> ApiClient:
@@ -144,8 +141,10 @@ def test_a_tenant_without_job_rights_cannot_make_the_operator_run_pods(
     kube, ns = scenario.kube, scenario.namespace
     # The policies are live once the operator's own namespace is refused, even to admins.
     wait_until(
-        lambda: "the operator's own namespace"
-        in _refused(kube, release.operator_namespace, _restricted("probe", ["p/{x}"])),
+        lambda: (
+            "the operator's own namespace"
+            in _refused(kube, release.operator_namespace, _restricted("probe", ["p/{x}"]))
+        ),
         timeout=30,
         what="the admission policies to take effect",
     )
@@ -179,13 +178,9 @@ def test_a_tenant_without_job_rights_cannot_make_the_operator_run_pods(
         )
 
         # Never as the operator's ServiceAccount, never with a non-restricted pod.
-        as_operator = _restricted(
-            "as-operator", ["x/{d}"], serviceAccountName=release.fullname
-        )
+        as_operator = _restricted("as-operator", ["x/{d}"], serviceAccountName=release.fullname)
         assert "operator's ServiceAccount" in _refused(alice, ns, as_operator)
-        host = _restricted(
-            "host", ["h/{d}"], volumes=[{"name": "root", "hostPath": {"path": "/"}}]
-        )
+        host = _restricted("host", ["h/{d}"], volumes=[{"name": "root", "hostPath": {"path": "/"}}])
         assert "spec.template.spec.volumes" in _refused(alice, ns, host)
         privileged = _restricted("privileged", ["v/{d}"])
         privileged["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {
@@ -204,7 +199,5 @@ def _admitted(api: ApiClient, namespace: str, doc: dict[str, Any]) -> bool:
     try:
         _create(api, namespace, doc)
     except KubeError as error:
-        if error.status == 409:
-            return True
-        return False
+        return error.status == 409  # created by an earlier poll
     return True

@@ -381,6 +381,7 @@ class KubernetesGateway:
         method: str,
         path: str,
         body: Any = None,
+        *,
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
         timeout: float | None = None,
@@ -437,7 +438,13 @@ class KubernetesGateway:
                 timeout = min(self._timeout, budget)
         try:
             result = await asyncio.to_thread(
-                self._request_sync, method, path, body, content_type, query, timeout
+                self._request_sync,
+                method,
+                path,
+                body,
+                content_type=content_type,
+                query=query,
+                timeout=timeout,
             )
         except GatewayError as error:
             self.stats.record(verb, kind, error)

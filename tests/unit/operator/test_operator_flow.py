@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import copy
-
 import asyncio
+import copy
 import json
 
 from operator_fakes import NS, TEMPLATE, FakeCluster, jobdef, want
