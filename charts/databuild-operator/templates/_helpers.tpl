@@ -102,9 +102,39 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Leader election: one Lease in the operator's own namespace, in both modes. */}}
 {{- define "databuild.leaseRules" -}}
+# Only this release's Lease (named by --lease-name); create cannot be limited by name.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "patch"]
+  resourceNames: [{{ include "databuild.fullname" . | quote }}]
+  verbs: ["get", "patch"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+{{- end -}}
+
+{{/* Refuse a second release reconciling the namespaces this one does: both would plan
+     and write the same objects (each holds its own Lease). Helm's lookup sees the
+     cluster on install and upgrade; `helm template` renders without the check. The
+     operator's own Roles say what they watch in the databuild.dev/watches label. */}}
+{{- define "databuild.exclusiveNamespaces" -}}
+{{- $me := .Release.Name -}}
+{{- $mine := .Values.watchNamespaces -}}
+{{- $clusterRoles := (lookup "rbac.authorization.k8s.io/v1" "ClusterRole" "" "") | default dict -}}
+{{- range $role := ($clusterRoles.items | default list) -}}
+{{- $labels := $role.metadata.labels | default dict -}}
+{{- if and (eq (get $labels "databuild.dev/watches") "all") (ne (get $labels "app.kubernetes.io/instance") $me) -}}
+{{- fail (printf "release %s already watches every namespace (ClusterRole %s): two operators would reconcile the same objects; install one release, or give each its own watchNamespaces" (get $labels "app.kubernetes.io/instance") $role.metadata.name) -}}
+{{- end -}}
+{{- end -}}
+{{- $roles := (lookup "rbac.authorization.k8s.io/v1" "Role" "" "") | default dict -}}
+{{- range $role := ($roles.items | default list) -}}
+{{- $labels := $role.metadata.labels | default dict -}}
+{{- if and (eq (get $labels "databuild.dev/watches") "namespace") (ne (get $labels "app.kubernetes.io/instance") $me) -}}
+{{- if or (not $mine) (has $role.metadata.namespace $mine) -}}
+{{- fail (printf "release %s already watches namespace %s (Role %s): two operators would reconcile the same objects; leave %s out of watchNamespaces" (get $labels "app.kubernetes.io/instance") $role.metadata.namespace $role.metadata.name $role.metadata.namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The Build Event Log: a URL from a Secret, a URL from values, or embedded SQLite. */}}

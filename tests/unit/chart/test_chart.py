@@ -62,9 +62,13 @@ def _one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 
 def _flatten(rules: list[dict[str, Any]]) -> Iterator[tuple[str, str, str]]:
     for rule in rules:
-        # Only the history reader names its one object (a Service's proxy).
+        # Only the history reader names its one object (a Service's proxy), and the
+        # leader-election rule the release's own Lease.
         named = rule.get("resourceNames")
-        assert not named or rule["resources"] == ["services/proxy"], "unexpected resourceNames"
+        if named and rule["resources"] == ["leases"]:
+            assert named == [FULLNAME], rule
+        else:
+            assert not named or rule["resources"] == ["services/proxy"], rule
         assert not rule.get("nonResourceURLs"), "non-resource URLs are not expected"
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
@@ -196,6 +200,11 @@ def test_cluster_wide_mode_grants_exactly_the_operators_needs() -> None:
     (lease_role,) = [r for r in _of_kind(docs, "Role") if not _is_user_role(r)]
     assert lease_role["metadata"]["namespace"] == RELEASE_NS
     assert _permissions(lease_role["rules"]) == EXPECTED_LEASE_RULES
+    # get and patch only on the release's own Lease (create cannot name one).
+    named = [r for r in lease_role["rules"] if r.get("resourceNames")]
+    assert [(r["resourceNames"], sorted(r["verbs"])) for r in named] == [
+        ([FULLNAME], ["get", "patch"])
+    ]
 
     # No --namespace flag: the operator serves every namespace.
     args = _container(docs)["args"]
