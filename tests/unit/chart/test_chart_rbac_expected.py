@@ -1,8 +1,8 @@
 """Every RBAC object the chart renders, in both modes, against a checked-in expectation.
 
 A change to the operator's or the users' permissions must show up as a diff of
-tests/unit/chart/expected/: review it as a change of privilege. Regenerate with
-``DATABUILD_UPDATE_EXPECTED=1 .venv/bin/python -m pytest tests/unit/chart/test_chart_rbac_expected.py``.
+tests/unit/chart/expected/: review it as a change of privilege. Regenerate by running
+this module with ``DATABUILD_UPDATE_EXPECTED=1`` in the environment.
 """
 
 from __future__ import annotations
