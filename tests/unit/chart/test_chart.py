@@ -261,6 +261,17 @@ def test_deployment_is_a_single_recreated_replica() -> None:
     assert spec["template"]["spec"]["serviceAccountName"] == FULLNAME
 
 
+def test_more_replicas_are_standbys_behind_a_disruption_budget() -> None:
+    assert not _of_kind(template(), "PodDisruptionBudget")
+    docs = template("--set", "replicas=3")
+    spec = _one(docs, "Deployment")["spec"]
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    pdb = _one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
 def test_pod_meets_the_restricted_pod_security_standard() -> None:
     docs = template()
     pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
