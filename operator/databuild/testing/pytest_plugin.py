@@ -10,6 +10,8 @@ user who installed only the operator gets no harness in their pytest sessions):
 - `kube` (session): a `kubernetes.client.ApiClient` authenticated as the admin.
 - `namespace` (function): the name of a fresh namespace (its `default` ServiceAccount
   already exists), deleted after the test.
+- `serviceaccount_audit_log` (session): the path of the API server's audit log of
+  every write made with a ServiceAccount token.
 
 The control plane's directory (logs, kubeconfig) is under pytest's temporary
 directory; the terminal summary names it and the startup time.
@@ -93,13 +95,53 @@ def control_plane(
         yield ExistingCluster(path)
         return
     _interrupt_on_sigterm()
-    plane = ControlPlane(run_dir=tmp_path_factory.mktemp("control-plane"))
+    run_dir = tmp_path_factory.mktemp("control-plane")
+    plane = ControlPlane(run_dir=run_dir, extra_args=_write_audit(run_dir))
     request.config.stash[_STARTED] = plane
     plane.start()
     try:
         yield plane
     finally:
         plane.stop()
+
+
+# One audit line per write made with a ServiceAccount token (tests that run an operator
+# under a ServiceAccount of its own read who wrote what, and when, from the API server);
+# admin requests, reads and watches are not logged, so the file stays small.
+_AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+omitManagedFields: true
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts"]
+  verbs: ["create", "update", "patch", "delete"]
+- level: None
+"""
+AUDIT_LOG_NAME = "serviceaccount-writes.audit.log"
+
+
+def _write_audit(run_dir: Path) -> dict[str, list[str]]:
+    policy = run_dir / "audit-policy.yaml"
+    policy.write_text(_AUDIT_POLICY)
+    return {
+        "kube-apiserver": [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={run_dir / AUDIT_LOG_NAME}",
+            "--audit-log-format=json",
+            "--audit-log-maxsize=0",
+        ]
+    }
+
+
+@pytest.fixture(scope="session")
+def serviceaccount_audit_log(control_plane: Cluster) -> Path:
+    """The API server's audit log of every write made with a ServiceAccount token (JSON
+    lines, read with :class:`databuild.bench.audit.AuditLog` or ``json``); skips the test
+    on an existing cluster, whose audit log is out of reach."""
+    if not isinstance(control_plane, ControlPlane):
+        pytest.skip("the audit log of an existing cluster is out of reach")
+    return control_plane.run_dir / AUDIT_LOG_NAME
 
 
 @pytest.fixture(scope="session")
