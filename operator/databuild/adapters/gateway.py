@@ -384,7 +384,7 @@ class KubernetesGateway:
         *,
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
-        timeout: float | None = None,
+        budgeted: bool = False,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         params = self._api.param_serialize(
@@ -396,6 +396,14 @@ class KubernetesGateway:
             auth_settings=["BearerToken"],
         )
         method_, url, header_params, body_, post_params = params
+        timeout = self._timeout
+        budget = self.write_budget() if budgeted and self.write_budget is not None else None
+        if budget is not None:
+            # Checked here, in the worker thread just before sending: a write that waited
+            # for a thread past the term must not go out.
+            if budget <= 0:
+                raise GatewayError(f"{method} {path}: not sent, leadership has lapsed")
+            timeout = min(timeout, budget)
         try:
             response = self._api.call_api(
                 method_,
@@ -403,7 +411,7 @@ class KubernetesGateway:
                 header_params,
                 body_,
                 post_params,
-                _request_timeout=self._timeout if timeout is None else timeout,
+                _request_timeout=timeout,
             )
             data = response.read()
         except Exception as error:  # urllib3 and ApiException: no response to classify
@@ -427,15 +435,7 @@ class KubernetesGateway:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
-        timeout = None
-        if method != "GET" and kind != "Lease" and self.write_budget is not None:
-            budget = self.write_budget()
-            if budget is not None:
-                if budget <= 0:
-                    error = GatewayError(f"{method} {path}: not sent, leadership has lapsed")
-                    self.stats.record(verb, kind, error)
-                    raise error
-                timeout = min(self._timeout, budget)
+        budgeted = method != "GET" and kind != "Lease"
         try:
             result = await asyncio.to_thread(
                 self._request_sync,
@@ -444,7 +444,7 @@ class KubernetesGateway:
                 body,
                 content_type=content_type,
                 query=query,
-                timeout=timeout,
+                budgeted=budgeted,
             )
         except GatewayError as error:
             self.stats.record(verb, kind, error)
