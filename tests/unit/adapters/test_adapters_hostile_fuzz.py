@@ -115,18 +115,34 @@ def _partition_body(ref: str, when: Any) -> dict[str, Any]:
     }
 
 
+RUN_UID = "jobrun-uid"  # every JobRun's, as far as its Jobs' outcomes are concerned
+
+
 def _job_bodies(action: domain.CreateBatchJob, message: str, attempt: Any) -> tuple[Any, Any]:
     """The batch Job and pod the API would show for ``action`` after its pod failed."""
     job = {
         "metadata": {
             "name": action.name,
+            "uid": f"{action.name}-uid",
             "annotations": {"databuild.dev/attempt": attempt or str(action.attempt)},
-            "ownerReferences": [{"kind": "JobRun", "name": action.job_run, "controller": True}],
+            "ownerReferences": [
+                {"kind": "JobRun", "name": action.job_run, "uid": RUN_UID, "controller": True}
+            ],
         },
         "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimit"}]},
     }
     pod = {
-        "metadata": {"labels": {"batch.kubernetes.io/job-name": action.name}},
+        "metadata": {
+            "labels": {"batch.kubernetes.io/job-name": action.name},
+            "ownerReferences": [
+                {
+                    "kind": "Job",
+                    "name": action.name,
+                    "uid": f"{action.name}-uid",
+                    "controller": True,
+                }
+            ],
+        },
         "status": {
             "containerStatuses": [
                 {"state": {"terminated": {"exitCode": 1, "message": message, "reason": "Error"}}}
@@ -222,7 +238,7 @@ def test_hostile_objects_never_escape_their_object(
                 continue
             message = messages[jobs % len(messages)]
             job, pods = _job_bodies(action, message, attempts[jobs % len(attempts)])
-            outcome = codec.outcome_from(job, pods, now + timedelta(seconds=30))
+            outcome = codec.outcome_from(job, pods, now + timedelta(seconds=30), RUN_UID)
             if outcome is not None:
                 outcomes[outcome.job_run, outcome.attempt] = outcome
             else:  # an unreadable attempt annotation: the Job is not ours; it fails plainly
