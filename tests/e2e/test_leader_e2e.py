@@ -147,7 +147,15 @@ def test_two_operators_with_skewed_clocks_never_write_at_once(
         jobdef("daily", ["daily/date={date}"], annotations={"kwok.databuild.dev/duration": "2s"}),
         *(want(f"w{d}", [f"daily/date=2025-01-{d:02}"]) for d in range(1, 5)),
     )
-    sc.wait_for_want("w1", "Successful", timeout=90)
+    for d in range(1, 5):
+        sc.wait_for_want(f"w{d}", "Successful", timeout=90)
+    # Freeze the leader while it is idle (its last plan's Events and finalizer patches
+    # sent): a process stopped between deciding to send a write and sending it sends it
+    # when thawed, whatever its term, and no client can prevent that (client-go neither;
+    # status writes carry resourceVersions for this). What is under test is that no
+    # write is *decided* outside a term: the contender's takeover and the thawed
+    # holder's silence.
+    time.sleep(3)
 
     def leader() -> OperatorProcess | None:
         for p in (ahead, behind):
