@@ -77,11 +77,13 @@ def test_inconsistent_graphs_are_rejected() -> None:
         dags.wide(0)
 
 
-def test_baseline_job_is_the_operators_rendering_without_owner() -> None:
+def test_baseline_job_is_the_operators_rendering_without_owner_or_finalizer() -> None:
     node = dags.fan(1, 2).nodes[1]
     job = baseline_job(node, "ns")
     assert job["metadata"]["name"] == job_name(node)
     assert "ownerReferences" not in job["metadata"]
+    # No operator removes the outcome finalizer of a baseline Job: it must not have one.
+    assert "finalizers" not in job["metadata"]
     assert job["metadata"]["annotations"] == {"databuild.dev/attempt": "1"}
     env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DATABUILD_PARTITIONS"] == f'["{node.ref}"]'
