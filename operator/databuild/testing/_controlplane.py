@@ -627,12 +627,14 @@ class ControlPlane:
         assert ca is not None
         kubelet = ca.client(f"system:node:{_node.NAME}", "system:nodes")
         proxy = ca.client("system:kube-proxy")
+        serving = ca.serving(_node.NAME, dns_names=(_node.NAME,), ips=(node.link.node_ip,))
         processes = node.start(
             f"https://{node.link.host_ip}:{self.ports.apiserver}",
             files["ca.crt"],
             (kubelet.cert_pem, kubelet.key_pem),
             (proxy.cert_pem, proxy.key_pem),
             ca.keypair.cert_pem,
+            serving_pair=(serving.cert_pem, serving.key_pem),
         )
         kubelet_process = next(p for p in processes if p.name == _node.KUBELET)
         self._wait(kubelet_process, f"node {_node.NAME} Ready", self._real_node_ready)

@@ -336,10 +336,13 @@ class RealNode:
 
     def start(
         self, server: str, ca_crt: Path, kubelet_pair: tuple[bytes, bytes],
-        proxy_pair: tuple[bytes, bytes], ca_pem: bytes,
+        proxy_pair: tuple[bytes, bytes], ca_pem: bytes, *,
+        serving_pair: tuple[bytes, bytes],
     ) -> list[Process]:  # fmt: skip
         """Start containerd (with the pause image), the kubelet and kube-proxy.
 
+        `serving_pair` is the kubelet's serving certificate and key (PEM), issued by the
+        cluster CA for the node's address: the apiserver verifies it (logs, exec).
         Returns the processes to watch; the caller waits for the Node to turn Ready.
         """
         from databuild.testing._controlplane import kubeconfig_document  # noqa: PLC0415
@@ -359,8 +362,12 @@ class RealNode:
         ):
             path.touch(mode=0o600)
             path.write_text(yaml.safe_dump(kubeconfig_document(server, ca_pem, *pair, user)))
+        serving = (self.run_dir / "kubelet-serving.crt", self.run_dir / "kubelet-serving.key")
+        serving[1].touch(mode=0o600)
+        for path, pem in zip(serving, serving_pair, strict=True):
+            path.write_bytes(pem)
         kubelet_config = self.run_dir / "kubelet.yaml"
-        kubelet_config.write_text(yaml.safe_dump(self._kubelet_config(ca_crt)))
+        kubelet_config.write_text(yaml.safe_dump(self._kubelet_config(ca_crt, serving)))
         key, value = LABEL
         kubelet = self._spawn(
             KUBELET,
@@ -463,7 +470,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             indent=2,
         )
 
-    def _kubelet_config(self, ca_crt: Path) -> dict[str, Any]:
+    def _kubelet_config(self, ca_crt: Path, serving: tuple[Path, Path]) -> dict[str, Any]:
         return {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
@@ -484,6 +491,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "makeIPTablesUtilChains": False,
             "podLogsDir": str(self.run_dir / "pod-logs"),
             "registerWithTaints": [TAINT],
+            # Issued by the cluster CA for the node's address: the apiserver verifies the
+            # kubelet with --kubelet-certificate-authority (a self-signed one is refused).
+            "tlsCertFile": str(serving[0]),
+            "tlsPrivateKeyFile": str(serving[1]),
             "authentication": {
                 "anonymous": {"enabled": False},
                 "webhook": {"enabled": False},
