@@ -130,8 +130,10 @@ def build_the_words_example(
     assert real.real_node is not None
     started = time.monotonic()
     # The image imported into the node's containerd; the namespace's data directory on the
-    # hostPath, owned by the job's uid. The builds run in the test's namespace, which
-    # enforces no Pod Security Standard: baseline and restricted both refuse hostPath.
+    # hostPath, owned by the job's uid. The chart's default admission rules admit these
+    # JobDefinitions (the admin may create Jobs here); its opt-in restrictedPodTemplates,
+    # like a namespace enforcing the baseline or restricted Pod Security Standard, would
+    # refuse the hostPath.
     work = RealWork(REPO, real.real_node.socket, namespace)
     try:
         for doc in work.prepare():
