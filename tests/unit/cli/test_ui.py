@@ -102,7 +102,10 @@ def test_grid_keeps_the_newest_columns_of_a_large_namespace() -> None:
 
 #: Where the API server's service proxy shows the chart's in-cluster UI; the proxy strips
 #: this prefix before it forwards a request to the pod.
-PROXY = "https://apiserver:6443/api/v1/namespaces/ops/services/rel-databuild-operator-history:ui/proxy/"
+PROXY = (
+    "https://apiserver:6443/api/v1/namespaces/ops/services/rel-databuild-operator-history:ui/proxy/"
+)
+
 #: Every path the server answers.
 SERVED = {"/app.css", "/app.js"} | {
     f"/api/{name}" for name in ("wants", "grid", "lineage", "timeline", "events")

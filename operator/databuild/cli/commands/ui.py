@@ -59,8 +59,7 @@ def run(ctx: Context) -> int:
         where = f"{ctx.args.address}:{ctx.args.port}"
         raise CliError(f"cannot listen on {where}: {e}", ExitCode.USAGE) from None
     ctx.note(
-        f"DataBuild UI for namespace {cluster.namespace}: "
-        f"http://{ctx.args.address}:{server.port}/"
+        f"DataBuild UI for namespace {cluster.namespace}: http://{ctx.args.address}:{server.port}/"
     )
     try:
         server.serve_forever()
