@@ -18,6 +18,7 @@ import yaml
 from e2e_support import Scenario, free_port, jobdef, want
 from kubernetes import client
 from test_helm import service_account_kubeconfig
+from test_ui_e2e import CHROMIUM, _browser
 from tests.unit.chart.helmtool import template, tool_binary
 
 from databuild.testing._controlplane import SIMULATED_LOG_LINES
@@ -351,6 +352,8 @@ def _open_the_ui_through_the_proxy(
     # Events: UI -> API server -> the operator's history API, with the UI's credentials.
     events = json.loads(get(reader, "api/events?kind=Want&name=good").stdout)
     assert [e["to"] for e in events["events"]] == ["Pending", "Building", "Successful"]
+    if CHROMIUM is not None:  # a real browser, its fetches relative to the proxy's prefix
+        _browse_through_kubectl_proxy(reader, prefix, tmp_path)
 
     refused = get(outsider, "")
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
@@ -361,3 +364,29 @@ def _open_the_ui_through_the_proxy(
     sc.wait_for_want("later", "Successful")
     names = {w["name"] for w in json.loads(get(reader, "api/wants").stdout)["wants"]}
     assert names == {"good", "later"}
+
+
+def _browse_through_kubectl_proxy(kubeconfig: Path, prefix: str, tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "kubectl-proxy.log").open("w")
+    proxy = subprocess.Popen(
+        [*KUBECTL, str(kubeconfig), "proxy", f"--port={port}"], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kubectl proxy did not start"
+                time.sleep(0.3)
+        base = f"http://127.0.0.1:{port}{prefix}"
+        wants = _browser(base + "#/wants", tmp_path)
+        assert 'data-loaded="wants"' in wants and ">good<" in wants
+        events = _browser(base + "#/events", tmp_path)
+        assert 'data-loaded="events"' in events and ">AllPartitionsLive<" in events
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        log.close()
