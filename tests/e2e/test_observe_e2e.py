@@ -18,6 +18,7 @@ import yaml
 from e2e_support import Scenario, free_port, jobdef, want
 from kubernetes import client
 from test_helm import service_account_kubeconfig
+from test_ui_e2e import CHROMIUM, _browser
 from tests.unit.chart.helmtool import template, tool_binary
 
 from databuild.testing._controlplane import SIMULATED_LOG_LINES
@@ -166,41 +167,61 @@ def test_history_through_the_service_proxy_is_decided_by_rbac(
     core.create_namespaced_service(
         sc.namespace, {"metadata": {"name": name}, "spec": {"ports": ports}}
     )
-    # The API server proxies only to addresses of pods. The operator runs on this host,
-    # so a stand-in pod, on a Node object no kubelet (and no kwok) manages, carries this
-    # host's address as its pod IP, and the Endpoints point at it.
-    address = _host_address()
-    host = f"history-host-{sc.namespace}"[:63]
-    core.create_node({"metadata": {"name": host}})
+    host = _serve_from_host(sc, name, {"history": port})
     try:
-        pod = {"name": "operator-on-host", "namespace": sc.namespace}
-        core.create_namespaced_pod(
-            sc.namespace,
-            {
-                "metadata": {"name": pod["name"]},
-                "spec": {"nodeName": host, "containers": [{"name": "op", "image": "host"}]},
-            },
-        )
-        core.patch_namespaced_pod_status(
-            pod["name"],
-            sc.namespace,
-            {"status": {"phase": "Running", "podIP": address, "podIPs": [{"ip": address}]}},
-        )
-        core.create_namespaced_endpoints(
-            sc.namespace,
-            {
-                "metadata": {"name": name},
-                "subsets": [
-                    {
-                        "addresses": [{"ip": address, "targetRef": {"kind": "Pod", **pod}}],
-                        "ports": [{"name": "history", "port": port, "protocol": "TCP"}],
-                    }
-                ],
-            },
-        )
         _read_history_through_the_proxy(sc, name, role["metadata"]["name"], tmp_path)
     finally:
         core.delete_node(host)
+
+
+def _serve_from_host(sc: Scenario, service: str, ports: dict[str, int]) -> str:
+    """Point `service`'s Endpoints at `ports` of this host; the stand-in Node's name.
+
+    The API server proxies only to addresses of pods. The operator runs on this host,
+    so a stand-in pod, on a Node object no kubelet (and no kwok) manages, carries this
+    host's address as its pod IP, and the Endpoints point at it. Delete the Node after.
+    """
+    core = client.CoreV1Api(sc.kube)
+    address = _host_address()
+    host = f"host-{service}-{sc.namespace}"[:63].rstrip("-")
+    core.create_node({"metadata": {"name": host}})
+    try:
+        _stand_in_pod(sc, host, service, address, ports)
+    except BaseException:
+        core.delete_node(host)
+        raise
+    return host
+
+
+def _stand_in_pod(
+    sc: Scenario, host: str, service: str, address: str, ports: dict[str, int]
+) -> None:
+    core = client.CoreV1Api(sc.kube)
+    pod = {"name": f"on-host-{service}"[:63], "namespace": sc.namespace}
+    core.create_namespaced_pod(
+        sc.namespace,
+        {
+            "metadata": {"name": pod["name"]},
+            "spec": {"nodeName": host, "containers": [{"name": "op", "image": "host"}]},
+        },
+    )
+    core.patch_namespaced_pod_status(
+        pod["name"],
+        sc.namespace,
+        {"status": {"phase": "Running", "podIP": address, "podIPs": [{"ip": address}]}},
+    )
+    core.create_namespaced_endpoints(
+        sc.namespace,
+        {
+            "metadata": {"name": service},
+            "subsets": [
+                {
+                    "addresses": [{"ip": address, "targetRef": {"kind": "Pod", **pod}}],
+                    "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in ports.items()],
+                }
+            ],
+        },
+    )
 
 
 def _read_history_through_the_proxy(
@@ -243,3 +264,129 @@ def _read_history_through_the_proxy(
     assert cli(reader, "events", "--kind", "Want").returncode == 0
     sc.apply(want("later", ["fine/date=2025-01-02"]))
     sc.wait_for_want("later", "Successful")
+
+
+def test_ui_through_the_service_proxy_is_decided_by_rbac(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """The chart's in-cluster UI: page, script and JSON through the real service proxy."""
+    sc = scenario
+    history_port, ui_port = free_port(), free_port()
+    sc.start_operator(
+        "--bel-url", f"sqlite:///{tmp_path / 'bel.db'}", "--history-port", str(history_port)
+    )
+    sc.apply(jobdef("fine", ["fine/date={date}"]), want("good", [f"fine/date={DATE}"]))
+    sc.wait_for_want("good", "Successful")
+
+    rendered = template(
+        "--show-only",
+        "templates/history.yaml",
+        "--set",
+        "ui.enabled=true",
+        "--set",
+        f"ui.namespace={sc.namespace}",
+        namespace=sc.namespace,
+    )
+    (role,) = [d for d in rendered if d["kind"] == "Role"]
+    (service,) = [d for d in rendered if d["kind"] == "Service"]
+    name = service["metadata"]["name"]
+    client.RbacAuthorizationV1Api(sc.kube).create_namespaced_role(sc.namespace, role)
+    core = client.CoreV1Api(sc.kube)
+    targets = {"history": history_port, "ui": ui_port}
+    for port in service["spec"]["ports"]:  # the host's ports stand in for the pod's
+        port["targetPort"] = targets[port["name"]]
+    service["spec"].pop("selector")
+    core.create_namespaced_service(sc.namespace, service)
+    # The UI as the chart runs it: its events through the proxy, from the history API.
+    log = (tmp_path / "ui.log").open("w")  # read it when the test fails
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "databuild.cli.main",
+            "--kubeconfig",
+            str(sc.cluster.kubeconfig),
+            "ui",
+            f"--namespace={sc.namespace}",
+            f"--bel-url=service://{sc.namespace}/{name}:history",
+            "--address=0.0.0.0",
+            f"--port={ui_port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    host = _serve_from_host(sc, name, targets)
+    try:
+        _open_the_ui_through_the_proxy(sc, name, role["metadata"]["name"], tmp_path)
+    finally:
+        ui.terminate()
+        ui.wait(timeout=10)
+        log.close()
+        core.delete_node(host)
+
+
+def _open_the_ui_through_the_proxy(
+    sc: Scenario, name: str, reader_role: str, tmp_path: Path
+) -> None:
+    reader = _user(sc, "reader", [reader_role], tmp_path)
+    outsider = _user(sc, "outsider", [], tmp_path)
+    prefix = f"/api/v1/namespaces/{sc.namespace}/services/{name}:ui/proxy/"
+
+    def get(kubeconfig: Path, path: str) -> subprocess.CompletedProcess[str]:
+        cmd = [*KUBECTL, str(kubeconfig), "get", "--raw", prefix + path]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+    deadline = time.monotonic() + 30
+    while True:  # until the UI listens and the API server knows the Service's endpoints
+        page = get(reader, "")
+        if page.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert page.returncode == 0, page.stderr
+    assert '<script src="app.js">' in page.stdout and 'href="app.css"' in page.stdout
+    assert "async function get(" in get(reader, "app.js").stdout
+    wants = json.loads(get(reader, "api/wants").stdout)
+    assert [(w["name"], w["state"]) for w in wants["wants"]] == [("good", "Successful")]
+    grid = get(reader, "api/grid")
+    assert grid.returncode == 0 and f"date={DATE}" in grid.stdout
+    # Events: UI -> API server -> the operator's history API, with the UI's credentials.
+    events = json.loads(get(reader, "api/events?kind=Want&name=good").stdout)
+    assert [e["to"] for e in events["events"]] == ["Pending", "Building", "Successful"]
+    if CHROMIUM is not None:  # a real browser, its fetches relative to the proxy's prefix
+        _browse_through_kubectl_proxy(reader, prefix, tmp_path)
+
+    refused = get(outsider, "")
+    assert refused.returncode != 0 and "forbidden" in refused.stderr.lower()
+    assert get(outsider, "api/wants").returncode != 0
+    # The refusal is the outsider's alone: the reader still reads, the operator still builds.
+    assert get(reader, "api/wants").returncode == 0
+    sc.apply(want("later", ["fine/date=2025-01-02"]))
+    sc.wait_for_want("later", "Successful")
+    names = {w["name"] for w in json.loads(get(reader, "api/wants").stdout)["wants"]}
+    assert names == {"good", "later"}
+
+
+def _browse_through_kubectl_proxy(kubeconfig: Path, prefix: str, tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "kubectl-proxy.log").open("w")
+    proxy = subprocess.Popen(
+        [*KUBECTL, str(kubeconfig), "proxy", f"--port={port}"], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kubectl proxy did not start"
+                time.sleep(0.3)
+        base = f"http://127.0.0.1:{port}{prefix}"
+        wants = _browser(base + "#/wants", tmp_path)
+        assert 'data-loaded="wants"' in wants and ">good<" in wants
+        events = _browser(base + "#/events", tmp_path)
+        assert 'data-loaded="events"' in events and ">AllPartitionsLive<" in events
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        log.close()

@@ -145,3 +145,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "databuild.belClaimName" -}}
 {{- default (printf "%s-bel" (include "databuild.fullname" .)) .Values.bel.persistence.existingClaim -}}
 {{- end -}}
+
+{{/*
+The namespace the in-cluster UI shows: ui.namespace, else the first watched namespace.
+*/}}
+{{- define "databuild.uiNamespace" -}}
+{{- if .Values.ui.namespace }}{{ .Values.ui.namespace }}
+{{- else if .Values.watchNamespaces }}{{ first .Values.watchNamespaces }}
+{{- else }}{{ fail "ui.enabled needs ui.namespace (the namespace the UI shows) when watchNamespaces is empty" }}
+{{- end }}
+{{- end }}

@@ -587,3 +587,60 @@ def test_history_api_is_served_behind_a_cluster_ip_service_with_a_reader_role() 
     )
     assert clash.returncode != 0
     assert "history.port (8080) must differ" in clash.stderr
+
+
+def test_ui_is_served_in_the_pod_behind_the_history_service_and_its_reader_role() -> None:
+    off = template()
+    assert _container(off)["name"] == "operator"  # one container unless ui.enabled
+    assert not [
+        p for s in _of_kind(off, "Service") for p in s["spec"]["ports"] if p["name"] == "ui"
+    ]
+    docs = template("--set", "ui.enabled=true", "--set", "watchNamespaces={analytics}")
+    pod = _one(docs, "Deployment")["spec"]["template"]["spec"]
+    (ui,) = [c for c in pod["containers"] if c["name"] == "ui"]
+    assert ui["command"] == ["databuild"] and ui["args"][0] == "ui"
+    assert "--namespace=analytics" in ui["args"] and "--address=0.0.0.0" in ui["args"]
+    (service,) = [
+        s for s in _of_kind(docs, "Service") if s["metadata"]["name"].endswith("-history")
+    ]
+    name = service["metadata"]["name"]
+    assert f"--bel-url=service://databuild-system/{name}:history" in ui["args"]
+    assert {"name": "ui", "containerPort": 8088, "protocol": "TCP"} in ui["ports"]
+    assert {"name": "ui", "port": 8088, "targetPort": "ui", "protocol": "TCP"} in service["spec"][
+        "ports"
+    ]
+    assert ui["securityContext"]["readOnlyRootFilesystem"] is True
+    # Who may open the UI is who may read history: the same Role names its proxy.
+    (reader,) = [r for r in _of_kind(docs, "Role") if r["metadata"]["name"].endswith("-reader")]
+    assert {f"{name}:ui", f"{name}:8088"} <= set(reader["rules"][0]["resourceNames"])
+    (binding,) = [
+        b
+        for b in _of_kind(docs, "RoleBinding")
+        if b["roleRef"]["name"] == reader["metadata"]["name"]
+    ]
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    explicit = template("--set", "ui.enabled=true", "--set", "ui.namespace=sales")
+    assert (
+        "--namespace=sales"
+        in _one(explicit, "Deployment")["spec"]["template"]["spec"]["containers"][1]["args"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (["ui.enabled=true"], "ui.enabled needs ui.namespace"),
+        (["ui.enabled=true", "ui.namespace=a", "history.enabled=false"], "needs history.enabled"),
+        (["ui.enabled=true", "ui.namespace=a", "ui.port=8090"], "ui.port (8090) must differ"),
+        (["ui.enabled=true", "ui.namespace=Not_A_Name"], "/ui/namespace"),
+    ],
+)
+def test_ui_values_that_cannot_work_are_refused_with_a_clear_error(
+    values: list[str], message: str
+) -> None:
+    args = [a for v in values for a in ("--set", v)]
+    refused = helm(
+        "template", "databuild", str(CHART), "--kube-version", kube_version(), *args, check=False
+    )
+    assert refused.returncode != 0
+    assert message in refused.stderr, refused.stderr

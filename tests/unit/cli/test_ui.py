@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -48,10 +49,10 @@ def _json(server: UiServer, path: str) -> Any:
 def test_pages_and_assets_ship_in_the_package_with_no_remote_url(ui: UiServer) -> None:
     status, kind, body = _get(ui, "/")
     assert status == 200 and kind.startswith("text/html")
-    assets = re.findall(rb'(?:src|href)="(/[^"#]+)"', body)
-    assert sorted(assets) == [b"/app.css", b"/app.js"]
+    assets = re.findall(rb'(?:src|href)="([^"#]+)"', body)
+    assert sorted(assets) == [b"app.css", b"app.js"]
     for asset in assets:
-        assert _get(ui, asset.decode())[0] == 200
+        assert _get(ui, "/" + asset.decode())[0] == 200
     static = resources.files("databuild.cli.ui").joinpath("static")
     for name in ("index.html", "app.js", "app.css"):
         text = static.joinpath(name).read_text()
@@ -97,3 +98,34 @@ def test_grid_keeps_the_newest_columns_of_a_large_namespace() -> None:
     assert len(grid["columns"]) == data.MAX_COLUMNS
     assert grid["hiddenColumns"] == 1000 - data.MAX_COLUMNS
     assert grid["columns"][-1] == "day=0999"
+
+
+#: Where the API server's service proxy shows the chart's in-cluster UI; the proxy strips
+#: this prefix before it forwards a request to the pod.
+PROXY = (
+    "https://apiserver:6443/api/v1/namespaces/ops/services/rel-databuild-operator-history:ui/proxy/"
+)
+
+#: Every path the server answers.
+SERVED = {"/app.css", "/app.js"} | {
+    f"/api/{name}" for name in ("wants", "grid", "lineage", "timeline", "events")
+}
+
+
+def test_every_url_of_the_pages_stays_under_the_service_proxy_prefix(ui: UiServer) -> None:
+    page = _get(ui, "/")[2].decode()
+    script = resources.files("databuild.cli.ui").joinpath("static", "app.js").read_text()
+    urls = re.findall(r'(?:src|href)="([^"#]+)"', page)
+    # The script's fetches: get("api/...") and get(`api/...${...}`), placeholders filled in.
+    fetched = re.findall(r"""get\(["`]([^"`]+)["`]""", script)
+    assert len(fetched) == 5, fetched
+    urls += [re.sub(r"\$\{[^}]*\}", "x", u) for u in fetched]
+    for url in urls:
+        resolved = urljoin(PROXY, url)
+        assert resolved.startswith(PROXY), f"{url!r} escapes the proxy prefix: {resolved}"
+        # What the pod receives once the proxy has stripped its prefix.
+        path = "/" + resolved[len(PROXY) :]
+        status = _get(ui, path)[0]
+        assert status in (200, 404), (url, status)  # 404: the placeholder names nothing
+        assert urlsplit(path).path in SERVED, path
+    assert _get(ui, "/api/wants")[0] == 200 and _get(ui, "/api/events")[0] == 200

@@ -1,4 +1,8 @@
-"""``databuild ui [--port N]``: the read-only web UI on localhost (default port 8088)."""
+"""``databuild ui [--port N] [--address A]``: the read-only web UI (default 127.0.0.1:8088).
+
+The chart runs it in the operator pod with ``--address 0.0.0.0`` behind the history
+Service, where only the API server's service proxy reaches it (see docs/ui.md).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,14 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
         ),
     )
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8088; 0: any)")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help=(
+            "address to listen on (default 127.0.0.1: the UI acts with your credentials; "
+            "0.0.0.0 only in a pod behind the service proxy)"
+        ),
+    )
     p.set_defaults(handler=run)
 
 
@@ -42,10 +54,13 @@ def run(ctx: Context) -> int:
 
     cluster = ctx.cluster
     try:
-        server = UiServer(ctx.args.port, cluster, open_bel)
+        server = UiServer(ctx.args.port, cluster, open_bel, host=ctx.args.address)
     except OSError as e:
-        raise CliError(f"cannot listen on 127.0.0.1:{ctx.args.port}: {e}", ExitCode.USAGE) from None
-    ctx.note(f"DataBuild UI for namespace {cluster.namespace}: http://127.0.0.1:{server.port}/")
+        where = f"{ctx.args.address}:{ctx.args.port}"
+        raise CliError(f"cannot listen on {where}: {e}", ExitCode.USAGE) from None
+    ctx.note(
+        f"DataBuild UI for namespace {cluster.namespace}: http://{ctx.args.address}:{server.port}/"
+    )
     try:
         server.serve_forever()
     finally:

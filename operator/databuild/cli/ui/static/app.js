@@ -44,7 +44,7 @@ function duration(s) {
 const STATES = ["Live", "Building", "Failed", "Tainted", "Missing"];
 
 async function wantsPage() {
-  const data = await get("/api/wants");
+  const data = await get("api/wants");
   document.getElementById("namespace").textContent = `namespace ${data.namespace}`;
   const rows = data.wants.map((w) => {
     const bar = el("div", { class: "bar", title: JSON.stringify(w.counts) });
@@ -69,7 +69,7 @@ async function wantsPage() {
 }
 
 async function gridPage() {
-  const data = await get("/api/grid");
+  const data = await get("api/grid");
   document.getElementById("namespace").textContent = `namespace ${data.namespace}`;
   const head = el("tr", {}, el("th", { text: "dataset" }),
     ...data.columns.map((c) => el("th", { class: "col", text: c })));
@@ -98,7 +98,7 @@ function showNamespace(data) {
 }
 
 async function lineagePage(params) {
-  const data = await get(`/api/lineage?ref=${encodeURIComponent(params.get("ref"))}`);
+  const data = await get(`api/lineage?ref=${encodeURIComponent(params.get("ref"))}`);
   showNamespace(data);
   const levels = new Map();
   for (const n of data.nodes) {
@@ -135,7 +135,7 @@ async function lineagePage(params) {
 }
 
 async function timelinePage(params) {
-  const data = await get(`/api/timeline?want=${encodeURIComponent(params.get("want"))}`);
+  const data = await get(`api/timeline?want=${encodeURIComponent(params.get("want"))}`);
   showNamespace(data);
   const bars = [];
   for (const r of data.runs) {
@@ -167,7 +167,7 @@ async function timelinePage(params) {
 async function eventsPage(params) {
   const query = new URLSearchParams();
   for (const k of ["kind", "name", "ref"]) if (params.get(k)) query.set(k, params.get(k));
-  const data = await get(`/api/events?${query}`);
+  const data = await get(`api/events?${query}`);
   const rows = data.events.slice().reverse().map((e) => el("tr", {},
     el("td", { class: "muted", text: e.time }), el("td", { text: e.kind }), el("td", { text: e.name }),
     el("td", { text: e.from || "-" }), el("td", {}, badge(e.to)), el("td", { text: e.reason })));
