@@ -9,6 +9,7 @@ from pathlib import Path
 from kubernetes import client
 
 from databuild.testing import NODE_NAME, Cluster
+from databuild.testing import node as real_node
 from databuild.testing._binaries import read_versions
 
 from .jobs import wait_for
@@ -40,7 +41,14 @@ def test_kubernetes_service_and_serving_certificate(
 
 
 def test_one_schedulable_simulated_node(kube: client.ApiClient) -> None:
-    [node] = client.CoreV1Api(kube).list_node().items
+    # The real node, where the machine runs one, is tainted: only pods that ask go there.
+    nodes = client.CoreV1Api(kube).list_node().items
+    [node] = [n for n in nodes if n.metadata.name != real_node.NAME]
+    for other in nodes:
+        if other is not node:
+            assert [(t.key, t.value, t.effect) for t in other.spec.taints or []] == [
+                tuple(real_node.TAINT.values())
+            ]
     assert node.metadata.name == NODE_NAME
     assert node.metadata.annotations["kwok.x-k8s.io/node"] == "fake"
     assert not node.spec.taints
