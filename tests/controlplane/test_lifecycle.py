@@ -18,6 +18,14 @@ from kubernetes import client
 from databuild.testing import ControlPlane, ControlPlaneError, find_binaries
 from databuild.testing._process import process_start_time, wait_gone
 
+
+@pytest.fixture(autouse=True)
+def _kwok_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the control plane's own processes; the real node's start
+    and clean-up (also after a killed supervisor) are tested in test_real_node*.py."""
+    monkeypatch.setenv("DATABUILD_REAL_NODE", "0")
+
+
 # Starts a control plane, reports its components' pids, then waits to be killed.
 _HOLDER = textwrap.dedent(
     """
