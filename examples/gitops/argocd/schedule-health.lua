@@ -30,14 +30,15 @@ local message = "Waiting for the DataBuild operator"
 if why ~= nil then
   message = (why.reason or "") .. ": " .. (why.message or "")
 end
-if status.nextTick ~= nil then
+local suspended = ready ~= nil and ready.reason == "Suspended"
+if status.nextTick ~= nil and not suspended then
   message = message .. " (next tick " .. status.nextTick .. ")"
 end
 hs.message = message
 
 if stalled ~= nil then
   hs.status = "Degraded"
-elseif ready ~= nil and ready.status == "True" and ready.reason == "Suspended" then
+elseif suspended and ready.status == "True" then
   hs.status = "Suspended"
 elseif ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
