@@ -308,7 +308,13 @@ def test_removing_a_want_from_git_deletes_it_cancels_its_build_and_keeps_partiti
 
     def cancelled() -> bool:
         run = sc.get("JobRun", slow_run["metadata"]["name"])
-        return run is not None and run["status"].get("state") == "Cancelled"
+        # The operator writes the JobRun's status before the Partition's: wait for both.
+        partition = sc.partition("slow/date=2025-01-01")
+        return (
+            run is not None
+            and run["status"].get("state") == "Cancelled"
+            and partition["status"].get("state") == "Missing"
+        )
 
     wait_until(cancelled, timeout=60, what="the slow build to be cancelled", describe=g.describe)
     after = {p["spec"]["ref"]: p["status"].get("state") for p in sc.list("Partition")}

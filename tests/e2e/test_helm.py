@@ -633,3 +633,96 @@ def test_namespace_editors_may_write_wants_but_not_the_catalog(
             GROUP, VERSION, namespace, "partitions", partition
         )
     ), "the catalog is the operator's to write"
+
+
+def test_a_new_optional_crd_field_rolls_out_through_managed_crds_keeping_every_object(
+    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """crds.managed=true, as a GitOps pipeline upgrades a release: a chart whose Want CRD
+    gained an optional field updates the CRD on the server, every Want, JobDefinition,
+    Partition and JobRun survives unchanged, and the field is stored afterwards (the
+    running operator ignores fields it does not know, so it builds such a Want)."""
+    release.install("--skip-crds", "--take-ownership", "--set", "crds.managed=true")
+    sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
+    custom = client.CustomObjectsApi(kube)
+    ext = client.ApiextensionsV1Api(kube)
+    log = tmp_path / "operator.log"
+    apply_pipeline(kube, namespace, "first")
+
+    def objects() -> dict[tuple[str, str], tuple[str, str, Any]]:
+        """(plural, name) -> (uid, state, spec) of every object in the namespace."""
+        out = {}
+        for plural in ("jobdefinitions", "wants", "partitions", "jobruns"):
+            items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+            for o in items["items"]:
+                state = (o.get("status") or {}).get("state", "")
+                out[plural, o["metadata"]["name"]] = (o["metadata"]["uid"], state, o["spec"])
+        return out
+
+    noted = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Want",
+        "metadata": {"name": "noted"},
+        "spec": {"partitions": ["summary/date=2025-01-02"], "note": "for the weekly report"},
+    }
+    with operator_as_deployed(release, sa_kubeconfig, log):
+        wait_successful(kube, namespace, "first", log)
+        wait_for(
+            "the operator to write its last status",
+            lambda: (
+                all(
+                    (j.get("status") or {}).get("state") == "Succeeded"
+                    for j in custom.list_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "jobruns"
+                    )["items"]
+                )
+                or None
+            ),
+        )
+        before = objects()
+        assert {p for p, _ in before} == {"jobdefinitions", "wants", "partitions", "jobruns"}
+        # Today the field is unknown: the API server prunes it.
+        dry = custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "wants", noted, dry_run="All"
+        )
+        assert "note" not in dry["spec"]
+
+        # The next chart version: the Want CRD gained an optional spec.note.
+        changed = tmp_path / "databuild-operator"
+        shutil.copytree(CHART, changed)
+        crd_file = changed / "crds" / f"{GROUP}_wants.yaml"
+        crd = yaml.safe_load(crd_file.read_text())
+        spec_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        assert "note" not in spec_schema["properties"]
+        spec_schema["properties"]["note"] = {"type": "string", "maxLength": 256}
+        crd_file.write_text(yaml.safe_dump(crd, sort_keys=False))
+        try:
+            release.helm(
+                "upgrade", release.name, str(changed), "--namespace", release.namespace,
+                "--reuse-values", "--wait", "--timeout", "3m",
+            )  # fmt: skip
+            served = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
+            properties = served.schema.open_apiv3_schema.properties["spec"].properties
+            assert properties["note"].type == "string"
+            # Nothing lost or replaced: the same objects, specs and states.
+            assert objects() == before
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", noted)
+            stored = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "wants", "noted"
+            )
+            assert stored["spec"]["note"] == "for the weekly report"
+            wait_successful(kube, namespace, "noted", log)
+            # The new field is validated like any other.
+            too_long = {**noted, "metadata": {"name": "too-long"}}
+            too_long["spec"] = {**noted["spec"], "note": "x" * 300}
+            with pytest.raises(ApiException) as rejected:
+                custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", too_long)
+            assert rejected.value.status == 422
+            assert "spec.note" in rejected.value.body
+        finally:
+            # Back to the repository's CRDs, for every later test of the session.
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "wants", "noted")
+            release.upgrade()
+    served = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
+    assert "note" not in served.schema.open_apiv3_schema.properties["spec"].properties
+    assert_never_forbidden(log)

@@ -1,10 +1,10 @@
 """kstatus, the library Flux's `wait: true` uses, on every state of every kind.
 
 One namespace holds a Want, JobDefinition, Partition and JobRun in each state of the
-health table in docs/gitops.md; the real ``sigs.k8s.io/cli-utils`` kstatus (the tool
-``make flux`` builds) reads the live objects, and its verdict must be the table's. For
-Wants the documented Argo CD health check (Lua) must give the table's Argo CD column
-on the same live objects.
+health table in docs/gitops.md, and a Schedule in each state a GitOps user meets; the
+real ``sigs.k8s.io/cli-utils`` kstatus (the tool ``make flux`` builds) reads the live
+objects, and its verdict must be the table's. For Wants and Schedules the documented
+Argo CD health checks (Lua) must give the table's Argo CD column on the same live objects.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from e2e_support import Scenario, jobdef, want
-from tests.unit.chart.test_gitops import argocd_health
+from tests.unit.chart.test_gitops import HEALTH_CHECKS, argocd_health
 
 from databuild.adapters.labels import TAINT_ANNOTATION, TAINT_REQUESTED_AT_ANNOTATION
 from databuild.testing._flux import kstatus
@@ -27,7 +27,9 @@ D1, D2, D3 = "2025-01-01", "2025-01-02", "2025-01-03"
 LONG = "600s"  # still running when the test looks, however loaded the machine
 # Pending without a blocker lasts only until the same plan assigns a JobRun, so no
 # live object shows it for long enough to be read; the Lua unit tests cover it.
-TRANSIENT = {("Want", "Pending")}
+# A Schedule catches up on due ticks within one pass; the Lua unit tests cover that too.
+TRANSIENT = {("Want", "Pending"), ("Schedule", "CatchingUp")}
+KINDS = ("Want", "JobDefinition", "Partition", "JobRun", "Schedule")
 
 
 def health_table() -> dict[tuple[str, str], tuple[str, str]]:
@@ -53,13 +55,27 @@ def label_of(obj: dict[str, Any]) -> str:
     if kind == "JobDefinition":
         return "valid" if conditions.get("Ready") == "True" else "invalid"
     generation = obj["metadata"].get("generation")
-    if kind == "Want" and status.get("observedGeneration") != generation:
+    if kind in ("Want", "Schedule") and status.get("observedGeneration") != generation:
         return "not yet observed"
+    if kind == "Schedule":
+        # A Schedule's state is the reason of its Ready condition.
+        [ready] = [c for c in status["conditions"] if c["type"] == "Ready"]
+        return str(ready["reason"])
     # Before their first status write a Partition is Missing and a JobRun Queued.
     state = str(status.get("state") or ("Queued" if kind == "JobRun" else "Missing"))
     if kind == "Want" and state == "Pending" and conditions.get("Stalled") == "True":
         return "waiting for a JobDefinition"
     return state
+
+
+def schedule(name: str, **spec: Any) -> dict[str, Any]:
+    """A Schedule."""
+    return {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Schedule",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def _objects(sc: Scenario, kind: str) -> list[dict[str, Any]]:
@@ -84,7 +100,7 @@ def test_kstatus_of_every_state_is_the_documented_one(scenario: Scenario) -> Non
                     f"{key} {obj['metadata']['name']}: kstatus says {verdict.status}"
                     f" ({verdict.message}), the table {expected}"
                 )
-            if obj["kind"] == "Want":
+            if obj["kind"] in HEALTH_CHECKS:
                 health, message = argocd_health(obj)
                 if health != argo:
                     wrong.append(f"{key}: Argo CD says {health} ({message}), the table {argo}")
@@ -92,8 +108,11 @@ def test_kstatus_of_every_state_is_the_documented_one(scenario: Scenario) -> Non
         assert not wrong, "\n".join(wrong) + "\n" + json.dumps(objects, indent=1)[:20000]
 
     # Before any operator has looked at it.
-    sc.apply(want("unobserved", [f"quick/date={D2}"]))
-    check(_objects(sc, "Want"))
+    sc.apply(
+        want("unobserved", [f"quick/date={D2}"]),
+        schedule("unobserved", schedule="@daily", partitions=["quick/date={date}"]),
+    )
+    check(_objects(sc, "Want") + _objects(sc, "Schedule"))
 
     sc.start_operator()
     slow = simulated(duration=LONG)
@@ -112,6 +131,18 @@ def test_kstatus_of_every_state_is_the_documented_one(scenario: Scenario) -> Non
         want("waiting", [f"nojob/date={D1}"]),
         want("queued", [f"limited/date={D1}", f"limited/date={D2}"]),
         want("cancelled", [f"slow/date={D3}"]),
+        schedule("paused", schedule="@daily", partitions=["quick/date={date}"], suspend=True),
+        schedule(
+            "ended",
+            schedule="@daily",
+            partitions=["quick/date={date}"],
+            startTime=f"{D1}T00:00:00Z",
+            endTime=f"{D2}T12:00:00Z",
+        ),
+        # Valid for the API server, not for the operator: no such time zone.
+        schedule(
+            "invalid", schedule="@daily", partitions=["quick/date={date}"], timeZone="Mars/Olympus"
+        ),
     )
     # A Want deleted while its partition builds: the JobRun is Cancelled and the
     # Partition goes back to Missing.
@@ -155,6 +186,7 @@ def test_kstatus_of_every_state_is_the_documented_one(scenario: Scenario) -> Non
         ("Want", "Expired"),
         ("Want", "waiting for a JobDefinition"),
         ("JobDefinition", "valid"),
+        *(("Schedule", s) for s in ("UpToDate", "Ended", "Suspended", "InvalidSpec")),
         ("JobDefinition", "invalid"),
         *(("Partition", s) for s in ("Missing", "Building", "Live", "Failed", "Tainted")),
         *(
@@ -164,15 +196,11 @@ def test_kstatus_of_every_state_is_the_documented_one(scenario: Scenario) -> Non
     }
 
     def every_state_present() -> bool:
-        seen = {
-            (o["kind"], label_of(o))
-            for kind in ("Want", "JobDefinition", "Partition", "JobRun")
-            for o in _objects(sc, kind)
-        }
+        seen = {(o["kind"], label_of(o)) for kind in KINDS for o in _objects(sc, kind)}
         return wanted <= seen
 
     wait_until(every_state_present, timeout=90, what="every state", describe=sc.describe)
-    for kind in ("Want", "JobDefinition", "Partition", "JobRun"):
+    for kind in KINDS:
         check(_objects(sc, kind))
     # A spec change the operator has not seen yet (it is stopped): a Successful Want
     # reads as in progress again until its status catches up with the generation.

@@ -14,10 +14,13 @@ import pytest
 import yaml
 from tests.unit.chart.helmtool import ROOT, tool_binary
 
-from databuild.adapters.resources import JobDefinition, Want
+from databuild.adapters.resources import JobDefinition, Schedule, Want
 
 GITOPS = ROOT / "examples" / "gitops"
 HEALTH_LUA = GITOPS / "argocd" / "want-health.lua"
+SCHEDULE_HEALTH_LUA = GITOPS / "argocd" / "schedule-health.lua"
+# The documented Argo CD health check of each kind that has one.
+HEALTH_CHECKS = {"Want": HEALTH_LUA, "Schedule": SCHEDULE_HEALTH_LUA}
 DOCS = ROOT / "docs" / "gitops.md"
 
 
@@ -44,15 +47,16 @@ def test_gitops_crds_are_the_repository_crds() -> None:
     assert sorted(listed) == sorted(repo), "examples/gitops/crds/kustomization.yaml: list each CRD"
 
 
-def test_kustomization_builds_crds_namespace_jobdefinitions_and_wants() -> None:
+def test_kustomization_builds_crds_namespace_jobdefinitions_wants_and_schedules() -> None:
     docs = _kustomize()
     kinds = [d["kind"] for d in docs]
     assert kinds.count("CustomResourceDefinition") == 5
     assert kinds.count("Namespace") == 1
     assert kinds.count("JobDefinition") >= 1
     assert kinds.count("Want") >= 1
+    assert kinds.count("Schedule") >= 1
     for doc in docs:
-        if doc["kind"] in ("JobDefinition", "Want"):
+        if doc["kind"] in ("JobDefinition", "Want", "Schedule"):
             assert doc["metadata"]["namespace"] == "analytics"
             assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "databuild"
         if doc["kind"] == "CustomResourceDefinition":
@@ -63,12 +67,17 @@ def test_example_resources_are_valid_for_the_models() -> None:
     docs = _kustomize()
     definitions = [JobDefinition.model_validate(d) for d in docs if d["kind"] == "JobDefinition"]
     wants = [Want.model_validate(d) for d in docs if d["kind"] == "Want"]
+    schedules = [Schedule.model_validate(d) for d in docs if d["kind"] == "Schedule"]
+    assert schedules, "examples/gitops has no Schedule"
     # Each wanted partition has a job whose output pattern it matches (checked loosely:
     # the first path segment names the dataset).
     datasets = {o.split("/", 1)[0] for jd in definitions for o in jd.spec.outputs}
     for want in wants:
         for ref in want.spec.partitions:
             assert ref.split("/", 1)[0] in datasets, f"no JobDefinition outputs {ref}"
+    for schedule in schedules:
+        for template in schedule.spec.partitions:
+            assert template.split("/", 1)[0] in datasets, f"no JobDefinition outputs {template}"
 
 
 def test_docs_embed_the_tested_health_check_verbatim() -> None:
@@ -77,35 +86,21 @@ def test_docs_embed_the_tested_health_check_verbatim() -> None:
         d for b in blocks for d in yaml.safe_load_all(b) if d and d.get("kind") == "ConfigMap"
     ]
     assert len(configmaps) == 1
-    script = configmaps[0]["data"]["resource.customizations.health.databuild.dev_Want"]
-    assert script == HEALTH_LUA.read_text()
+    for kind, path in HEALTH_CHECKS.items():
+        script = configmaps[0]["data"][f"resource.customizations.health.databuild.dev_{kind}"]
+        assert script == path.read_text(), f"docs/gitops.md: the {kind} check differs from {path}"
 
 
-def argocd_health(want: dict[str, Any]) -> tuple[str, str]:
+def argocd_health(obj: dict[str, Any]) -> tuple[str, str]:
+    """Argo CD's (health, message) for a Want or Schedule by its documented check."""
     # A dev extra, imported here so that its absence fails these tests, not collection.
     import lupa.lua51 as lua  # noqa: PLC0415
 
     runtime = lua.LuaRuntime(unpack_returned_tuples=True)
-    # Argo CD hands the object to the script as the global `obj`, a table of tables.
-    to_lua = runtime.eval("function(convert, value) return convert(convert, value) end")
-    convert = runtime.eval(
-        """
-        function(self, value)
-          if python.builtins.isinstance(value, python.builtins.dict) then
-            local t = {}
-            for k in python.iter(value) do t[k] = self(self, value[k]) end
-            return t
-          elseif python.builtins.isinstance(value, python.builtins.list) then
-            local t = {}
-            for i, v in python.enumerate(value) do t[i + 1] = self(self, v) end
-            return t
-          end
-          return value
-        end
-        """
-    )
-    runtime.globals().obj = to_lua(convert, want)
-    result = runtime.execute(HEALTH_LUA.read_text())
+    # Argo CD hands the object to the script as the global `obj`, a table of tables
+    # (lists become 1-based tables).
+    runtime.globals().obj = runtime.table_from(obj, recursive=True)
+    result = runtime.execute(HEALTH_CHECKS[obj.get("kind", "Want")].read_text())
     return str(result["status"]), str(result["message"])
 
 
@@ -186,3 +181,51 @@ def test_argocd_health_check(want: dict[str, Any], expected: str) -> None:
         stalled = [c for c in want["status"]["conditions"] if c["type"] == "Stalled"]
         if stalled and stalled[0]["status"] == "True":
             assert "no JobDefinition outputs x/y" in message, "say why it is stuck"
+
+
+def _schedule(
+    reason: str | None,
+    *,
+    ready: str = "True",
+    stalled: bool = False,
+    generation: int = 1,
+    observed: int = 1,
+) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "apiVersion": "databuild.dev/v1alpha1",
+        "kind": "Schedule",
+        "metadata": {"name": "s", "namespace": "analytics", "generation": generation},
+        "spec": {"schedule": "@daily", "partitions": ["daily_summary/date={date}"]},
+        "status": {"observedGeneration": observed},
+    }
+    if reason is not None:
+        conditions = [{"type": "Ready", "status": ready, "reason": reason, "message": "why"}]
+        if stalled:
+            conditions.append(
+                {"type": "Stalled", "status": "True", "reason": reason, "message": "why"}
+            )
+        schedule["status"] |= {"conditions": conditions, "nextTick": "2025-01-02T00:00:00Z"}
+    return schedule
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        (_schedule(None, observed=0), "Progressing"),
+        (_schedule("UpToDate", generation=2), "Progressing"),
+        (_schedule("UpToDate"), "Healthy"),
+        (_schedule("Ended"), "Healthy"),
+        (_schedule("Suspended"), "Suspended"),
+        (_schedule("CatchingUp", ready="False"), "Progressing"),
+        (_schedule("InvalidSpec", ready="False", stalled=True), "Degraded"),
+    ],
+    ids=["unobserved", "stale", "up-to-date", "ended", "suspended", "catching-up", "invalid"],
+)
+def test_argocd_schedule_health_check(schedule: dict[str, Any], expected: str) -> None:
+    status, message = argocd_health(schedule)
+    assert status == expected, message
+    conditions = schedule["status"].get("conditions")
+    if conditions and schedule["metadata"]["generation"] == 1:
+        assert message.startswith(f"{conditions[0]['reason']}: why"), "say why"
+        # A suspended Schedule has no next tick that will happen.
+        assert ("2025-01-02T00:00:00Z" in message) == (expected != "Suspended")
