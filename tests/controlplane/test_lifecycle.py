@@ -26,6 +26,9 @@ def _kwok_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABUILD_REAL_NODE", "0")
 
 
+# A user's suite opts in to the harness's fixtures (the product installs no pytest plugin).
+_PLUGIN = ("-p", "databuild.testing.pytest_plugin")
+
 # Starts a control plane, reports its components' pids, then waits to be killed.
 _HOLDER = textwrap.dedent(
     """
@@ -145,7 +148,7 @@ def test_existing_cluster_from_environment(control_plane: ControlPlane, tmp_path
         )
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *_PLUGIN, str(tmp_path)],
         cwd=tmp_path,
         env={**os.environ, "DATABUILD_TEST_KUBECONFIG": str(control_plane.kubeconfig)},
         capture_output=True,
@@ -178,7 +181,16 @@ def test_sigterm_ends_a_pytest_session_and_its_control_plane(tmp_path: Path) -> 
     )
     with (tmp_path / "inner.log").open("wb") as log:
         inner = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *_PLUGIN,
+                str(tmp_path),
+            ],
             cwd=tmp_path,
             stdout=log,
             stderr=subprocess.STDOUT,
