@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 import databuild
+from databuild.adapters.labels import OUTCOME_FINALIZER
 from databuild.bench.audit import AuditLog, audit_policy
 from databuild.bench.kube import ApiError, Kube, kubeconfig_with_token
 from databuild.bench.memory import ENV as TRACEMALLOC_ENV
@@ -277,6 +278,10 @@ async def delete_namespace(kube: Kube, name: str, timeout: float = 600.0) -> boo
         await kube.request(
             "DELETE", f"/api/v1/namespaces/{name}", {"propagationPolicy": "Background"}
         )
+    # The scenario's operator has stopped, maybe right after its last Want turned
+    # Successful and before it let its batch Jobs go: their outcome finalizer would hold
+    # the namespace for ever. A bench namespace is thrown away, so release them here.
+    await _release_outcome_finalizers(kube, name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -287,6 +292,25 @@ async def delete_namespace(kube: Kube, name: str, timeout: float = 600.0) -> boo
             raise
         await asyncio.sleep(0.5)
     return False
+
+
+async def _release_outcome_finalizers(kube: Kube, namespace: str) -> None:
+    try:
+        jobs = await kube.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs")
+    except ApiError:
+        return
+    for job in jobs.get("items") or []:
+        finalizers = job["metadata"].get("finalizers") or []
+        if OUTCOME_FINALIZER not in finalizers:
+            continue
+        kept = [f for f in finalizers if f != OUTCOME_FINALIZER]
+        with contextlib.suppress(ApiError):
+            await kube.request(
+                "PATCH",
+                f"/apis/batch/v1/namespaces/{namespace}/jobs/{job['metadata']['name']}",
+                {"metadata": {"finalizers": kept or None}},
+                content_type="application/merge-patch+json",
+            )
 
 
 def _free_ports(count: int) -> list[int]:
