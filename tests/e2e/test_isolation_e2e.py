@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from databuild.testing import NODE_NAME
 from databuild.testing.demo import KubeError, request, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -402,7 +403,8 @@ def test_a_pod_no_node_can_take_stalls_the_run_until_a_node_fits(
     [run] = sc.list("JobRun")
     sc.wait_for_event(run["metadata"]["name"], "Unschedulable")
     _healthy_builds(neighbour, "g")
-    [node] = core.list_node().items
+    # The simulated node (a real node, where one runs, is tainted for other pods).
+    [node] = [n for n in core.list_node().items if n.metadata.name == NODE_NAME]
     core.patch_node(node.metadata.name, {"metadata": {"labels": {label: "yes"}}})
     try:
         sc.wait_for_want("w", "Successful", timeout=90)
