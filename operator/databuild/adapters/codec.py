@@ -98,6 +98,15 @@ def _parse_time(value: Any) -> datetime | None:
     return _aware(moment).astimezone(UTC)
 
 
+def time_or_none(value: Any) -> datetime | None:
+    """An RFC 3339 time of an object read leniently: ``None`` where ``_parse_time`` would
+    raise (not a time, too long, out of range), for fields that only schedule work."""
+    try:
+        return _parse_time(value)
+    except (ValueError, OverflowError):
+        return None
+
+
 def _aware(moment: datetime) -> datetime:
     """``moment`` with a zone (UTC when it has none): the planner compares aware times."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -701,6 +710,7 @@ __all__ = [
     "partition_from",
     "partition_manifest",
     "partition_status",
+    "time_or_none",
     "want_derived_status",
     "want_from",
     "want_manifest",

@@ -53,6 +53,7 @@ from prometheus_client.registry import Collector
 
 from databuild import __version__
 from databuild.adapters.bel import BelEvent, BelWriter
+from databuild.adapters.codec import time_or_none
 from databuild.adapters.resources import JobRunState, PartitionState, WantState
 from databuild.domain import World
 
@@ -93,15 +94,6 @@ _RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 _RUN_DURATION_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 #: JobRuns whose start is remembered for the duration histogram (a bound, not a target).
 _MAX_RUNNING_TRACKED = 100_000
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class _Refresher(Collector):
@@ -340,7 +332,7 @@ class OperatorMetrics:
         if event.kind == "Want" and obj is not None:
             spec = obj.get("spec") or {}
             meta = obj.get("metadata") or {}
-            start = _parse_time(spec.get("dataTimestamp") or meta.get("creationTimestamp"))
+            start = time_or_none(spec.get("dataTimestamp") or meta.get("creationTimestamp"))
         self.record_event(event, want_clock_start=start)
 
     def observe_reconcile(self, seconds: float, *, ok: bool = True) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from databuild.adapters.codec import time_or_none
+
 FINISHED = frozenset({"Succeeded", "Failed", "Cancelled"})
 MAX_PER_PASS = 100
 """JobRuns deleted per planning pass, so a first pass after a long time stays short."""
@@ -29,15 +31,6 @@ class Retirement:
     job_runs: tuple[tuple[str, str], ...] = ()
     """(name, uid) of each JobRun to delete."""
     next_due: datetime | None = None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def retire(
@@ -61,7 +54,9 @@ def retire(
         meta = run.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             continue
-        finished = _time(status.get("finishedAt")) or _time(meta.get("creationTimestamp"))
+        finished = time_or_none(status.get("finishedAt")) or time_or_none(
+            meta.get("creationTimestamp")
+        )
         if finished is None:
             continue
         expires = finished + age

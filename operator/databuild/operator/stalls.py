@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from databuild.adapters import codec
+from databuild.adapters.codec import time_or_none
 from databuild.adapters.jobs import true_conditions
 
 STALL_AFTER = timedelta(seconds=10)
@@ -54,15 +55,6 @@ class Review:
     """When a Job that has no pod yet becomes a suspect."""
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _unscheduled(pod: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
     """The scheduler's message and since when, if ``pod`` cannot be placed."""
     if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
@@ -70,7 +62,7 @@ def _unscheduled(pod: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
     for condition in (pod.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             message = str(condition.get("message") or condition.get("reason") or "unschedulable")
-            return message, _time(condition.get("lastTransitionTime"))
+            return message, time_or_none(condition.get("lastTransitionTime"))
     return None
 
 
@@ -119,7 +111,7 @@ def review(
         if stalled:
             continue  # said so already; the pod running is a watch event
         message, since = unplaced[0] if unplaced else ("", None)
-        since = since or _time((job.get("metadata") or {}).get("creationTimestamp"))
+        since = since or time_or_none((job.get("metadata") or {}).get("creationTimestamp"))
         if since is not None and now - since < STALL_AFTER:
             looks.append(since + STALL_AFTER)
             continue
