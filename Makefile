@@ -46,8 +46,8 @@ test-unit: venv
 	$(PY) -m pytest -m unit
 
 lint: venv
-	.venv/bin/ruff format --check operator tests
-	.venv/bin/ruff check operator tests
+	.venv/bin/ruff format --check operator tests examples
+	.venv/bin/ruff check operator tests examples
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 

@@ -23,7 +23,20 @@ from pathlib import Path
 # One directory per namespace: partition refs are unique within a namespace only.
 DATA = Path(os.environ.get("DATA_DIR", "/data")) / os.environ.get("DATA_NAMESPACE", "")
 TERMINATION_LOG = Path(os.environ.get("TERMINATION_LOG", "/dev/termination-log"))
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+]
 
 
 def fields(ref: str) -> dict[str, str]:
