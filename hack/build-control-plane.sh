@@ -16,90 +16,10 @@ source "$here/versions.env"
 cache_root="${DATABUILD_CACHE:-$HOME/.cache/databuild}"
 key="kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
 prefix="$cache_root/controlplane/$key"
-bin="$prefix/bin"
-logs="$prefix/logs"
-mkdir -p "$bin" "$logs"
-
-# One build of a cache at a time: a second `make control-plane` (another terminal, a
-# parallel test run) waits here and then finds the binaries cached, instead of
-# building the same staging and source directories under the first one's feet.
-exec 9>"$prefix/.lock"
-if ! flock -n 9; then
-  printf '[build-control-plane] waiting for another build of %s\n' "$prefix" >&2
-  flock 9
-fi
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+tag=build-control-plane
+# shellcheck source=build-lib.sh
+source "$here/build-lib.sh"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-
-log() { printf '[build-control-plane] %s\n' "$*" >&2; }
-
-# The step running in the background, if any. A non-interactive shell starts
-# background jobs with SIGINT ignored, so a Ctrl-C would stop this script but leave
-# `go build` running: pass it on as SIGTERM.
-child=""
-on_signal() {
-  if [[ -n "$child" ]]; then kill -TERM "$child" 2>/dev/null || true; fi
-  log "interrupted"
-  exit 130
-}
-trap on_signal INT TERM
-
-# run COMPONENT STEP CMD...: runs CMD with output in the component's log, printing
-# elapsed time every 30 s so a long cold build visibly makes progress.
-run() {
-  local component="$1" step="$2"; shift 2
-  local logfile="$logs/$component.log" start=$SECONDS
-  printf '\n== %s: %s\n$ %s\n' "$component" "$step" "$*" >>"$logfile"
-  "$@" >>"$logfile" 2>&1 9>&- &  # the build lock stays with this script
-  local pid=$!
-  child=$pid
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
-    if (( (SECONDS - start) % 30 < 2 && SECONDS - start >= 30 )); then
-      log "$component: $step ... $((SECONDS - start))s"
-    fi
-  done
-  local ok=0
-  wait "$pid" || ok=$?
-  child=""
-  if (( ok != 0 )); then
-    log "FAILED: $component, step '$step' after $((SECONDS - start))s; log: $logfile"
-    tail -n 20 "$logfile" >&2
-    exit 1
-  fi
-  printf -- '-- %s: %s took %ss\n' "$component" "$step" "$((SECONDS - start))" >>"$logfile"
-}
-
-# done_in COMPONENT START: reports (and logs, so the numbers stay in the cache) the
-# component's total build time.
-done_in() {
-  local component="$1" start="$2"
-  log "$component: done in $((SECONDS - start))s"
-  printf '== %s: done in %ss (%s)\n' "$component" "$((SECONDS - start))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$logs/$component.log"
-}
-
-# install STAGE: moves freshly built binaries from STAGE into the bin directory. A
-# rename within one file system is atomic, so an interrupted build never leaves a
-# truncated binary that `cached` would take for a cached one.
-install_staged() {
-  local stage="$1" f
-  for f in "$stage"/*; do mv -f "$f" "$bin/"; done
-  rmdir "$stage"
-}
-
-# cached COMPONENT RECIPE BINARY...: whether every binary exists and was built by RECIPE.
-cached() {
-  local component="$1" recipe="$2" b; shift 2
-  [[ -f "$bin/.$component.recipe" && "$(<"$bin/.$component.recipe")" == "$recipe" ]] || return 1
-  for b in "$@"; do [[ -x "$bin/$b" ]] || return 1; done
-}
-
-# install STAGE COMPONENT RECIPE: install_staged, then stamp the recipe.
-install_built() {
-  install_staged "$1"
-  printf '%s' "$3" >"$bin/.$2.recipe"
-}
 
 version_ldflags() { # PKG MAJOR MINOR VERSION
   local pkg="$1" major="$2" minor="$3" v="$4"

@@ -17,71 +17,9 @@ source "$here/versions.env"
 cache_root="${DATABUILD_CACHE:-$HOME/.cache/databuild}"
 key="source-${FLUX_SOURCE_CONTROLLER_VERSION}_kustomize-${FLUX_KUSTOMIZE_CONTROLLER_VERSION}_cli-utils-${CLI_UTILS_VERSION}"
 prefix="$cache_root/flux/$key"
-bin="$prefix/bin"
-logs="$prefix/logs"
-mkdir -p "$bin" "$logs"
-
-# One build of a cache at a time: a second run waits, then finds the binaries cached.
-exec 9>"$prefix/.lock"
-if ! flock -n 9; then
-  printf '[build-flux] waiting for another build of %s\n' "$prefix" >&2
-  flock 9
-fi
-
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-
-log() { printf '[build-flux] %s\n' "$*" >&2; }
-
-child=""
-on_signal() {
-  if [[ -n "$child" ]]; then kill -TERM "$child" 2>/dev/null || true; fi
-  log "interrupted"
-  exit 130
-}
-trap on_signal INT TERM
-
-# run COMPONENT STEP CMD...: runs CMD with its output in the component's log, printing
-# the elapsed time every 30 s.
-run() {
-  local component="$1" step="$2"; shift 2
-  local logfile="$logs/$component.log" start=$SECONDS
-  printf '\n== %s: %s\n$ %s\n' "$component" "$step" "$*" >>"$logfile"
-  "$@" >>"$logfile" 2>&1 9>&- &  # the lock is ours, not the step's
-  local pid=$!
-  child=$pid
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
-    if (( (SECONDS - start) % 30 < 2 && SECONDS - start >= 30 )); then
-      log "$component: $step ... $((SECONDS - start))s"
-    fi
-  done
-  local ok=0
-  wait "$pid" || ok=$?
-  child=""
-  if (( ok != 0 )); then
-    log "FAILED: $component, step '$step' after $((SECONDS - start))s; log: $logfile"
-    tail -n 20 "$logfile" >&2
-    exit 1
-  fi
-  printf -- '-- %s: %s took %ss\n' "$component" "$step" "$((SECONDS - start))" >>"$logfile"
-}
-
-cached() { # COMPONENT RECIPE PATH...: every path exists and was built by RECIPE
-  local component="$1" recipe="$2" p; shift 2
-  [[ -f "$bin/.$component.recipe" && "$(<"$bin/.$component.recipe")" == "$recipe" ]] || return 1
-  for p in "$@"; do [[ -e "$bin/$p" ]] || return 1; done
-}
-
-# install STAGE COMPONENT RECIPE START: moves the built files into bin (renames are
-# atomic, so an interrupted build never leaves a truncated binary), stamps the recipe.
-install_built() {
-  local stage="$1" component="$2" recipe="$3" start="$4" f
-  for f in "$stage"/*; do rm -rf "$bin/${f##*/}"; mv -f "$f" "$bin/"; done
-  rmdir "$stage"
-  printf '%s' "$recipe" >"$bin/.$component.recipe"
-  log "$component: done in $((SECONDS - start))s"
-  printf '== %s: done in %ss (%s)\n' "$component" "$((SECONDS - start))" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$logs/$component.log"
-}
+tag=build-flux
+# shellcheck source=build-lib.sh
+source "$here/build-lib.sh"
 
 # wrapper_module DIR MODULE VERSION: a throwaway module in DIR that requires
 # MODULE@VERSION and takes over its replace directives (a replace only applies in the
@@ -125,7 +63,8 @@ build_controller() { # NAME MODULE VERSION
   mkdir -p "$bin/crds"
   for f in "$stage/crds"/*; do rm -rf "$bin/crds/${f##*/}"; mv -f "$f" "$bin/crds/"; done
   rmdir "$stage/crds"
-  install_built "$stage" "$component" "$recipe" "$start"
+  install_built "$stage" "$component" "$recipe"
+  done_in "$component" "$start"
 }
 
 build_kstatus() {
@@ -142,7 +81,8 @@ build_kstatus() {
   local stage="$prefix/stage-$component"
   rm -rf "$stage" && mkdir -p "$stage"
   run $component "go build" go build -trimpath -ldflags "-s -w" -o "$stage/kstatus" .
-  install_built "$stage" $component "$recipe" "$start"
+  install_built "$stage" $component "$recipe"
+  done_in $component "$start"
 }
 
 build_source() { build_controller source-controller github.com/fluxcd/source-controller "$FLUX_SOURCE_CONTROLLER_VERSION"; }
