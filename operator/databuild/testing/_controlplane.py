@@ -637,22 +637,12 @@ class ControlPlane:
             serving_pair=(serving.cert_pem, serving.key_pem),
         )
         kubelet_process = next(p for p in processes if p.name == _node.KUBELET)
-        self._wait(kubelet_process, f"node {_node.NAME} Ready", self._real_node_ready)
-        self._mark("real-node-ready")
-
-    def _real_node_ready(self) -> bool:
-        assert self.ports is not None
-        status, body = self._request(self.ports.apiserver, f"/api/v1/nodes/{_node.NAME}")
-        if status != 200:
-            return False
-        node = json.loads(body)
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in node.get("status", {}).get("conditions", [])
+        self._wait(
+            kubelet_process,
+            f"node {_node.NAME} Ready",
+            lambda: self._node_ready(_node.NAME, _node.TAINT["key"]),
         )
-        # Only its own taint left: the lifecycle controller's not-ready taint is gone.
-        taints = node.get("spec", {}).get("taints") or []
-        return ready and all(t.get("key") == _node.TAINT["key"] for t in taints)
+        self._mark("real-node-ready")
 
     def _stop_real_node(self) -> None:
         if self.real_node is not None:
@@ -829,9 +819,10 @@ class ControlPlane:
                 f"creating node {NODE_NAME} failed: HTTP {status}: {body[:500]!r}"
             )
 
-    def _node_ready(self) -> bool:
+    def _node_ready(self, name: str = NODE_NAME, own_taint: str | None = None) -> bool:
+        """Whether node ``name`` is Ready and carries no taint but its own ``own_taint``."""
         assert self.ports is not None
-        status, body = self._request(self.ports.apiserver, f"/api/v1/nodes/{NODE_NAME}")
+        status, body = self._request(self.ports.apiserver, f"/api/v1/nodes/{name}")
         if status != 200:
             return False
         node = json.loads(body)
@@ -841,7 +832,8 @@ class ControlPlane:
         )
         # The node lifecycle controller taints a node until it has seen it Ready;
         # until the taint is gone the scheduler would not place a pod there.
-        return ready and not node.get("spec", {}).get("taints")
+        taints = node.get("spec", {}).get("taints") or []
+        return ready and all(t.get("key") == own_taint for t in taints)
 
     # -- shutdown ---------------------------------------------------------------------
 
