@@ -69,6 +69,8 @@ def test_helm_template_with_monitoring_passes_the_prometheus_operator_schemas(
         "DataBuildEventStoreDown",
         "DataBuildSLABreached",
         "DataBuildJobRunsFailing",
+        "DataBuildScheduleBehind",
+        "DataBuildScheduleStalled",
     }
     # The ServiceMonitor scrapes the metrics Service the chart renders with it.
     (monitor,) = [d for d in monitoring if d["kind"] == "ServiceMonitor"]

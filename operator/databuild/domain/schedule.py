@@ -170,6 +170,11 @@ class ScheduleSpec:
     history_limit: int = DEFAULT_HISTORY_LIMIT
 
 
+READY_REASONS = ("UpToDate", "CatchingUp", "Suspended", "Ended", "InvalidSpec", "WantRejected")
+"""Every reason a Schedule's ``Ready`` condition can give (``WantRejected``: the API server
+refused a Want it rendered)."""
+
+
 @dataclass(frozen=True)
 class ScheduleProgress:
     """What a Schedule's status says it has done."""

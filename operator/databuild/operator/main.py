@@ -159,7 +159,10 @@ class Operator:
             on_reconcile=lambda seconds, ok: self.metrics.observe_reconcile(seconds, ok=ok),
         )
         self.schedules = ScheduleController(
-            self.gateway, self.store, is_leading=self.leadership.is_leading
+            self.gateway,
+            self.store,
+            is_leading=self.leadership.is_leading,
+            on_created=lambda ns: self.metrics.schedule_wants_created.labels(ns).inc(),
         )
         self.admission = AdmissionReporter(
             self.gateway, self.store, is_leading=self.leadership.is_leading

@@ -33,7 +33,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, get_args
 from wsgiref.simple_server import WSGIServer
 
@@ -56,6 +56,7 @@ from databuild.adapters.bel import BelEvent, BelWriter
 from databuild.adapters.codec import time_or_none
 from databuild.adapters.resources import JobRunState, PartitionState, WantState
 from databuild.domain import World
+from databuild.domain.schedule import READY_REASONS as SCHEDULE_REASONS
 
 __all__ = [
     "JOB_RUN_STATES",
@@ -74,6 +75,12 @@ PREFIX = "databuild_"
 WANT_STATES: tuple[str, ...] = get_args(WantState)
 JOB_RUN_STATES: tuple[str, ...] = get_args(JobRunState)
 PARTITION_STATES: tuple[str, ...] = get_args(PartitionState)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 _STATES: Mapping[str, tuple[str, ...]] = {
     "Want": WANT_STATES,
     "JobRun": JOB_RUN_STATES,
@@ -244,9 +251,28 @@ class OperatorMetrics:
             ["namespace"],
             registry=r,
         )
+        self.schedules = Gauge(
+            PREFIX + "schedules",
+            "Schedules by the reason of their Ready condition.",
+            ["namespace", "reason"],
+            registry=r,
+        )
+        self.schedule_lag = Gauge(
+            PREFIX + "schedule_lag_seconds",
+            "Age of the oldest due tick that has no Want yet, per namespace (0: up to date).",
+            ["namespace"],
+            registry=r,
+        )
+        self.schedule_wants_created = Counter(
+            PREFIX + "schedule_wants_created",
+            "Wants created by Schedules.",
+            ["namespace"],
+            registry=r,
+        )
         self._bel = _BelWriterCollector()
         r.register(self._bel)
         self._stores: list[_ObjectStore] = []
+        self._clock: Callable[[], datetime] = _now
         self._breached: set[tuple[str, str]] = set()
         self._refresh_lock = threading.Lock()
 
@@ -339,9 +365,11 @@ class OperatorMetrics:
         """One orchestration pass took `seconds` (when :meth:`reconcile` cannot wrap it)."""
         self.reconcile_duration.labels("ok" if ok else "error").observe(seconds)
 
-    def watch_store(self, store: _ObjectStore) -> None:
-        """Read the state gauges (and new SLA breaches) from `store` at every scrape."""
+    def watch_store(self, store: _ObjectStore, clock: Callable[[], datetime] = _now) -> None:
+        """Read the state gauges, Schedules and new SLA breaches from `store` at every
+        scrape (`clock` tells a Schedule's lag)."""
         self._stores.append(store)
+        self._clock = clock
 
     def refresh(self) -> None:
         """Recompute what is read from watched stores (called before each scrape)."""
@@ -360,6 +388,33 @@ class OperatorMetrics:
                                     self._breached.add((ns, name))
                                     self.sla_breached(ns)
                         self.set_state_counts(ns, kind, counts)
+                    self._refresh_schedules(ns, store.objects("Schedule", ns).values())
+
+    def _refresh_schedules(self, namespace: str, schedules: Iterable[Mapping[str, Any]]) -> None:
+        reasons = dict.fromkeys(SCHEDULE_REASONS, 0)
+        lag = 0.0
+        now = self._clock()
+        for obj in schedules:
+            status = obj.get("status") or {}
+            ready = next(
+                (
+                    c
+                    for c in status.get("conditions") or ()
+                    if isinstance(c, Mapping) and c.get("type") == "Ready"
+                ),
+                None,
+            )
+            reason = str(ready.get("reason", "")) if ready else ""
+            if reason in reasons:
+                reasons[reason] += 1
+            # A due tick without a Want is the status' nextTick while it is in the past
+            # (a suspended Schedule skips its ticks: never behind).
+            due = time_or_none(status.get("nextTick"))
+            if due is not None and reason != "Suspended" and due < now:
+                lag = max(lag, (now - due).total_seconds())
+        for reason, count in reasons.items():
+            self.schedules.labels(namespace, reason).set(count)
+        self.schedule_lag.labels(namespace).set(lag)
 
     def watch_bel_writer(self, writer: BelWriter) -> None:
         """Report `writer`'s health (buffered events, errors, drops) at every scrape."""

@@ -58,12 +58,15 @@ class ScheduleController:
         is_leading: Callable[[], bool],
         clock: Callable[[], datetime] = _now,
         poll_seconds: float = 0.5,
+        on_created: Callable[[str], None] | None = None,
     ) -> None:
         self.gateway = gateway
         self.store = store
         self.is_leading = is_leading
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.on_created = on_created
+        """Called with the namespace of every Want this controller created (metrics)."""
         self._wake: dict[tuple[str, str], datetime] = {}
         self._invalid: set[tuple[str, str]] = set()
         self.wants_created = 0
@@ -165,6 +168,8 @@ class ScheduleController:
             return  # a restart met its own Want: exactly one per tick
         self.wants_created += 1
         self.store.put("Want", created)
+        if self.on_created is not None:
+            self.on_created(str(manifest["metadata"].get("namespace", "")))
 
     async def _announce(
         self, schedule: Schedule, decision: ScheduleDecision, key: tuple[str, str]

@@ -8,6 +8,7 @@ from typing import Any
 
 from databuild.adapters.gateway import Conflict, FakeGateway, Invalid
 from databuild.adapters.schedules import SCHEDULE_LABEL
+from databuild.operator.metrics import OperatorMetrics
 from databuild.operator.schedules import ScheduleController
 from databuild.operator.store import WorldStore
 
@@ -154,3 +155,31 @@ def test_a_want_the_api_server_rejects_is_reported_and_nothing_is_handled() -> N
     assert (ready["status"], ready["reason"]) == ("False", "WantRejected")
     assert "bad ref" in ready["message"]
     assert "handledThrough" not in status
+
+
+def test_metrics_count_wants_created_reasons_and_how_far_behind_a_schedule_is() -> None:
+    metrics = OperatorMetrics()
+    h = Harness()
+    h.controller.on_created = lambda ns: metrics.schedule_wants_created.labels(ns).inc()
+    metrics.watch_store(h.store, clock=lambda: NOW)
+    value = metrics.registry.get_sample_value
+    # 100 days back: a pass creates at most 50 Wants, so the Schedule is catching up.
+    h.add(schedule("behind", startTime="2024-10-02T00:00:00Z"))
+    h.add(schedule("broken", timeZone="Mars/Olympus"))
+    h.add(schedule("healthy"))
+    h.reconcile()
+    assert value("databuild_schedule_wants_created_total", {"namespace": NS}) == 53
+    reasons = {
+        r: value("databuild_schedules", {"namespace": NS, "reason": r})
+        for r in ("CatchingUp", "InvalidSpec", "UpToDate", "Suspended")
+    }
+    assert reasons == {"CatchingUp": 1, "InvalidSpec": 1, "UpToDate": 1, "Suspended": 0}
+    # The oldest due tick without a Want: 2024-10-02 + 50 days.
+    oldest = datetime(2024, 11, 21, tzinfo=UTC)
+    assert (
+        value("databuild_schedule_lag_seconds", {"namespace": NS}) == (NOW - oldest).total_seconds()
+    )
+    h.reconcile()
+    h.reconcile()
+    assert value("databuild_schedule_lag_seconds", {"namespace": NS}) == 0
+    assert value("databuild_schedules", {"namespace": NS, "reason": "UpToDate"}) == 2
