@@ -27,11 +27,10 @@ from databuild.adapters.labels import (
     MANAGED_BY,
     OUTCOME_FINALIZER,
     PART_OF,
-    bounded_name,
     label_value,
 )
 from databuild.adapters.resources import API_VERSION, JobDefinitionSpec
-from databuild.domain.refs import PartitionRef, substitute_captures
+from databuild.domain.refs import PartitionRef, batch_job_name, substitute_captures
 
 ENV_PARTITIONS = "DATABUILD_PARTITIONS"
 ENV_INPUTS = "DATABUILD_INPUTS"
@@ -49,17 +48,6 @@ MAX_MISSING_PER_REPORT = 100
 #: A batch Job with one of these labels (from ``spec.jobMetadata``) belongs to a queueing
 #: system: it is created suspended, as Kueue expects, and runs once the queue admits it.
 QUEUE_LABELS = ("kueue.x-k8s.io/queue-name",)
-
-
-def batch_job_name(job_run: str, attempt: int) -> str:
-    """The deterministic name of a JobRun's batch Job for ``attempt`` (1-based).
-
-    ``<jobrun>-<attempt>``, shortened with a hash when longer than 63 characters (a Job's
-    name becomes a pod label value, so it must fit in one).
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt numbers start at 1, got {attempt}")
-    return bounded_name(job_run, f"-{attempt}")
 
 
 def capture_env_name(capture: str) -> str:

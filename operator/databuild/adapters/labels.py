@@ -53,15 +53,3 @@ def label_value(text: str) -> str:
     prefix = _NOT_LABEL_CHAR.sub("-", text)[: LABEL_VALUE_MAX - _HASH_LENGTH - 1]
     prefix = prefix.strip("-_.")
     return f"{prefix}-{digest}" if prefix else digest
-
-
-def bounded_name(base: str, suffix: str = "", limit: int = LABEL_VALUE_MAX) -> str:
-    """``base + suffix`` if it fits in ``limit`` characters, else ``base`` shortened and hashed.
-
-    ``base`` must already be a valid DNS-1123 label prefix (lowercase alphanumerics and '-').
-    """
-    name = base + suffix
-    if len(name) <= limit:
-        return name
-    keep = limit - len(suffix) - _HASH_LENGTH - 1
-    return f"{base[:keep].rstrip('-')}-{short_hash(base)}{suffix}"

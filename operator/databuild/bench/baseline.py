@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from databuild.adapters.jobs import JobRunIdentity, render_job
-from databuild.adapters.jobs import batch_job_name as render_batch_job_name
 from databuild.adapters.resources import JobDefinitionSpec
 from databuild.bench.dags import POD_TEMPLATE, Dag, Node
 from databuild.bench.kube import ApiError, Kube, Watcher, job_finished
+from databuild.domain.refs import batch_job_name as render_batch_job_name
 from databuild.domain.refs import jobrun_name
 
 __all__ = ["BuildFailed", "BuildTimes", "baseline_job", "job_name", "run_baseline"]

@@ -486,8 +486,17 @@ def jobrun_name(job_definition: str, outputs: Iterable[str], sequence: int | str
 
 
 def batch_job_name(job_run: str, attempt: int) -> str:
-    """The batch Job name of ``attempt`` (1-based) of ``job_run``."""
-    return f"{job_run}-{attempt}"
+    """The batch Job name of ``attempt`` (1-based) of ``job_run``: ``<jobrun>-<attempt>``.
+
+    The operator's JobRun names leave room for the suffix; a longer one (a JobRun somebody
+    else named) is shortened with a hash, because a Job's name becomes a pod label value.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    suffix = f"-{attempt}"
+    if len(job_run) + len(suffix) <= MAX_NAME_LENGTH:
+        return job_run + suffix
+    return _name(job_run, MAX_NAME_LENGTH - len(suffix), "batchjob", job_run) + suffix
 
 
 def derived_want_name(job_run: str, attempt: int) -> str:

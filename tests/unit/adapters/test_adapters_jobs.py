@@ -17,13 +17,13 @@ from databuild.adapters.jobs import (
     AttemptSucceeded,
     JobRunIdentity,
     MalformedMessage,
-    batch_job_name,
     parse_termination_message,
     read_outcome,
     render_job,
     substitute,
 )
 from databuild.adapters.resources import JobDefinitionSpec
+from databuild.domain.refs import batch_job_name
 
 RUN = JobRunIdentity(name="cleaned-abc", namespace="data", uid="uid-1", job_definition="clean")
 
