@@ -318,7 +318,8 @@ def test_taint_marks_lineage_and_a_new_want_rebuilds(scenario: Scenario) -> None
     )
     sc.wait_for_want("w", "Successful")
     raw = sc.partition(f"raw/date={DATE}")
-    # What `databuild taint` does: annotate the Partition with the reason and the time.
+    # What an admin with patch on Partitions may still do (users create a TaintRequest):
+    # annotate the Partition with the reason and the time.
     requested = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     request(
         sc.kube,

@@ -136,7 +136,14 @@ def test_status_is_a_subresource(kube: ApiClient, namespace: str) -> None:
 def test_category_lists_every_kind(kube: ApiClient) -> None:
     resources = request(kube, "GET", "/apis/databuild.dev/v1alpha1")["resources"]
     by_name = {r["name"]: r for r in resources if "/" not in r["name"]}
-    assert set(by_name) == {"wants", "partitions", "jobruns", "jobdefinitions", "schedules"}
+    assert set(by_name) == {
+        "wants",
+        "partitions",
+        "jobruns",
+        "jobdefinitions",
+        "schedules",
+        "taintrequests",
+    }
     for resource in by_name.values():
         assert resource["categories"] == ["databuild"]
         assert len(resource["shortNames"]) == 1

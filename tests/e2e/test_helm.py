@@ -35,7 +35,10 @@ from databuild.testing import Cluster, ExistingCluster
 T = TypeVar("T")
 
 GROUP, VERSION = "databuild.dev", "v1alpha1"
-CRDS = {f"{p}.{GROUP}" for p in ("jobdefinitions", "wants", "partitions", "jobruns", "schedules")}
+CRDS = {
+    f"{p}.{GROUP}"
+    for p in ("jobdefinitions", "wants", "partitions", "jobruns", "schedules", "taintrequests")
+}
 TIMEOUT = 120.0
 
 

@@ -1,4 +1,5 @@
-"""``databuild taint`` end to end: the operator taints along lineage and rebuilds.
+"""``databuild taint`` (a TaintRequest) end to end: the operator taints along lineage
+and rebuilds.
 
 The graph, for two dates::
 
@@ -110,8 +111,13 @@ def test_taint_rebuilds_what_an_active_want_needs_and_nothing_else(
     assert code == 0, out
     # What is (being) built from it: agg is Live, report is being built from agg.
     assert json.loads(out)["downstream"] == [f"agg/date={D1}", f"report/date={D1}"]
-    code, out = _cli(sc, bel_url, "taint", f"clean/date={D2}", "--reason", "bad join")
+    code, out = _cli(
+        sc, bel_url, "taint", f"clean/date={D2}", "--reason", "bad join",
+        "--wait", "--timeout", "45s", "-o", "json",
+    )  # fmt: skip
     assert code == 0, out
+    # --wait returns once the operator applied the request: it says what it tainted.
+    assert json.loads(out)["tainted"] == [f"clean/date={D2}"]
 
     # The request is acted on while report's first build is still running.
     def tainted() -> bool:

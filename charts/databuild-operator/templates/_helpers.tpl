@@ -75,9 +75,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["databuild.dev"]
   resources: ["schedules"]
   verbs: ["get", "list", "watch"]
+# TaintRequests are read; their status says what each tainted; applied ones past the
+# JobRun retention are deleted.
+- apiGroups: ["databuild.dev"]
+  resources: ["taintrequests"]
+  verbs: ["get", "list", "watch", "delete"]
 # Every state lives in status.
 - apiGroups: ["databuild.dev"]
-  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status", "schedules/status"]
+  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status", "schedules/status", "taintrequests/status"]
   verbs: ["get", "update", "patch"]
 # Jobs carry blockOwnerDeletion towards their JobRun, which needs update on the owner's
 # finalizers where OwnerReferencesPermissionEnforcement is enabled.

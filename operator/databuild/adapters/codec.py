@@ -239,14 +239,37 @@ def partition_from(body: Mapping[str, Any]) -> domain.Partition:
     except domain.InvalidStatus:
         # The catalog entry cannot be trusted: rebuilding is the safe reading.
         state = domain.PartitionMissing()
-    return domain.Partition(ref=ref, state=state, taint_request=_taint_request(part))
+    written_at = annotation_written_at(body, TAINT_REQUESTED_AT_ANNOTATION)
+    return domain.Partition(ref=ref, state=state, taint_request=_taint_request(part, written_at))
 
 
-def _taint_request(part: Partition) -> domain.TaintRequest | None:
-    """The request ``databuild taint`` writes as annotations, if any.
+def annotation_written_at(body: Mapping[str, Any], key: str) -> datetime | None:
+    """When the API server last saw annotation ``key`` written (``managedFields``), if known.
+
+    Each field manager's entry carries the server's time of its last change, so this
+    is a time no client can choose.
+    """
+    latest: datetime | None = None
+    entries = (body.get("metadata") or {}).get("managedFields")
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, Mapping):
+            continue
+        fields = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
+        if not isinstance(fields, Mapping) or f"f:{key}" not in (fields.get("f:annotations") or {}):
+            continue
+        at = time_or_none(entry.get("time"))
+        if at is not None and (latest is None or at > latest):
+            latest = at
+    return latest
+
+
+def _taint_request(part: Partition, written_at: datetime | None) -> domain.TaintRequest | None:
+    """The request annotated on the Partition (by whoever may patch it), if any.
 
     Without a readable time the request is ignored (the planner could not tell which
-    data it is about); a time without a zone is read as UTC.
+    data it is about); a time without a zone is read as UTC. The time is clamped to
+    ``written_at``, when the server saw the annotation written: a request dated in the
+    future would otherwise taint every rebuild until that date.
     """
     annotations = part.metadata.annotations
     if TAINT_ANNOTATION not in annotations:
@@ -257,6 +280,8 @@ def _taint_request(part: Partition) -> domain.TaintRequest | None:
         return None
     if requested_at is None:
         return None
+    if written_at is not None and requested_at > written_at:
+        requested_at = written_at
     reason = annotations[TAINT_ANNOTATION][:_MAX_TAINT_REASON] or "tainted by a user"
     return domain.TaintRequest(reason, requested_at)
 

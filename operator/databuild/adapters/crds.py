@@ -31,6 +31,7 @@ from databuild.adapters.resources import (
     Partition,
     Resource,
     Schedule,
+    TaintRequest,
     Want,
 )
 
@@ -188,6 +189,42 @@ PRINTER_COLUMNS: Mapping[str, list[dict[str, Any]]] = {
             "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
             "priority": 1,
             "description": "Why it is (not) ready.",
+        },
+        _AGE,
+    ],
+    TaintRequest.KIND: [
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+            "description": "Whether the request was applied.",
+        },
+        {
+            "name": "Tainted",
+            "type": "string",
+            "jsonPath": ".status.tainted",
+            "description": "Refs Tainted when it was applied.",
+        },
+        {
+            "name": "Not-Live",
+            "type": "string",
+            "jsonPath": ".status.notLive",
+            "priority": 1,
+            "description": "Refs left alone (not Live, or rebuilt after the request).",
+        },
+        {
+            "name": "Unknown",
+            "type": "string",
+            "jsonPath": ".status.unknown",
+            "priority": 1,
+            "description": "Refs with no Partition.",
+        },
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": ".spec.reason",
+            "priority": 1,
+            "description": "Why the data is bad.",
         },
         _AGE,
     ],

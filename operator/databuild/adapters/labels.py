@@ -20,8 +20,8 @@ JOB_DEFINITION_LABEL = f"{GROUP}/job-definition"
 # On every batch Job the operator creates: the Job cannot go away (TTL, deletion) before
 # the operator has recorded its outcome in the JobRun's status and removed this.
 OUTCOME_FINALIZER = f"{GROUP}/outcome"
-# A user's request to taint a Live partition (written by `databuild taint`): the reason,
-# and when it was asked (a partition rebuilt since is not tainted again).
+# A taint request annotated by whoever may patch Partitions (users create a TaintRequest):
+# the reason, and when it was asked (clamped to when the API server saw it written).
 TAINT_ANNOTATION = f"{GROUP}/taint"
 TAINT_REQUESTED_AT_ANNOTATION = f"{GROUP}/taint-requested-at"
 

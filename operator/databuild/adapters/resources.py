@@ -855,5 +855,96 @@ class Schedule(Resource):
     status: ScheduleStatus = Field(default_factory=ScheduleStatus, description="Observed state.")
 
 
-RESOURCES: tuple[type[Resource], ...] = (JobDefinition, Want, Partition, JobRun, Schedule)
+# ---------------------------------------------------------------------------------------
+# TaintRequest
+# ---------------------------------------------------------------------------------------
+
+
+class TaintRequestSpec(Model):
+    """Which Live partitions to mark bad, and why. Immutable: a new request asks again."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_x(
+            x_kubernetes_validations=[
+                _cel(
+                    "self == oldSelf",
+                    "spec is immutable: create a new TaintRequest to taint other partitions.",
+                    reason="FieldValueForbidden",
+                )
+            ]
+        )
+    )
+
+    partitions: list[PartitionRefStr] = Field(
+        min_length=1,
+        max_length=MAX_WANT_PARTITIONS,
+        description=(
+            "Partition refs to taint, e.g. daily_summary/date=2025-01-01 (at least one, "
+            "no duplicates). Each one Live since before the request was created goes "
+            "Tainted, with everything built from it."
+        ),
+        json_schema_extra=_x(x_kubernetes_list_type="set"),
+    )
+    reason: str = Field(
+        default="marked bad by a user",
+        min_length=1,
+        max_length=1024,
+        description="Why the data is bad (kept in the Build Event Log).",
+    )
+
+
+class TaintRequestStatus(Model):
+    """What the request did: the refs it found Tainted, not Live, or unknown."""
+
+    tainted: list[PartitionRefStr] | None = Field(
+        default=None,
+        max_length=MAX_WANT_PARTITIONS,
+        description="Refs Tainted when the request was applied (with what was built from them).",
+    )
+    not_live: list[PartitionRefStr] | None = Field(
+        default=None,
+        max_length=MAX_WANT_PARTITIONS,
+        description="Refs left alone: not Live, or Live only since after the request "
+        "(already rebuilt).",
+    )
+    unknown: list[PartitionRefStr] | None = Field(
+        default=None,
+        max_length=MAX_WANT_PARTITIONS,
+        description="Refs with no Partition in this namespace.",
+    )
+    applied_at: datetime | None = Field(
+        default=None, description="When the operator applied the request."
+    )
+    conditions: Conditions = Field(
+        default_factory=list,
+        description="Ready: True once the request was applied (it is never applied again).",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation the request was applied for."
+    )
+
+
+class TaintRequest(Resource):
+    """A request to taint Live partitions. Written by users; the request time is the
+    server's (``metadata.creationTimestamp``), so nobody dates a taint in the future."""
+
+    KIND: ClassVar[str] = "TaintRequest"
+    PLURAL: ClassVar[str] = "taintrequests"
+    SHORT_NAME: ClassVar[str] = "dbtaint"
+
+    kind: str = Field(default="TaintRequest", description="TaintRequest.")
+    spec: TaintRequestSpec = Field(description="The partitions to taint.")
+    status: TaintRequestStatus = Field(
+        default_factory=TaintRequestStatus, description="Observed state."
+    )
+
+
+RESOURCES: tuple[type[Resource], ...] = (
+    JobDefinition,
+    Want,
+    Partition,
+    JobRun,
+    Schedule,
+    TaintRequest,
+)
 """Every custom resource kind, in the order their CRDs are written."""

@@ -30,7 +30,15 @@ from databuild.adapters.jobs import (
     read_outcome,
 )
 from databuild.adapters.labels import JOB_RUN_LABEL
-from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Resource, Want
+from databuild.adapters.resources import (
+    GROUP,
+    VERSION,
+    JobRun,
+    Partition,
+    Resource,
+    TaintRequest,
+    Want,
+)
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.follow import KubeFollower
 from databuild.cli.podlogs import KubePodLogs, PodLogs
@@ -136,8 +144,12 @@ class Cluster(Protocol):
         """Create a Want; returns it as created (with its generated name)."""
         ...
 
-    def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
-        """Merge `annotations` into the Partition's metadata."""
+    def create_taint_request(self, manifest: Mapping[str, Any]) -> TaintRequest:
+        """Create a TaintRequest; returns it as created (with its generated name)."""
+        ...
+
+    def get_taint_request(self, name: str) -> TaintRequest:
+        """The TaintRequest `name`, or a NOT_FOUND error."""
         ...
 
     def get_job_run(self, name: str) -> JobRun:
@@ -360,15 +372,20 @@ class KubeCluster:
                 now = datetime.now(UTC)
                 yield Snapshot(self.namespace, now, seen.wants, seen.partitions, seen.job_runs)
 
-    def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
-        patch = {"metadata": {"annotations": dict(annotations)}}
+    def create_taint_request(self, manifest: Mapping[str, Any]) -> TaintRequest:
         body = self._call(
-            f"annotating Partition {name!r}",
-            lambda: self._custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "partitions", name, patch
+            f"creating a TaintRequest in namespace {self.namespace}",
+            lambda: self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, TaintRequest.PLURAL, dict(manifest)
             ),
         )
-        return _parse(Partition, body)
+        return _parse(TaintRequest, body)
+
+    def get_taint_request(self, name: str) -> TaintRequest:
+        body = self._get(
+            TaintRequest.PLURAL, name, f"TaintRequest {name!r} in namespace {self.namespace}"
+        )
+        return _parse(TaintRequest, body)
 
 
 def attempt_from(job: Mapping[str, Any], pods: list[dict[str, Any]], number: int) -> Attempt:

@@ -71,7 +71,7 @@ from databuild.domain.states import (
     transition,
     want_status,
 )
-from databuild.domain.taint import taint
+from databuild.domain.taint import TaintOutcome, latest_request, request_outcome, taint
 from databuild.domain.world import (
     Condition,
     JobDefinition,
@@ -135,6 +135,7 @@ __all__ = [
     "Resolver",
     "Retry",
     "Settings",
+    "TaintOutcome",
     "TaintRequest",
     "TransitionJobRun",
     "TransitionPartition",
@@ -155,6 +156,7 @@ __all__ = [
     "jobrun_name",
     "jobrun_status",
     "label_safe",
+    "latest_request",
     "load_jobrun_state",
     "load_partition_state",
     "load_want_state",
@@ -164,6 +166,7 @@ __all__ = [
     "plan",
     "ref_hash",
     "replay",
+    "request_outcome",
     "substitute_captures",
     "taint",
     "transition",

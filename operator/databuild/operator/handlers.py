@@ -26,6 +26,7 @@ WATCHED: Mapping[str, tuple[str, str, str]] = {
     "Job": ("batch", "v1", "jobs"),
     "Pod": ("", "v1", "pods"),
     "Schedule": (GROUP, VERSION, "schedules"),
+    "TaintRequest": (GROUP, VERSION, "taintrequests"),
 }
 LABELLED = frozenset({"Job", "Pod"})
 """Kinds watched only with the job-run label (a server-side label selector)."""

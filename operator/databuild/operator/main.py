@@ -34,6 +34,7 @@ from databuild.operator.loop import Orchestrator
 from databuild.operator.schedules import ScheduleController
 from databuild.operator.settings import Settings, load
 from databuild.operator.store import WATCHED_KINDS, WorldStore, slim
+from databuild.operator.taints import TaintRequestController
 
 log = logging.getLogger("databuild.operator")
 
@@ -164,6 +165,12 @@ class Operator:
             is_leading=self.leadership.is_leading,
             on_created=lambda ns: self.metrics.schedule_wants_created.labels(ns).inc(),
         )
+        self.taints = TaintRequestController(
+            self.gateway,
+            self.store,
+            is_leading=self.leadership.is_leading,
+            retention_seconds=settings.job_run_retention_seconds,
+        )
         self.admission = AdmissionReporter(
             self.gateway, self.store, is_leading=self.leadership.is_leading
         )
@@ -282,6 +289,7 @@ class Operator:
             asyncio.create_task(self._resync_forever(), name="databuild-resync"),
             asyncio.create_task(self.schedules.run(self.synced), name="databuild-schedules"),
             asyncio.create_task(self.admission.run(self.synced), name="databuild-admission"),
+            asyncio.create_task(self.taints.run(self.synced), name="databuild-taints"),
         ]
         # These run forever; if one ends anyway, stop the whole operator (so that its
         # supervisor restarts it) instead of watching on without orchestrating.

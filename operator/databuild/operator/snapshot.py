@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from databuild import domain
-from databuild.adapters import codec
+from databuild.adapters import codec, taint_requests
 from databuild.adapters.jobs import true_conditions, waiting_for_admission
 from databuild.adapters.ownership import controlled_by
 from databuild.operator.admission import widen_limits
@@ -207,6 +208,21 @@ def build(
             skipped.append(str(error))
             continue
         partitions[part.ref] = part
+    # Pending TaintRequests reach the planner as the Partitions' taint requests (the
+    # later one wins); applied ones never do again.
+    for body in store.objects("TaintRequest", namespace).values():
+        try:
+            pending = convert("TaintRequest", body, taint_requests.read).pending
+        except codec.BadObject as error:
+            skipped.append(str(error))
+            continue
+        if pending is None:
+            continue
+        for ref in pending.refs:
+            found = partitions.get(ref)
+            if found is not None:
+                latest = domain.latest_request(found.taint_request, pending.taint)
+                partitions[ref] = dataclasses.replace(found, taint_request=latest)
 
     job_runs: dict[str, domain.JobRun] = {}
     for name, body in store.objects("JobRun", namespace).items():

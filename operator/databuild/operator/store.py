@@ -16,9 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from databuild.adapters.jobs import JOB_NAME_LABELS, true_conditions
-from databuild.adapters.labels import ATTEMPT_ANNOTATION, JOB_RUN_LABEL
+from databuild.adapters.labels import (
+    ATTEMPT_ANNOTATION,
+    JOB_RUN_LABEL,
+    TAINT_REQUESTED_AT_ANNOTATION,
+)
 
-WatchedKind = Literal["JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod", "Schedule"]
+WatchedKind = Literal[
+    "JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod", "Schedule", "TaintRequest"
+]
 WATCHED_KINDS: tuple[WatchedKind, ...] = (
     "JobDefinition",
     "Want",
@@ -27,6 +33,7 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
     "Job",
     "Pod",
     "Schedule",
+    "TaintRequest",
 )
 
 _TOMBSTONE_SECONDS = 300.0
@@ -85,6 +92,24 @@ def _terminated_only(status: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def _taint_time_entries(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The managedFields entries that wrote a Partition's taint time, reduced to that.
+
+    Their server-set ``time`` clamps an annotated taint request (see
+    :func:`databuild.adapters.codec.annotation_written_at`).
+    """
+    key = f"f:{TAINT_REQUESTED_AT_ANNOTATION}"
+    kept: list[dict[str, Any]] = []
+    for entry in meta.get("managedFields") or ():
+        if not isinstance(entry, Mapping):
+            continue
+        fields = ((entry.get("fieldsV1") or {}).get("f:metadata") or {}).get("f:annotations")
+        if isinstance(fields, Mapping) and key in fields:
+            reduced: dict[str, Any] = {"f:metadata": {"f:annotations": {key: {}}}}
+            kept.append({"time": entry.get("time"), "fieldsV1": reduced})
+    return kept
+
+
 def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     """The part of ``obj`` the operator reads (a new dict; ``obj`` is left alone).
 
@@ -96,6 +121,8 @@ def slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in ("Job", "Pod"):
         stored = {k: v for k, v in obj.items() if k != "metadata"}
         stored["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+        if kind == "Partition" and (written := _taint_time_entries(meta)):
+            stored["metadata"]["managedFields"] = written
         return stored
     kept_meta = _pick(meta, _METADATA_KEPT)
     for key, keys in (("labels", _LABELS_KEPT), ("annotations", _ANNOTATIONS_KEPT)):

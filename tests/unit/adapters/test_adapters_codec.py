@@ -367,3 +367,42 @@ def test_an_invalid_job_definition_and_an_unreadable_want_are_stalled() -> None:
     assert _true_or_false(bad["conditions"]) == {"Ready": "False", "Stalled": "True"}
     assert bad["conditions"][0]["type"] == "Ready"  # the executor compares the first
     assert "spec.partitions is missing" in bad["conditions"][1]["message"]
+
+
+def _annotated(requested_at: str, written: list[tuple[str, str]]) -> dict[str, Any]:
+    """A Live Partition annotated with a taint request at ``requested_at``; ``written``
+    are managedFields entries (time, annotation key) as the API server records them."""
+    body = _body("Partition", {"ref": "a/1"}, {"state": "Live", "jobRun": "r"})
+    body["status"]["liveSince"] = codec.iso(T)
+    body["metadata"]["annotations"] = {
+        "databuild.dev/taint": "bad",
+        "databuild.dev/taint-requested-at": requested_at,
+    }
+    body["metadata"]["managedFields"] = [
+        {
+            "manager": "kubectl",
+            "operation": "Update",
+            "time": time,
+            "fieldsV1": {"f:metadata": {"f:annotations": {f"f:{key}": {}}}},
+        }
+        for time, key in written
+    ]
+    return body
+
+
+def test_an_annotated_taint_dated_in_the_future_is_clamped_to_the_servers_time() -> None:
+    key = "databuild.dev/taint-requested-at"
+    # Dated 2100, written (by the server's clock) in 2025: the request counts from 2025.
+    part = codec.partition_from(_annotated("2100-01-01T00:00:00Z", [("2025-01-03T00:00:00Z", key)]))
+    assert part.taint_request == domain.TaintRequest("bad", datetime(2025, 1, 3, tzinfo=UTC))
+    # An earlier date than the write stands; another manager's unrelated write is no clamp.
+    part = codec.partition_from(
+        _annotated(
+            "2025-01-02T00:00:00Z",
+            [("2025-01-03T00:00:00Z", key), ("2020-01-01T00:00:00Z", "other")],
+        )
+    )
+    assert part.taint_request == domain.TaintRequest("bad", datetime(2025, 1, 2, tzinfo=UTC))
+    # Without managedFields (a client that strips them) the annotation is read as it is.
+    part = codec.partition_from(_annotated("2100-01-01T00:00:00Z", []))
+    assert part.taint_request == domain.TaintRequest("bad", datetime(2100, 1, 1, tzinfo=UTC))

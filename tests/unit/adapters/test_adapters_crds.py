@@ -87,7 +87,7 @@ def test_names_short_names_and_category() -> None:
         short_names.add(names["shortNames"][0])
         assert crd(model)["spec"]["scope"] == "Namespaced"
         assert crd(model)["spec"]["versions"][0]["subresources"] == {"status": {}}
-    assert short_names == {"dbjobdef", "dbwant", "dbpart", "dbrun", "dbsched"}
+    assert short_names == {"dbjobdef", "dbwant", "dbpart", "dbrun", "dbsched", "dbtaint"}
 
 
 def test_printer_columns() -> None:
@@ -105,6 +105,7 @@ def test_printer_columns() -> None:
         "Partition": ["Ref", "State", "Built-By", "Age"],
         "JobRun": ["Job-Definition", "State", "Attempt", "Age"],
         "Schedule": ["Schedule", "Suspend", "Ready", "Last-Tick", "Next-Tick", "Age"],
+        "TaintRequest": ["Ready", "Tainted", "Age"],
     }
 
 

@@ -33,6 +33,8 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "partitions/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/status"): {"get", "update", "patch"},
     ("databuild.dev", "schedules/status"): {"get", "update", "patch"},
+    ("databuild.dev", "taintrequests"): {"get", "list", "watch", "delete"},
+    ("databuild.dev", "taintrequests/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
@@ -138,7 +140,7 @@ def test_chart_crds_cover_every_kind() -> None:
         assert crd["kind"] == "CustomResourceDefinition"
         assert crd["spec"]["group"] == "databuild.dev"
         kinds.add(crd["spec"]["names"]["kind"])
-    assert kinds == {"JobDefinition", "Want", "Partition", "JobRun", "Schedule"}
+    assert kinds == {"JobDefinition", "Want", "Partition", "JobRun", "Schedule", "TaintRequest"}
 
 
 def test_default_mode_renders_no_crd_templates() -> None:
@@ -507,7 +509,7 @@ def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() ->
         aggregate + "edit",
         aggregate + "admin",
     }
-    kinds = ("jobdefinitions", "wants", "partitions", "jobruns", "schedules")
+    kinds = ("jobdefinitions", "wants", "partitions", "jobruns", "schedules", "taintrequests")
     assert _permissions(view["rules"]) == {
         ("databuild.dev", k): {"get", "list", "watch"} for k in kinds
     }
@@ -515,8 +517,10 @@ def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() ->
         ("databuild.dev", "jobdefinitions"): {"create", "update", "patch", "delete"},
         ("databuild.dev", "wants"): {"create", "update", "patch", "delete"},
         ("databuild.dev", "schedules"): {"create", "update", "patch", "delete"},
-        ("databuild.dev", "partitions"): {"patch"},
+        ("databuild.dev", "taintrequests"): {"create", "delete"},
     }
+    # No patch on Partitions: a taint is a TaintRequest, not a metadata change.
+    assert ("databuild.dev", "partitions") not in _permissions(edit["rules"])
     # Status is the operator's alone; nobody is bound to these roles directly.
     assert not [p for p in _permissions(edit["rules"]) if p[1].endswith("/status")]
     bound = {b["roleRef"]["name"] for b in _of_kind(docs, "ClusterRoleBinding")}

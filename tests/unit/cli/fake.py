@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from databuild.adapters.resources import JobRun, Partition, Want
+from databuild.adapters.resources import JobRun, Partition, TaintRequest, Want
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Attempt, Snapshot
 from databuild.cli.main import run
@@ -207,7 +207,9 @@ class FakeCluster:
     attempts: dict[str, tuple[Attempt, ...]] = field(default_factory=dict)
     namespace: str = NS
     created: list[dict[str, Any]] = field(default_factory=list)
-    annotated: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    taint_requests: dict[str, TaintRequest] = field(default_factory=dict)
+    on_taint_request: Callable[[FakeCluster, str], None] | None = None
+    """Called on each read of a TaintRequest (e.g. to play the operator applying it)."""
     on_snapshot: Callable[[FakeCluster], None] | None = None
     snapshots: int = 0
     logs: FakePodLogs = field(default_factory=lambda: FakePodLogs())  # noqa: PLW0108 (defined below)
@@ -281,16 +283,24 @@ class FakeCluster:
         while True:
             yield self.snapshot()
 
-    def annotate_partition(self, name: str, annotations: Mapping[str, str]) -> Partition:
-        self.annotated.append((name, dict(annotations)))
-        for ref, part in self.partitions.items():
-            if part.metadata.name == name:
-                md = part.metadata.model_copy(
-                    update={"annotations": {**part.metadata.annotations, **annotations}}
-                )
-                self.partitions[ref] = part.model_copy(update={"metadata": md})
-                return self.partitions[ref]
-        raise CliError(f"Partition {name!r}: not found", ExitCode.NOT_FOUND)
+    def create_taint_request(self, manifest: Mapping[str, Any]) -> TaintRequest:
+        body = dict(manifest)
+        meta = dict(body["metadata"])
+        meta.setdefault(
+            "name", f"{meta.pop('generateName', 'taint-')}{len(self.taint_requests):05d}"
+        )
+        meta["creationTimestamp"] = NOW.isoformat()
+        body["metadata"] = meta
+        request = TaintRequest.model_validate(body)
+        self.taint_requests[request.metadata.name] = request
+        return request
+
+    def get_taint_request(self, name: str) -> TaintRequest:
+        if self.on_taint_request is not None:
+            self.on_taint_request(self, name)
+        if name not in self.taint_requests:
+            raise CliError(f"TaintRequest {name!r}: not found", ExitCode.NOT_FOUND)
+        return self.taint_requests[name]
 
 
 @dataclass

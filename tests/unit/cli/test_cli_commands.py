@@ -11,7 +11,6 @@ import yaml
 
 from databuild.adapters.bel import BelEvent, open_store
 from databuild.adapters.resources import Want
-from databuild.cli.commands.taint import TAINT_ANNOTATION, TAINT_REQUESTED_AT_ANNOTATION
 from databuild.cli.errors import ExitCode
 
 from .fake import NOW, FakeCluster, cli, sample
@@ -100,18 +99,41 @@ def test_want_wait_prints_a_progress_line_only_when_it_changes() -> None:
     assert result.err.count("w: Building") == 1
 
 
-def test_taint_annotates_a_live_partition_and_names_what_follows() -> None:
+def test_taint_creates_a_request_and_names_what_follows() -> None:
     cluster = FakeCluster.of(sample())
     result = cli(cluster, "taint", "raw/date=2025-01-01", "--reason", "bad rows", "-o", "json")
     assert result.code == 0
     data = json.loads(result.out)
     assert data["downstream"] == ["clean/date=2025-01-01", "daily/date=2025-01-01"]
-    ((name, annotations),) = cluster.annotated
-    assert name == cluster.partitions["raw/date=2025-01-01"].metadata.name
-    assert annotations == {
-        TAINT_ANNOTATION: "bad rows",
-        TAINT_REQUESTED_AT_ANNOTATION: "2025-01-02T12:00:00Z",
-    }
+    assert data["applied"] is False
+    ((name, request),) = cluster.taint_requests.items()
+    assert name.startswith("taint-") and data["name"] == name
+    assert request.spec.partitions == ["raw/date=2025-01-01"]
+    assert request.spec.reason == "bad rows"
+
+
+def _apply(cluster: FakeCluster, name: str) -> None:
+    """Play the operator: the request's status says the ref was tainted."""
+    request = cluster.taint_requests[name]
+    status = request.status.model_copy(
+        update={"tainted": list(request.spec.partitions), "observed_generation": 1}
+    )
+    cluster.taint_requests[name] = request.model_copy(update={"status": status})
+
+
+def test_taint_wait_shows_what_the_operator_tainted() -> None:
+    cluster = FakeCluster.of(sample())
+    cluster.on_taint_request = _apply
+    result = cli(cluster, "taint", "raw/date=2025-01-01", "--name", "t1", "--wait")
+    assert result.code == 0, result.err
+    assert "tainted: raw/date=2025-01-01" in result.out
+
+
+def test_taint_wait_times_out_when_nothing_applies_it() -> None:
+    cluster = FakeCluster.of(sample())
+    result = cli(cluster, "taint", "raw/date=2025-01-01", "--wait", "--timeout", "0s")
+    assert result.code == ExitCode.EXPIRED
+    assert "not applied yet" in result.err
 
 
 def test_taint_refuses_a_partition_that_is_not_live() -> None:
@@ -119,7 +141,7 @@ def test_taint_refuses_a_partition_that_is_not_live() -> None:
     result = cli(cluster, "taint", "daily/date=2025-01-02")
     assert result.code == ExitCode.FAILED
     assert "only a Live partition" in result.err
-    assert cluster.annotated == []
+    assert cluster.taint_requests == {}
     assert cli(cluster, "taint", "none/x=1").code == ExitCode.NOT_FOUND
 
 

@@ -11,9 +11,12 @@ from domain_builders import T0, Script, chain_world, jd, kinds, states
 from databuild.domain.actions import DeleteBatchJob, TransitionJobRun, TransitionPartition
 from databuild.domain.events import Event
 from databuild.domain.planner import Planner, plan
+from databuild.domain.refs import PartitionRef
 from databuild.domain.replay import replay
 from databuild.domain.simulation import Simulator, apply_actions
-from databuild.domain.world import TaintRequest, World
+from databuild.domain.states import PartitionLive, PartitionMissing, PartitionTainted
+from databuild.domain.taint import TaintOutcome, latest_request, request_outcome
+from databuild.domain.world import Partition, TaintRequest, World
 
 
 def _ladder() -> World:
@@ -311,3 +314,30 @@ def test_a_success_under_a_request_dated_later_is_left_to_the_full_pass() -> Non
     sim.add_want("later", ["agg/1"])
     sim.run_until_quiet()
     assert sim.world.partitions["agg/1"].state.STATE == "Live"  # rebuilt, not re-tainted
+
+
+def test_request_outcome_sorts_each_ref_by_what_the_planner_did() -> None:
+    at = T0 + timedelta(hours=1)
+    before, after = at - timedelta(seconds=1), at + timedelta(seconds=1)
+    parts = {
+        "old": Partition(PartitionRef("old"), PartitionLive(live_since=before)),
+        "new": Partition(PartitionRef("new"), PartitionLive(live_since=after)),
+        "bad": Partition(PartitionRef("bad"), PartitionTainted()),
+        "gone": Partition(PartitionRef("gone"), PartitionMissing()),
+    }
+    outcome = request_outcome(["old", "new", "bad", "gone", "none", "old"], at, parts)
+    assert outcome == TaintOutcome(
+        tainted=("bad",), not_live=("gone", "new"), unknown=("none",), pending=("old",)
+    )
+    assert not outcome.applied  # "old" is still Live since before the request
+    del parts["old"]
+    assert request_outcome(["new", "none"], at, parts).applied
+
+
+def test_the_later_of_two_requests_of_one_ref_wins() -> None:
+    early, late = TaintRequest("a", T0), TaintRequest("b", T0 + timedelta(seconds=1))
+    assert latest_request(early, late) is late
+    assert latest_request(late, early) is late
+    assert latest_request(None, early) is early
+    assert latest_request(early, None) is early
+    assert latest_request(None, None) is None

@@ -35,5 +35,6 @@ def test_initial_sync_lists_every_watched_kind_before_planning() -> None:
         "Job",
         "Pod",
         "Schedule",
+        "TaintRequest",
     }
     assert gateway.stats.total_writes == 0

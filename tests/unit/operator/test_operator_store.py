@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from databuild.adapters import codec
 from databuild.adapters.jobs import AttemptMissedDependencies, read_outcome
-from databuild.operator.store import WorldStore
+from databuild.operator.store import WorldStore, slim
 
 
 def _obj(name: str, rv: str, ns: str = "n", **extra: Any) -> dict[str, Any]:
@@ -150,3 +151,28 @@ def test_own_kinds_keep_spec_and_status() -> None:
     want = {**_obj("w", "1"), "spec": {"partitions": ["a"]}, "status": {"state": "Pending"}}
     store.put("Want", want)
     assert store.get("Want", "n", "w") == {"kind": "Want", **want}
+
+
+def test_a_partition_keeps_only_the_managed_fields_entry_that_timed_its_taint() -> None:
+    key = "databuild.dev/taint-requested-at"
+    body = {
+        "kind": "Partition",
+        "metadata": {
+            "name": "p",
+            "namespace": "n",
+            "annotations": {"databuild.dev/taint": "bad", key: "2100-01-01T00:00:00Z"},
+            "managedFields": [
+                {"manager": m, "time": t, "fieldsV1": {"f:metadata": {"f:annotations": {f: {}}}}}
+                for m, t, f in (
+                    ("kubectl", "2025-01-03T00:00:00Z", f"f:{key}"),
+                    ("other", "2025-01-04T00:00:00Z", "f:other"),
+                )
+            ],
+        },
+        "spec": {"ref": "a/1"},
+        "status": {"state": "Live", "jobRun": "r", "liveSince": "2025-01-01T00:00:00Z"},
+    }
+    kept = slim("Partition", body)
+    assert [e["time"] for e in kept["metadata"]["managedFields"]] == ["2025-01-03T00:00:00Z"]
+    assert codec.partition_from(kept).taint_request == codec.partition_from(body).taint_request
+    assert "managedFields" not in slim("Want", body)["metadata"]

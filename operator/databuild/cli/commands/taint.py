@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from databuild.adapters.resources import GROUP
+from databuild.adapters.resources import API_VERSION, GROUP, TaintRequest
 from databuild.cli.commands.want import add_wait_options, wait_for, want_manifest
 from databuild.cli.context import Context
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import check_ref
 from databuild.cli.lineage import downstream_of
-from databuild.cli.render import emit, iso, parse_duration
+from databuild.cli.render import emit, parse_duration
 
-__all__ = ["RETRY_OF_LABEL", "TAINT_ANNOTATION", "TAINT_REQUESTED_AT_ANNOTATION", "register"]
+__all__ = ["RETRY_OF_LABEL", "register", "taint_request_manifest"]
 
-TAINT_ANNOTATION = f"{GROUP}/taint"
-"""On a Partition: the reason someone marked it bad."""
-TAINT_REQUESTED_AT_ANNOTATION = f"{GROUP}/taint-requested-at"
-"""On a Partition: when (RFC 3339). A Live partition whose liveSince is older is tainted;
-one rebuilt after the request is not tainted again."""
 RETRY_OF_LABEL = f"{GROUP}/retry-of"
 """On a Want created by ``retry``: the Want it retries."""
 
@@ -36,8 +32,18 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
             "Want to rebuild its partitions). Recorded in the Build Event Log."
         ),
     )
-    t.add_argument("ref", metavar="REF", help="partition ref")
+    t.add_argument("refs", nargs="+", metavar="REF", help="partition ref(s)")
     t.add_argument("--reason", default="marked bad by a user", help="why (kept in the log)")
+    t.add_argument("--name", help="the TaintRequest's name (default: taint-xxxxx)")
+    t.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until the operator applied the request and show what it tainted",
+    )
+    t.add_argument("--timeout", help="with --wait: give up after this long (exit 3)")
+    t.add_argument(
+        "--interval", type=float, default=1.0, help="with --wait: look again this often (seconds)"
+    )
     t.set_defaults(handler=run_taint)
 
     r = sub.add_parser(
@@ -66,40 +72,88 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     r.set_defaults(handler=run_retry)
 
 
+def taint_request_manifest(refs: list[str], reason: str, name: str | None) -> dict[str, Any]:
+    """A TaintRequest for ``refs`` (a generated name unless ``name`` is given)."""
+    metadata: dict[str, Any] = {"name": name} if name else {"generateName": "taint-"}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": TaintRequest.KIND,
+        "metadata": metadata,
+        "spec": {"partitions": refs, "reason": reason},
+    }
+
+
 def run_taint(ctx: Context) -> int:
-    """Annotate the Partition with the taint request."""
-    ref = str(check_ref(ctx.args.ref))
-    part = ctx.cluster.get_partition(ref)
-    state = part.status.state or "Missing"
-    if state != "Live":
-        raise CliError(
-            f"Partition {ref!r} is {state}: only a Live partition can be tainted "
-            "(a partition that is not Live is rebuilt anyway when a Want needs it)",
-            ExitCode.FAILED,
-        )
-    now = iso(ctx.clock())
-    ctx.cluster.annotate_partition(
-        part.metadata.name,
-        {TAINT_ANNOTATION: ctx.args.reason, TAINT_REQUESTED_AT_ANNOTATION: now},
+    """Create a TaintRequest for Live partitions; with --wait, report what it tainted.
+
+    The request needs no right to patch Partitions, and its time is the API server's
+    (its creationTimestamp): the operator taints the data Live before it, once.
+    """
+    refs = list(dict.fromkeys(str(check_ref(r)) for r in ctx.args.refs))
+    for ref in refs:
+        state = ctx.cluster.get_partition(ref).status.state or "Missing"
+        if state != "Live":
+            raise CliError(
+                f"Partition {ref!r} is {state}: only a Live partition can be tainted "
+                "(a partition that is not Live is rebuilt anyway when a Want needs it)",
+                ExitCode.FAILED,
+            )
+    created = ctx.cluster.create_taint_request(
+        taint_request_manifest(refs, ctx.args.reason, ctx.args.name)
     )
-    downstream = downstream_of(ctx.cluster.snapshot(), ref)
+    name = created.metadata.name
+    downstream = sorted(
+        {d for ref in refs for d in downstream_of(ctx.cluster.snapshot(), ref)} - set(refs)
+    )
+    if ctx.args.wait:
+        timeout = parse_duration(ctx.args.timeout) if ctx.args.timeout else None
+        found = _wait_applied(ctx, name, timeout)
+        if found is None:
+            ctx.note(f"taintrequest.databuild.dev/{name} not applied yet (timed out)")
+            return ExitCode.EXPIRED
+        created = found
+    status = created.status
     if ctx.output == "table":
-        ctx.print(f"partition.databuild.dev/{part.metadata.name} taint requested ({ref})")
+        ctx.print(f"taintrequest.databuild.dev/{name} created ({', '.join(refs)})")
+        if ctx.args.wait:
+            ctx.print(f"tainted: {', '.join(status.tainted or []) or '-'}")
+            if status.not_live:
+                ctx.print(f"not Live, left alone: {', '.join(status.not_live)}")
+            if status.unknown:
+                ctx.print(f"no such partition: {', '.join(status.unknown)}")
         if downstream:
             ctx.print(f"built (or being built) from it, rebuilt with it: {', '.join(downstream)}")
     else:
         emit(
             {
-                "ref": ref,
-                "name": part.metadata.name,
+                "name": name,
+                "refs": refs,
                 "reason": ctx.args.reason,
-                "requestedAt": now,
+                "requestedAt": created.metadata.creation_timestamp.isoformat()
+                if created.metadata.creation_timestamp
+                else None,
+                "applied": status.observed_generation is not None,
+                "tainted": status.tainted or [],
+                "notLive": status.not_live or [],
+                "unknown": status.unknown or [],
                 "downstream": downstream,
             },
             ctx.output,
             ctx.out,
         )
     return ExitCode.OK
+
+
+def _wait_applied(ctx: Context, name: str, timeout: timedelta | None) -> TaintRequest | None:
+    """The request once the operator wrote its status; None when ``timeout`` passed."""
+    deadline = ctx.clock() + timeout if timeout is not None else None
+    while True:
+        found = ctx.cluster.get_taint_request(name)
+        if found.status.observed_generation is not None:
+            return found
+        if deadline is not None and ctx.clock() >= deadline:
+            return None
+        ctx.sleep(ctx.args.interval)
 
 
 def _all_live(ctx: Context, refs: list[str]) -> bool:
