@@ -247,7 +247,8 @@ def annotation_written_at(body: Mapping[str, Any], key: str) -> datetime | None:
     """When the API server last saw annotation ``key`` written (``managedFields``), if known.
 
     Each field manager's entry carries the server's time of its last change, so this
-    is a time no client can choose.
+    is a time no client can choose. That time has whole seconds: this is the end of the
+    second (see :func:`end_of_second`).
     """
     latest: datetime | None = None
     entries = (body.get("metadata") or {}).get("managedFields")
@@ -260,7 +261,16 @@ def annotation_written_at(body: Mapping[str, Any], key: str) -> datetime | None:
         at = time_or_none(entry.get("time"))
         if at is not None and (latest is None or at > latest):
             latest = at
-    return latest
+    return end_of_second(latest) if latest is not None else None
+
+
+def end_of_second(moment: datetime) -> datetime:
+    """The end of the second of a time the API server wrote with whole seconds.
+
+    ``creationTimestamp`` and managedFields times drop the fraction, so a request made at
+    12:00:00.7 reads as 12:00:00; data Live at 12:00:00.5 was Live when it was made.
+    """
+    return moment if moment.microsecond else moment + timedelta(seconds=1)
 
 
 def _taint_request(part: Partition, written_at: datetime | None) -> domain.TaintRequest | None:

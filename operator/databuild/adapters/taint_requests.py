@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from databuild import domain
-from databuild.adapters.codec import BadObject, time_or_none
+from databuild.adapters.codec import BadObject, end_of_second, time_or_none
 from databuild.adapters.resources import TaintRequest
 
 __all__ = ["APPLIED", "PendingTaint", "Request", "read", "status_patch"]
@@ -85,15 +85,12 @@ def read(body: Mapping[str, Any]) -> Request:
         generation=generation,
         resource_version=meta.resource_version,
         refs=tuple(request.spec.partitions),
-        taint=domain.TaintRequest(request.spec.reason, _end_of_second(created)),
+        taint=domain.TaintRequest(
+            request.spec.reason, end_of_second(time_or_none(created) or created)
+        ),
         applied_at=applied,
         deleting=meta.deletion_timestamp is not None,
     )
-
-
-def _end_of_second(moment: datetime) -> datetime:
-    aware = time_or_none(moment) or moment
-    return aware if aware.microsecond else aware + timedelta(seconds=1)
 
 
 def status_patch(outcome: domain.TaintOutcome, generation: int, now: datetime) -> dict[str, Any]:

@@ -392,9 +392,12 @@ def _annotated(requested_at: str, written: list[tuple[str, str]]) -> dict[str, A
 
 def test_an_annotated_taint_dated_in_the_future_is_clamped_to_the_servers_time() -> None:
     key = "databuild.dev/taint-requested-at"
-    # Dated 2100, written (by the server's clock) in 2025: the request counts from 2025.
+    # Dated 2100, written (by the server's clock, whole seconds) in 2025: the request
+    # counts from the end of that second.
     part = codec.partition_from(_annotated("2100-01-01T00:00:00Z", [("2025-01-03T00:00:00Z", key)]))
-    assert part.taint_request == domain.TaintRequest("bad", datetime(2025, 1, 3, tzinfo=UTC))
+    assert part.taint_request == domain.TaintRequest(
+        "bad", datetime(2025, 1, 3, 0, 0, 1, tzinfo=UTC)
+    )
     # An earlier date than the write stands; another manager's unrelated write is no clamp.
     part = codec.partition_from(
         _annotated(

@@ -19,6 +19,7 @@ from databuild.adapters.resources import (
     JobRun,
     Partition,
     Resource,
+    TaintRequest,
     Want,
 )
 
@@ -126,6 +127,17 @@ def test_immutability_rules() -> None:
     assert "self.ref == oldSelf.ref" in _rules(partition, "spec")
     assert "self == oldSelf" in _rules(run, "spec")
     assert "self.limit >= 0" in _rules(RESOURCES[0], "spec.retry")
+    assert "self == oldSelf" in _rules(TaintRequest, "spec")
+
+
+def test_taint_request_refs_are_refs_with_the_wants_caps() -> None:
+    spec = _schema(TaintRequest)["properties"]["spec"]
+    wanted = _schema(RESOURCES[1])["properties"]["spec"]["properties"]["partitions"]
+    assert spec["properties"]["partitions"] == wanted | {
+        "description": spec["properties"]["partitions"]["description"]
+    }
+    assert spec["required"] == ["partitions"]
+    assert spec["properties"]["reason"]["maxLength"] == 1024
 
 
 def test_want_partitions_limits() -> None:

@@ -290,7 +290,9 @@ class FakeCluster:
             "name", f"{meta.pop('generateName', 'taint-')}{len(self.taint_requests):05d}"
         )
         meta["creationTimestamp"] = NOW.isoformat()
+        meta["generation"] = 1
         body["metadata"] = meta
+        body["status"] = {"observedGeneration": 0}  # the CRD's default, as the server reads it
         request = TaintRequest.model_validate(body)
         self.taint_requests[request.metadata.name] = request
         return request

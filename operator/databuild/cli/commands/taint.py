@@ -102,9 +102,8 @@ def run_taint(ctx: Context) -> int:
         taint_request_manifest(refs, ctx.args.reason, ctx.args.name)
     )
     name = created.metadata.name
-    downstream = sorted(
-        {d for ref in refs for d in downstream_of(ctx.cluster.snapshot(), ref)} - set(refs)
-    )
+    snapshot = ctx.cluster.snapshot()
+    downstream = sorted({d for ref in refs for d in downstream_of(snapshot, ref)} - set(refs))
     if ctx.args.wait:
         timeout = parse_duration(ctx.args.timeout) if ctx.args.timeout else None
         found = _wait_applied(ctx, name, timeout)
@@ -132,7 +131,7 @@ def run_taint(ctx: Context) -> int:
                 "requestedAt": created.metadata.creation_timestamp.isoformat()
                 if created.metadata.creation_timestamp
                 else None,
-                "applied": status.observed_generation is not None,
+                "applied": _applied(created),
                 "tainted": status.tainted or [],
                 "notLive": status.not_live or [],
                 "unknown": status.unknown or [],
@@ -144,12 +143,18 @@ def run_taint(ctx: Context) -> int:
     return ExitCode.OK
 
 
+def _applied(request: TaintRequest) -> bool:
+    # Until the operator writes it, the status reads as observedGeneration 0 (a CRD
+    # default, so GitOps tools see the request in progress).
+    return (request.status.observed_generation or 0) >= max(request.metadata.generation, 1)
+
+
 def _wait_applied(ctx: Context, name: str, timeout: timedelta | None) -> TaintRequest | None:
     """The request once the operator wrote its status; None when ``timeout`` passed."""
     deadline = ctx.clock() + timeout if timeout is not None else None
     while True:
         found = ctx.cluster.get_taint_request(name)
-        if found.status.observed_generation is not None:
+        if _applied(found):
             return found
         if deadline is not None and ctx.clock() >= deadline:
             return None
