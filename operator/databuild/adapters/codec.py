@@ -213,6 +213,7 @@ def want_from(body: Mapping[str, Any]) -> domain.Want:
             observed_generation=want.status.observed_generation or 0,
             sla_breached=bool(want.status.sla_breached),
         ),
+        priority=want.spec.priority or domain.DEFAULT_PRIORITY,
     )
 
 

@@ -74,6 +74,12 @@ PRINTER_COLUMNS: Mapping[str, list[dict[str, Any]]] = {
             "description": "Live partitions out of all wanted.",
         },
         {
+            "name": "Priority",
+            "type": "integer",
+            "jsonPath": ".spec.priority",
+            "description": "Runs for higher priorities start first when a limit holds runs back.",
+        },
+        {
             "name": "Reason",
             "type": "string",
             "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',

@@ -19,7 +19,9 @@ from databuild.domain.limits import (
     EARLIEST_DATA_TIMESTAMP,
     LATEST_DATA_TIMESTAMP,
     MAX_EVER_MISSING,
+    MAX_PRIORITY,
     MAX_SECONDS,
+    MIN_PRIORITY,
 )
 from databuild.domain.refs import (
     MAX_PATTERN_LENGTH,
@@ -444,6 +446,17 @@ class WantSpec(Model):
         description="The time TTL and SLA count from (default: the Want's creation time); "
         "from 1970 and before 2200.",
     )
+    priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=(
+            f"From {MIN_PRIORITY} to {MAX_PRIORITY}, default 0. When a concurrency limit "
+            "holds runs back, the runs building this Want's partitions (and their "
+            "upstream) start before those of lower priority; equal priorities start "
+            "oldest first. A run needed by several Wants takes the highest."
+        ),
+    )
     source: WantSource | None = Field(
         default=None,
         description="Set on Wants the operator created for a JobRun's discovered needs.",
@@ -720,6 +733,13 @@ TIME_ZONE_PATTERN = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
 class ScheduleWantTemplate(Model):
     """Settings of every Want a Schedule creates."""
 
+    priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=f"spec.priority of every Want it creates ({MIN_PRIORITY} to "
+        f"{MAX_PRIORITY}, default 0).",
+    )
     ttl_seconds: int | None = Field(
         default=None, ge=1, description="The Want expires this many seconds after its data time."
     )

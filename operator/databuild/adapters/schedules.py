@@ -100,6 +100,8 @@ def want_manifest(schedule: Schedule, due: DueWant) -> dict[str, Any]:
         spec["ttlSeconds"] = schedule.spec.want.ttl_seconds
     if schedule.spec.want.sla_seconds is not None:
         spec["slaSeconds"] = schedule.spec.want.sla_seconds
+    if schedule.spec.want.priority is not None:
+        spec["priority"] = schedule.spec.want.priority
     meta = schedule.metadata
     return {
         "apiVersion": API_VERSION,

@@ -21,6 +21,8 @@ def want_line(want: Want, snap: Snapshot) -> str:
     parts = [f"Want {want.metadata.name}", state, f"{_progress(want, snap)} live"]
     if want.status.sla_breached:
         parts.append("SLA breached")
+    if want.spec.priority:
+        parts.append(f"priority {want.spec.priority}")
     if want.spec.source is not None:
         parts.append(f"for {want.spec.source.job_run}")
     parts.append(f"age {age(want.metadata.creation_timestamp, snap.now)}")
@@ -165,6 +167,7 @@ def status_data(want: Want, snap: Snapshot) -> dict[str, Any]:
         "state": want.status.state or "Pending",
         "progress": _progress(want, snap),
         "slaBreached": bool(want.status.sla_breached),
+        "priority": want.spec.priority or 0,
         "createdAt": iso(want.metadata.creation_timestamp)
         if want.metadata.creation_timestamp
         else None,

@@ -21,6 +21,7 @@ from databuild.domain.actions import (
 )
 from databuild.domain.events import EntityKind, Event, IllegalTransition
 from databuild.domain.planner import Blocker, Plan, Planner, Resolution, Resolver, plan
+from databuild.domain.priority import DEFAULT_PRIORITY, inherited_priorities, queue_key
 from databuild.domain.refs import (
     PARTITION_REF_PATTERN,
     InputTemplate,
@@ -88,6 +89,7 @@ from databuild.domain.world import (
 )
 
 __all__ = [
+    "DEFAULT_PRIORITY",
     "JOBRUN_EDGES",
     "PARTITION_EDGES",
     "PARTITION_REF_PATTERN",
@@ -153,6 +155,7 @@ __all__ = [
     "World",
     "batch_job_name",
     "derived_want_name",
+    "inherited_priorities",
     "jobrun_name",
     "jobrun_status",
     "label_safe",
@@ -164,6 +167,7 @@ __all__ = [
     "partition_name",
     "partition_status",
     "plan",
+    "queue_key",
     "ref_hash",
     "replay",
     "request_outcome",

@@ -13,7 +13,9 @@ __all__ = [
     "EARLIEST_DATA_TIMESTAMP",
     "LATEST_DATA_TIMESTAMP",
     "MAX_EVER_MISSING",
+    "MAX_PRIORITY",
     "MAX_SECONDS",
+    "MIN_PRIORITY",
     "NEED_DEPTH_PER_WANT",
     "NEED_REFS_PER_NAMESPACE",
     "NEED_REFS_PER_WANT",
@@ -26,6 +28,10 @@ EARLIEST_DATA_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 """Earliest ``dataTimestamp`` a Want may have."""
 LATEST_DATA_TIMESTAMP = datetime(2200, 1, 1, tzinfo=UTC)
 """A ``dataTimestamp`` must be before this."""
+MIN_PRIORITY = -1000
+"""Lowest ``Want.spec.priority``."""
+MAX_PRIORITY = 1000
+"""Highest ``Want.spec.priority`` (the default is 0)."""
 MAX_EVER_MISSING = 1000
 """Most refs a JobRun's dependency misses may report over all its attempts together."""
 

@@ -34,6 +34,7 @@ from databuild.domain.actions import (
 )
 from databuild.domain.events import EntityKind, Event
 from databuild.domain.limits import MAX_EVER_MISSING, after
+from databuild.domain.priority import QueueKey, inherited_priorities, queue_key
 from databuild.domain.refs import (
     OutputPattern,
     PartitionRef,
@@ -293,7 +294,8 @@ class _Planning:
         self.needers: dict[str, list[str]] = {}  # input ref -> runs waiting on it
         self.running_total = 0
         self.running_by_jd: dict[str, int] = {}
-        self.queue: list[tuple[datetime, str]] = []  # heap of Queued runs, oldest first
+        self.queue: list[QueueKey] = []  # heap of Queued runs: highest priority, then oldest
+        self.priorities: dict[str, int] = {}  # run -> inherited priority (full pass)
         self.running: list[str] = []  # Running runs when the queue was indexed
         self.retries: list[tuple[datetime, str]] = []  # heap of retry-after times
         self.deadlines: list[tuple[datetime, str]] = []  # heap of Want TTL/SLA deadlines
@@ -345,6 +347,7 @@ class _Planning:
         self._cancel_unneeded()
         # Runs created by this pass were settled when created (nothing went Live since).
         self._settle_waiting(sorted(self.needed_runs - self.created_here))
+        self._index_priorities()
         self._index_queue()
         self._start_runs()
         self._ensure_batch_jobs({*self.running, *self.started_here})
@@ -567,7 +570,7 @@ class _Planning:
             self.running_total += 1
             self.running_by_jd[jd_name] = self.running_by_jd.get(jd_name, 0) + 1
         elif isinstance(state, JobRunQueued):
-            heapq.heappush(self.queue, (run.created_at, name))
+            heapq.heappush(self.queue, self._queue_key(run))
             if state.retry_after is not None:
                 heapq.heappush(self.retries, (state.retry_after, name))
         if not isinstance(state, _ACTIVE):
@@ -1253,6 +1256,18 @@ class _Planning:
 
     # --- G: start queued runs within the limits -------------------------------------------
 
+    def _index_priorities(self) -> None:
+        """Each needed run's priority: the highest of the live Wants needing it."""
+        wants = [
+            (w.priority, w.partitions)
+            for w in self.wants.values()
+            if not isinstance(w.state, _TERMINAL_WANT)
+        ]
+        self.priorities = inherited_priorities(wants, self.active.get, self._edges)
+
+    def _queue_key(self, run: JobRun) -> QueueKey:
+        return queue_key(self.priorities.get(run.name, 0), run.created_at, run.name)
+
     def _index_queue(self) -> None:
         """Index the Queued runs (and retry times); note the Running ones."""
         self.queue = []
@@ -1262,28 +1277,28 @@ class _Planning:
         for name in self.created_queued:
             run = self.runs[name]
             if isinstance(run.state, JobRunQueued) and self.active.get(run.partitions[0]) == name:
-                self.queue.append((run.created_at, name))
+                self.queue.append(self._queue_key(run))
         for name in set(self.active.values()) - self.created_here:
             run = self.runs[name]
             if isinstance(run.state, JobRunRunning):
                 self.running.append(name)
             elif isinstance(run.state, JobRunQueued):
-                self.queue.append((run.created_at, name))
+                self.queue.append(self._queue_key(run))
                 if run.state.retry_after is not None:
                     self.retries.append((run.state.retry_after, name))
         heapq.heapify(self.queue)
         heapq.heapify(self.retries)
 
     def _start_runs(self) -> None:
-        """Start Queued runs, oldest first, while the concurrency limits allow."""
+        """Start Queued runs, highest priority then oldest first, while the limits allow."""
         limit = self.settings.max_concurrent_runs
-        held: list[tuple[datetime, str]] = []
+        held: list[QueueKey] = []
         seen: set[str] = set()
         while self.queue:
             if limit is not None and self.running_total >= limit:
                 break
             entry = heapq.heappop(self.queue)
-            name = entry[1]
+            name = entry[2]
             run = self.runs.get(name)
             if run is None or name in seen:
                 continue
@@ -1303,7 +1318,13 @@ class _Planning:
             ):
                 held.append(entry)
                 continue
-            self._set_run(name, *state.start(name, at=self.now))
+            started, event = state.start(name, at=self.now)
+            priority = self.priorities.get(name, 0)
+            if priority:  # the BEL says why it started before older runs
+                event = dataclasses.replace(
+                    event, details={**event.details, "priority": str(priority)}
+                )
+            self._set_run(name, started, event)
             self.started_here.add(name)
         for entry in held:
             heapq.heappush(self.queue, entry)

@@ -188,6 +188,7 @@ class Simulator:
         *,
         ttl_seconds: float | None = None,
         sla_seconds: float | None = None,
+        priority: int = 0,
     ) -> None:
         wants = dict(self.world.wants)
         wants[name] = Want(
@@ -196,6 +197,7 @@ class Simulator:
             created_at=self.now,
             ttl_seconds=ttl_seconds,
             sla_seconds=sla_seconds,
+            priority=priority,
         )
         self.world = dataclasses.replace(self.world, wants=wants)
 

@@ -19,6 +19,7 @@ from databuild.domain.limits import (
     NEED_REFS_PER_NAMESPACE,
     NEED_REFS_PER_WANT,
 )
+from databuild.domain.priority import DEFAULT_PRIORITY
 from databuild.domain.refs import (
     InputTemplate,
     OutputPattern,
@@ -147,6 +148,8 @@ class Want:
     generation: int = 1
     state: WantState = field(default_factory=WantPending)
     status: WantStatus = field(default_factory=WantStatus)
+    priority: int = DEFAULT_PRIORITY
+    """``spec.priority``: its runs start before lower ones when a limit holds runs back."""
 
     @property
     def clock_start(self) -> datetime:

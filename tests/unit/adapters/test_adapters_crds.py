@@ -102,7 +102,7 @@ def test_printer_columns() -> None:
     }
     assert columns == {
         "JobDefinition": ["Outputs", "Age"],
-        "Want": ["State", "Ready", "Partitions", "Age"],
+        "Want": ["State", "Ready", "Partitions", "Priority", "Age"],
         "Partition": ["Ref", "State", "Built-By", "Age"],
         "JobRun": ["Job-Definition", "State", "Attempt", "Age"],
         "Schedule": ["Schedule", "Suspend", "Ready", "Last-Tick", "Next-Tick", "Age"],

@@ -74,6 +74,7 @@ _TIMES = st.tuples(
     st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),
     st.integers(0, 5),
 ).map(lambda t: None if t[2] > 1 else t[t[2]])
+_PRIORITIES = st.one_of(st.none(), st.integers(-3, 3), _NUMBERS)
 _ATTEMPTS = st.one_of(st.none(), st.sampled_from(["1", "0", "-1", "1" * 5000, "\u0661", "x"]))
 
 
@@ -86,9 +87,16 @@ def _jobdef_body(i: int, outputs: list[str], inputs: list[str]) -> dict[str, Any
     }
 
 
-def _want_body(i: int, refs: list[str], ttl: Any, sla: Any, when: Any) -> dict[str, Any]:
+def _want_body(
+    i: int, refs: list[str], ttl: Any, sla: Any, when: Any, *, priority: Any = None
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"partitions": refs}
-    for key, value in (("ttlSeconds", ttl), ("slaSeconds", sla), ("dataTimestamp", when)):
+    for key, value in (
+        ("ttlSeconds", ttl),
+        ("slaSeconds", sla),
+        ("dataTimestamp", when),
+        ("priority", priority),
+    ):
         if value is not None:
             spec[key] = value
     return {
@@ -174,10 +182,11 @@ def _read(convert: Any, body: dict[str, Any]) -> Any:
         unique_by=lambda d: d[0][0].partition("/")[0],  # mostly one definition per prefix
     ),
     wants=st.lists(
-        st.tuples(st.lists(_REFS, min_size=1, max_size=3), _NUMBERS, _NUMBERS, _TIMES),
+        st.tuples(st.lists(_REFS, min_size=1, max_size=3), _NUMBERS, _NUMBERS, _TIMES, _PRIORITIES),
         min_size=1,
         max_size=3,
     ),
+    limit=st.sampled_from([None, None, 1, 2]),
     messages=st.lists(_MESSAGES, min_size=1, max_size=4),
     attempts=st.lists(_ATTEMPTS, min_size=1, max_size=3),
     taint=st.tuples(_REFS, _TIMES),
@@ -186,7 +195,8 @@ def _read(convert: Any, body: dict[str, Any]) -> Any:
 def test_hostile_objects_never_escape_their_object(
     *,
     defs: list[tuple[list[str], list[str]]],
-    wants: list[tuple[list[str], Any, Any, Any]],
+    wants: list[tuple[list[str], Any, Any, Any, Any]],
+    limit: int | None,
     messages: list[str],
     attempts: list[Any],
     taint: tuple[str, Any],
@@ -206,15 +216,17 @@ def test_hostile_objects_never_escape_their_object(
             body["metadata"]["name"] = f"base-{prefix}"
             job_definitions[f"base-{prefix}"] = codec.job_definition_from(body)
     want_objects = {}
-    for i, (refs, ttl, sla, when) in enumerate(wants):
-        w = _read(codec.want_from, _want_body(i, refs, ttl, sla, when))
+    for i, (refs, ttl, sla, when, priority) in enumerate(wants):
+        w = _read(codec.want_from, _want_body(i, refs, ttl, sla, when, priority=priority))
         if w is not None:
             want_objects[w.name] = w
     partitions = {}
     part = _read(codec.partition_from, _partition_body(*taint))
     if part is not None:
         partitions[part.ref] = part
-    world = domain.World(job_definitions, want_objects, partitions)
+    # A limit makes runs wait, so the start order (priority, then age) is compared too.
+    limits = domain.Settings(max_concurrent_runs=limit)
+    world = domain.World(job_definitions, want_objects, partitions, settings=limits)
 
     now = T0
     planner = domain.Planner(world)
@@ -251,7 +263,12 @@ def test_hostile_objects_never_escape_their_object(
             if world.outcomes.get(key) != outcome:
                 planner.observe_outcome(outcome)
         world = domain.World(
-            world.job_definitions, world.wants, world.partitions, world.job_runs, outcomes
+            world.job_definitions,
+            world.wants,
+            world.partitions,
+            world.job_runs,
+            outcomes,
+            settings=limits,
         )
         if not result.actions and result.next_wakeup is None:
             break

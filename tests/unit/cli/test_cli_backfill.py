@@ -68,12 +68,15 @@ def test_backfill_creates_labelled_wants_and_a_rerun_creates_none() -> None:
         "2025-01-03",
         "--name",
         "q1",
+        "--priority",
+        "-1",
     )
     result = cli(cluster, *argv)
     assert result.code == 0, result.err
     assert result.out == "backfill q1: 3 Wants, 3 partitions (3 Wants created)\n"
     assert sorted(cluster.wants) == ["q1-0000", "q1-0001", "q1-0002"]
     assert all(w.metadata.labels[BACKFILL_LABEL] == "q1" for w in cluster.wants.values())
+    assert {w.spec.priority for w in cluster.wants.values()} == {-1}
     assert cli(cluster, *argv).out.endswith("(0 Wants created)\n")
     assert len(cluster.created) == 3
 

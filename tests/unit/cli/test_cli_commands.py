@@ -37,6 +37,18 @@ def test_want_with_a_name_and_json_output() -> None:
     assert json.loads(result.out)["metadata"]["name"] == "mine"
 
 
+def test_want_priority_is_set_and_checked_before_anything_is_created(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cluster = FakeCluster()
+    assert cli(cluster, "want", "a/x=1", "--priority", "-5").code == 0
+    assert cluster.created[0]["spec"]["priority"] == -5
+    result = cli(cluster, "want", "a/x=2", "--priority", "5000")
+    assert result.code == ExitCode.USAGE
+    assert "--priority: 5000 is out of range: use -1000 to 1000" in capsys.readouterr().err
+    assert len(cluster.created) == 1
+
+
 def _progressing(states: list[str]) -> FakeCluster:
     """A cluster whose Want 'w' moves through `states`, one per poll."""
     cluster = FakeCluster()
@@ -148,7 +160,7 @@ def test_taint_refuses_a_partition_that_is_not_live() -> None:
 def _with_failed_want(cluster: FakeCluster) -> FakeCluster:
     old = cluster.wants["daily-jan"]
     status = old.status.model_copy(update={"state": "Failed"})
-    spec = old.spec.model_copy(update={"ttl_seconds": 3600})
+    spec = old.spec.model_copy(update={"ttl_seconds": 3600, "priority": 4})
     cluster.wants["daily-jan"] = old.model_copy(update={"status": status, "spec": spec})
     return cluster
 
@@ -161,6 +173,7 @@ def test_retry_creates_a_new_want_for_the_same_partitions() -> None:
     (manifest,) = cluster.created
     assert manifest["spec"]["partitions"] == ["daily/date=2025-01-01", "daily/date=2025-01-02"]
     assert manifest["spec"]["ttlSeconds"] == 3600
+    assert manifest["spec"]["priority"] == 4  # a retry keeps its place in the queue
     assert manifest["metadata"]["labels"] == {"databuild.dev/retry-of": "daily-jan"}
     assert isinstance(cluster.wants["daily-jan-retry-abcde"], Want)
 

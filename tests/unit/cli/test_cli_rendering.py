@@ -73,6 +73,18 @@ def test_status_tree_shows_why_a_run_waits_or_failed() -> None:
     ]
 
 
+def test_status_shows_a_priority_other_than_the_default() -> None:
+    cluster = FakeCluster.of(sample())
+    old = cluster.wants["daily-jan"]
+    spec = old.spec.model_copy(update={"priority": 10})
+    cluster.wants["daily-jan"] = old.model_copy(update={"spec": spec})
+    assert (
+        "Want daily-jan   Building   1/2 live   priority 10   age 10m" in cli(cluster, "status").out
+    )
+    assert "priority" not in cli(cluster, "status", "raw-only").out
+    assert json.loads(cli(cluster, "status", "daily-jan", "-o", "json").out)["priority"] == 10
+
+
 def test_status_json_and_yaml_parse() -> None:
     cluster = FakeCluster.of(sample())
     one = json.loads(cli(cluster, "status", "daily-jan", "-o", "json").out)

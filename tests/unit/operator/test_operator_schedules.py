@@ -61,7 +61,7 @@ class Harness:
 
 def test_due_wants_carry_the_pinned_name_label_owner_and_data_time() -> None:
     h = Harness()
-    sched = h.add(schedule(want={"ttlSeconds": 864000, "slaSeconds": 3600}))
+    sched = h.add(schedule(want={"ttlSeconds": 864000, "slaSeconds": 3600, "priority": -2}))
     h.reconcile()
     wants = h.wants()
     assert sorted(wants) == ["daily-202501080000", "daily-202501090000", "daily-202501100000"]
@@ -78,6 +78,7 @@ def test_due_wants_carry_the_pinned_name_label_owner_and_data_time() -> None:
         "dataTimestamp": "2025-01-09T00:00:00Z",
         "ttlSeconds": 864000,
         "slaSeconds": 3600,
+        "priority": -2,
     }
     status = h.status()
     assert status["lastTick"] == "2025-01-10T00:00:00Z"

@@ -21,7 +21,7 @@ from typing import Any
 from databuild.adapters.labels import label_value
 from databuild.adapters.resources import GROUP, MAX_WANT_PARTITIONS, Want
 from databuild.cli.commands.taint import RETRY_OF_LABEL
-from databuild.cli.commands.want import add_wait_options, want_manifest
+from databuild.cli.commands.want import add_priority_option, add_wait_options, want_manifest
 from databuild.cli.context import Context
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import Snapshot
@@ -68,6 +68,7 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     )
     p.add_argument("--name", help="the backfill's name (default: derived from the arguments)")
     p.add_argument("--ttl", help="expire each Want after this long, e.g. 2d")
+    add_priority_option(p, "each Want's")
     add_wait_options(p)
     p.set_defaults(handler=run)
 
@@ -161,6 +162,7 @@ def run(ctx: Context) -> int:
                 ttl_seconds=ttl,
                 sla_seconds=None,
                 labels={BACKFILL_LABEL: label_value(plan.name)},
+                priority=args.priority,
             )
         )
         created += 1
@@ -301,6 +303,7 @@ def retry_failed(ctx: Context, backfill: str) -> int:
             name=None,
             ttl_seconds=want.spec.ttl_seconds,
             sla_seconds=want.spec.sla_seconds,
+            priority=want.spec.priority,
             labels={
                 BACKFILL_LABEL: label_value(backfill),
                 RETRY_OF_LABEL: want.metadata.name,

@@ -213,6 +213,7 @@ def run_retry(ctx: Context) -> int:
         name=ctx.args.name,
         ttl_seconds=ttl,
         sla_seconds=old.spec.sla_seconds,
+        priority=old.spec.priority,
         labels={RETRY_OF_LABEL: old.metadata.name},
     )
     if not ctx.args.name:

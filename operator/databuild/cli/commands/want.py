@@ -12,8 +12,9 @@ from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.kube import check_ref
 from databuild.cli.live import follow_wants
 from databuild.cli.render import emit, parse_duration
+from databuild.domain.limits import MAX_PRIORITY, MIN_PRIORITY
 
-__all__ = ["register", "wait_for", "want_manifest"]
+__all__ = ["add_priority_option", "register", "wait_for", "want_manifest"]
 
 
 def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None:
@@ -30,8 +31,31 @@ def register(sub: Any, common: Any, common_out: Any, parser_class: type) -> None
     p.add_argument("--name", help="the Want's name (default: generated, want-xxxxx)")
     p.add_argument("--ttl", help="expire the Want after this long, e.g. 2h (spec.ttlSeconds)")
     p.add_argument("--sla", help="flag the Want as late after this long (spec.slaSeconds)")
+    add_priority_option(p, "the Want's")
     add_wait_options(p)
     p.set_defaults(handler=run)
+
+
+def add_priority_option(p: argparse.ArgumentParser, whose: str) -> None:
+    """--priority (shared with ``backfill``), checked against the schema's range."""
+    p.add_argument(
+        "--priority",
+        type=_priority,
+        help=f"{whose} spec.priority, {MIN_PRIORITY} to {MAX_PRIORITY} (default 0): "
+        "higher starts first when a concurrency limit holds builds back",
+    )
+
+
+def _priority(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range: use {MIN_PRIORITY} to {MAX_PRIORITY}"
+        )
+    return value
 
 
 def add_wait_options(p: argparse.ArgumentParser) -> None:
@@ -66,6 +90,7 @@ def want_manifest(
     ttl_seconds: int | None,
     sla_seconds: int | None,
     labels: dict[str, str] | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """The Want to create (``metadata.generateName`` when no name is given)."""
     metadata: dict[str, Any] = {"name": name} if name else {"generateName": "want-"}
@@ -76,6 +101,8 @@ def want_manifest(
         spec["ttlSeconds"] = ttl_seconds
     if sla_seconds is not None:
         spec["slaSeconds"] = sla_seconds
+    if priority is not None:
+        spec["priority"] = priority
     return {"apiVersion": API_VERSION, "kind": "Want", "metadata": metadata, "spec": spec}
 
 
@@ -84,7 +111,11 @@ def run(ctx: Context) -> int:
     args = ctx.args
     refs = list(dict.fromkeys(str(check_ref(r)) for r in args.refs))
     manifest = want_manifest(
-        refs, name=args.name, ttl_seconds=_seconds(args.ttl), sla_seconds=_seconds(args.sla)
+        refs,
+        name=args.name,
+        ttl_seconds=_seconds(args.ttl),
+        sla_seconds=_seconds(args.sla),
+        priority=args.priority,
     )
     timeout = parse_duration(args.timeout) if args.timeout else None
     created = ctx.cluster.create_want(manifest)
