@@ -143,6 +143,7 @@ def test_category_lists_every_kind(kube: ApiClient) -> None:
         "jobdefinitions",
         "schedules",
         "taintrequests",
+        "concurrencypools",
     }
     for resource in by_name.values():
         assert resource["categories"] == ["databuild"]

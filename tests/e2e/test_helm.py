@@ -37,7 +37,15 @@ T = TypeVar("T")
 GROUP, VERSION = "databuild.dev", "v1alpha1"
 CRDS = {
     f"{p}.{GROUP}"
-    for p in ("jobdefinitions", "wants", "partitions", "jobruns", "schedules", "taintrequests")
+    for p in (
+        "jobdefinitions",
+        "wants",
+        "partitions",
+        "jobruns",
+        "schedules",
+        "taintrequests",
+        "concurrencypools",
+    )
 }
 TIMEOUT = 120.0
 

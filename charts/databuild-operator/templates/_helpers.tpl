@@ -80,9 +80,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["databuild.dev"]
   resources: ["taintrequests"]
   verbs: ["get", "list", "watch", "delete"]
+# ConcurrencyPools are read (their limits); their status counts running and waiting runs.
+- apiGroups: ["databuild.dev"]
+  resources: ["concurrencypools"]
+  verbs: ["get", "list", "watch"]
 # Every state lives in status.
 - apiGroups: ["databuild.dev"]
-  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status", "schedules/status", "taintrequests/status"]
+  resources: ["jobdefinitions/status", "wants/status", "partitions/status", "jobruns/status", "schedules/status", "taintrequests/status", "concurrencypools/status"]
   verbs: ["get", "update", "patch"]
 # Jobs carry blockOwnerDeletion towards their JobRun, which needs update on the owner's
 # finalizers where OwnerReferencesPermissionEnforcement is enabled.

@@ -42,6 +42,7 @@ from databuild.adapters.labels import (
 from databuild.adapters.ownership import controller_of, pods_of_job
 from databuild.adapters.resources import (
     API_VERSION,
+    ConcurrencyPool,
     JobDefinition,
     JobRun,
     Partition,
@@ -132,7 +133,48 @@ def job_definition_from(body: Mapping[str, Any]) -> domain.JobDefinition:
         max_concurrent_runs=spec.max_concurrent_runs,
         active_deadline_seconds=spec.active_deadline_seconds,
         probe_interval_seconds=spec.probe.interval_seconds if spec.probe else None,
+        concurrency_pool=spec.concurrency_pool,
     )
+
+
+def concurrency_pool_from(body: Mapping[str, Any]) -> domain.ConcurrencyPool:
+    """The domain ConcurrencyPool (its spec); a spec that does not parse is a BadObject."""
+    try:
+        pool = ConcurrencyPool.model_validate(body)
+    except ValidationError as error:
+        raise BadObject("ConcurrencyPool", _name(body), _first_error(error)) from None
+    return domain.ConcurrencyPool(pool.metadata.name, pool.spec.max_concurrent_runs)
+
+
+def concurrency_pool_ready(
+    pool: domain.ConcurrencyPool, members: Sequence[str]
+) -> tuple[str, str, str]:
+    """(status, reason, message) of a ConcurrencyPool's Ready condition."""
+    if not members:
+        return ("True", "NoMembers", "no JobDefinition names this pool in spec.concurrencyPool")
+    shown = ", ".join(members[:5]) + (f" and {len(members) - 5} more" if len(members) > 5 else "")
+    return (
+        "True",
+        "Applied",
+        f"at most {pool.max_concurrent_runs} runs at once of JobDefinitions {shown}"[:4096],
+    )
+
+
+def concurrency_pool_status(
+    usage: domain.PoolUsage,
+    ready: tuple[str, str, str],
+    generation: int,
+    since: str,
+) -> dict[str, Any]:
+    """The status patch of a ConcurrencyPool; ``since``: when Ready last changed (RFC 3339)."""
+    status, reason, message = ready
+    condition = _condition("Ready", status, reason, message, since)
+    return {
+        "running": usage.running,
+        "waiting": usage.waiting,
+        "conditions": [{**condition, "observedGeneration": generation}],
+        "observedGeneration": generation,
+    }
 
 
 def _first_error(error: ValidationError) -> str:
@@ -734,6 +776,9 @@ __all__ = [
     "BadObject",
     "attempt_of",
     "bad_want_status",
+    "concurrency_pool_from",
+    "concurrency_pool_ready",
+    "concurrency_pool_status",
     "iso",
     "job_definition_from",
     "job_definition_ready",

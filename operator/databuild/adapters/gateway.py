@@ -67,6 +67,7 @@ KINDS: Mapping[str, KindInfo] = {
         KindInfo("JobDefinition", API_VERSION, "jobdefinitions"),
         KindInfo("Schedule", API_VERSION, "schedules"),
         KindInfo("TaintRequest", API_VERSION, "taintrequests"),
+        KindInfo("ConcurrencyPool", API_VERSION, "concurrencypools"),
         KindInfo("Job", "batch/v1", "jobs"),
         KindInfo("Pod", "v1", "pods"),
         KindInfo("Event", "v1", "events", has_status=False),

@@ -89,6 +89,17 @@ PatternStr = Annotated[
     Field(json_schema_extra={PATTERN_MESSAGE_KEY: PATTERN_MESSAGE}),
 ]
 ObjectName = Annotated[str, StringConstraints(min_length=1, max_length=K8S_NAME_MAX_LENGTH)]
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ResourceName = Annotated[
+    str,
+    StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=K8S_NAME_MAX_LENGTH),
+    Field(
+        json_schema_extra={
+            PATTERN_MESSAGE_KEY: "must be the name of an object: lower-case letters, digits, "
+            "'-' and '.', starting and ending with a letter or digit, e.g. shared-warehouse"
+        }
+    ),
+]
 
 WantState = Literal["Pending", "Building", "UpstreamBuilding", "Successful", "Failed", "Expired"]
 PartitionState = Literal["Missing", "Building", "Live", "Failed", "Tainted"]
@@ -313,6 +324,13 @@ class JobDefinitionSpec(Model):
         ge=1,
         le=MAX_CONCURRENT_RUNS,
         description="At most this many runs of this job at once; unlimited when unset.",
+    )
+    concurrency_pool: ResourceName | None = Field(
+        default=None,
+        description=(
+            "The ConcurrencyPool (same namespace) whose limit its runs share with the other "
+            "JobDefinitions naming it; while it does not exist, its runs wait."
+        ),
     )
     active_deadline_seconds: int | None = Field(
         default=None,
@@ -959,6 +977,52 @@ class TaintRequest(Resource):
     )
 
 
+# ---------------------------------------------------------------------------------------
+# ConcurrencyPool
+# ---------------------------------------------------------------------------------------
+
+
+class ConcurrencyPoolSpec(Model):
+    """One concurrency limit shared by every JobDefinition that names the pool."""
+
+    max_concurrent_runs: int = Field(
+        ge=1,
+        le=MAX_CONCURRENT_RUNS,
+        description="At most this many runs of all its member JobDefinitions run at once.",
+    )
+
+
+class ConcurrencyPoolStatus(Model):
+    """How full the pool is."""
+
+    running: int | None = Field(
+        default=None, ge=0, description="Runs of its members Running (not held by a queue)."
+    )
+    waiting: int | None = Field(
+        default=None, ge=0, description="Runs of its members Queued (ready, held by a limit)."
+    )
+    conditions: Conditions = Field(
+        default_factory=list, description="Ready: the operator applies the pool's limit."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The generation the status was computed for."
+    )
+
+
+class ConcurrencyPool(Resource):
+    """A concurrency limit shared by several JobDefinitions. Written by users and GitOps."""
+
+    KIND: ClassVar[str] = "ConcurrencyPool"
+    PLURAL: ClassVar[str] = "concurrencypools"
+    SHORT_NAME: ClassVar[str] = "dbpool"
+
+    kind: str = Field(default="ConcurrencyPool", description="ConcurrencyPool.")
+    spec: ConcurrencyPoolSpec = Field(description="The shared limit.")
+    status: ConcurrencyPoolStatus = Field(
+        default_factory=ConcurrencyPoolStatus, description="Observed state."
+    )
+
+
 RESOURCES: tuple[type[Resource], ...] = (
     JobDefinition,
     Want,
@@ -966,5 +1030,6 @@ RESOURCES: tuple[type[Resource], ...] = (
     JobRun,
     Schedule,
     TaintRequest,
+    ConcurrencyPool,
 )
 """Every custom resource kind, in the order their CRDs are written."""

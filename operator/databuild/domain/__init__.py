@@ -19,6 +19,13 @@ from databuild.domain.actions import (
     TransitionWant,
     UpdateWantStatus,
 )
+from databuild.domain.concurrency import (
+    POOL_NOT_FOUND,
+    ConcurrencyPool,
+    PoolUsage,
+    pool_not_found,
+    pool_usage,
+)
 from databuild.domain.events import EntityKind, Event, IllegalTransition
 from databuild.domain.planner import Blocker, Plan, Planner, Resolution, Resolver, plan
 from databuild.domain.priority import DEFAULT_PRIORITY, inherited_priorities, queue_key
@@ -93,9 +100,11 @@ __all__ = [
     "JOBRUN_EDGES",
     "PARTITION_EDGES",
     "PARTITION_REF_PATTERN",
+    "POOL_NOT_FOUND",
     "WANT_EDGES",
     "Action",
     "Blocker",
+    "ConcurrencyPool",
     "Condition",
     "CreateBatchJob",
     "CreateJobRun",
@@ -132,6 +141,7 @@ __all__ = [
     "PatternError",
     "Plan",
     "Planner",
+    "PoolUsage",
     "RecordWant",
     "Resolution",
     "Resolver",
@@ -167,6 +177,8 @@ __all__ = [
     "partition_name",
     "partition_status",
     "plan",
+    "pool_not_found",
+    "pool_usage",
     "queue_key",
     "ref_hash",
     "replay",

@@ -32,6 +32,7 @@ from databuild.domain.actions import (
     TransitionWant,
     UpdateWantStatus,
 )
+from databuild.domain.concurrency import POOL_NOT_FOUND, ConcurrencyPool, pool_not_found
 from databuild.domain.events import EntityKind, Event
 from databuild.domain.limits import MAX_EVER_MISSING, after
 from databuild.domain.priority import QueueKey, inherited_priorities, queue_key
@@ -294,6 +295,8 @@ class _Planning:
         self.needers: dict[str, list[str]] = {}  # input ref -> runs waiting on it
         self.running_total = 0
         self.running_by_jd: dict[str, int] = {}
+        self.pools: Mapping[str, ConcurrencyPool] = world.concurrency_pools
+        self.running_by_pool: dict[str, int] = {}
         self.queue: list[QueueKey] = []  # heap of Queued runs: highest priority, then oldest
         self.priorities: dict[str, int] = {}  # run -> inherited priority (full pass)
         self.running: list[str] = []  # Running runs when the queue was indexed
@@ -521,11 +524,13 @@ class _Planning:
         self.doomed = {}
         self.running_total = 0
         self.running_by_jd = {}
+        self.running_by_pool = {}
         for run in self.runs.values():
             if isinstance(run.state, JobRunRunning):
                 self.running_total += 1
                 jd_name = run.job_definition
                 self.running_by_jd[jd_name] = self.running_by_jd.get(jd_name, 0) + 1
+                self._count_in_pool(jd_name, 1)
         duplicates: list[str] = []
         for name in sorted(self.runs, key=lambda n: (self.runs[n].created_at, n)):
             run = self.runs[name]
@@ -566,9 +571,11 @@ class _Planning:
         if isinstance(run.state, JobRunRunning):
             self.running_total -= 1
             self.running_by_jd[jd_name] -= 1
+            self._count_in_pool(jd_name, -1)
         if isinstance(state, JobRunRunning):
             self.running_total += 1
             self.running_by_jd[jd_name] = self.running_by_jd.get(jd_name, 0) + 1
+            self._count_in_pool(jd_name, 1)
         elif isinstance(state, JobRunQueued):
             heapq.heappush(self.queue, self._queue_key(run))
             if state.retry_after is not None:
@@ -1315,6 +1322,7 @@ class _Planning:
                     jd.max_concurrent_runs is not None
                     and self.running_by_jd.get(jd.name, 0) >= jd.max_concurrent_runs
                 )
+                or self._pool_full(jd, run)
             ):
                 held.append(entry)
                 continue
@@ -1328,6 +1336,25 @@ class _Planning:
             self.started_here.add(name)
         for entry in held:
             heapq.heappush(self.queue, entry)
+
+    def _count_in_pool(self, jd_name: str, delta: int) -> None:
+        jd = self.defs.get(jd_name)
+        pool = jd.concurrency_pool if jd is not None else None
+        if pool is not None:
+            self.running_by_pool[pool] = self.running_by_pool.get(pool, 0) + delta
+
+    def _pool_full(self, jd: JobDefinition, run: JobRun) -> bool:
+        """Whether ``jd``'s pool holds ``run`` back; a missing pool does, and says so."""
+        name = jd.concurrency_pool
+        if name is None:
+            return False
+        pool = self.pools.get(name)
+        if pool is None:
+            blocker = Blocker(POOL_NOT_FOUND, pool_not_found(jd.name, name))
+            for ref in run.partitions:
+                self.blockers[ref] = blocker
+            return True
+        return self.running_by_pool.get(name, 0) >= pool.max_concurrent_runs
 
     def _ensure_batch_jobs(self, names: Iterable[str]) -> None:
         """Every Running run has its batch Job (created just now, or recreated after a crash).
@@ -1564,6 +1591,7 @@ class Planner:
             job_runs=dict(state.runs),
             outcomes=dict(state.outcomes),
             settings=state.settings,
+            concurrency_pools=dict(state.pools),
         )
 
     # --- observations ---------------------------------------------------------------------
@@ -1631,6 +1659,12 @@ class Planner:
                 del state.taint_requests[ref]
             else:
                 state.taint_requests[ref] = partition.taint_request
+            self._full = True
+
+    def observe_concurrency_pools(self, pools: Mapping[str, ConcurrencyPool]) -> None:
+        """The namespace's ConcurrencyPools changed (created, resized, deleted)."""
+        if dict(pools) != dict(self._state.pools):
+            self._state.pools = dict(pools)
             self._full = True
 
     def observe_settings(self, settings: Settings) -> None:

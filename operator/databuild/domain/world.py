@@ -14,6 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TypeVar
 
+from databuild.domain.concurrency import ConcurrencyPool
 from databuild.domain.limits import (
     NEED_DEPTH_PER_WANT,
     NEED_REFS_PER_NAMESPACE,
@@ -78,6 +79,8 @@ class JobDefinition:
     active_deadline_seconds: int | None = None
     probe_interval_seconds: int | None = None
     """Set for a probe: exit 75 means "not yet", look again after this many seconds."""
+    concurrency_pool: str | None = None
+    """``spec.concurrencyPool``: the pool whose limit its runs share with other members."""
 
     def __post_init__(self) -> None:
         patterns: list[OutputPattern] = []
@@ -267,8 +270,9 @@ class World:
     """Everything the planner sees of one namespace.
 
     ``partitions`` is keyed by ref, the others by name; ``outcomes`` by
-    ``(job_run, attempt)``. Only outcomes of existing batch Jobs are listed: a Running
-    JobRun without an outcome for its attempt gets its batch Job (re)created.
+    ``(job_run, attempt)``; ``concurrency_pools`` by pool name. Only outcomes of
+    existing batch Jobs are listed: a Running JobRun without an outcome for its attempt
+    gets its batch Job (re)created.
     """
 
     job_definitions: Mapping[str, JobDefinition] = field(default_factory=dict)
@@ -277,6 +281,7 @@ class World:
     job_runs: Mapping[str, JobRun] = field(default_factory=dict)
     outcomes: Mapping[tuple[str, int], JobOutcome] = field(default_factory=dict)
     settings: Settings = field(default_factory=Settings)
+    concurrency_pools: Mapping[str, ConcurrencyPool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "job_definitions", _freeze(self.job_definitions))
@@ -284,3 +289,4 @@ class World:
         object.__setattr__(self, "partitions", _freeze(self.partitions))
         object.__setattr__(self, "job_runs", _freeze(self.job_runs))
         object.__setattr__(self, "outcomes", _freeze(self.outcomes))
+        object.__setattr__(self, "concurrency_pools", _freeze(self.concurrency_pools))

@@ -51,6 +51,28 @@ def widen_limits(
     return dataclasses.replace(settings, max_concurrent_runs=settings.max_concurrent_runs + total)
 
 
+def widen_pools(
+    pools: Mapping[str, domain.ConcurrencyPool],
+    job_definitions: Mapping[str, domain.JobDefinition],
+    held: Mapping[str, int],
+) -> dict[str, domain.ConcurrencyPool]:
+    """The pools, each widened by its members' runs a queueing system holds back.
+
+    As for :func:`widen_limits`: such runs do not count against a pool's limit.
+    """
+    extra: dict[str, int] = {}
+    for name, count in held.items():
+        jd = job_definitions.get(name)
+        if jd is not None and jd.concurrency_pool is not None:
+            extra[jd.concurrency_pool] = extra.get(jd.concurrency_pool, 0) + count
+    return {
+        name: dataclasses.replace(pool, max_concurrent_runs=pool.max_concurrent_runs + extra[name])
+        if extra.get(name)
+        else pool
+        for name, pool in pools.items()
+    }
+
+
 class AdmissionReporter:
     """Keeps ``status.admission`` of Running JobRuns in line with their batch Jobs."""
 

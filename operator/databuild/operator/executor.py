@@ -43,7 +43,7 @@ from databuild.domain.states import WAITING_FOR_EXTERNAL_DATA
 from databuild.operator import finalizer, retention, stalls
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.retries import RetryQueue, permanent
-from databuild.operator.snapshot import Snapshot
+from databuild.operator.snapshot import Snapshot, pool_usage
 from databuild.operator.store import WorldStore
 
 log = logging.getLogger(__name__)
@@ -323,6 +323,7 @@ class Executor:
             await asyncio.gather(*(run_lane(ops) for ops in lanes))
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
+            await self._concurrency_pools(snapshot, now, result)
             await self._release_jobs(snapshot, now, result)
             await self._review_stalls(snapshot, now, result, pending_events)
             await self._retire_job_runs(snapshot, now, result)
@@ -916,6 +917,53 @@ class Executor:
                     await self.gateway.emit_event(
                         ref, type="Warning", reason=ready[1], message=ready[2]
                     )
+
+    async def _concurrency_pools(
+        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Each ConcurrencyPool's counts and Ready condition, written when they changed.
+
+        Counted from the store after this plan's writes, so a start or a finish shows
+        in the same round (one status write per pool per change, none otherwise).
+        """
+        if not snapshot.pool_reports:
+            return
+        defs = snapshot.world.job_definitions
+        usage = pool_usage(self.store, snapshot.namespace, defs)
+        for report in snapshot.pool_reports:
+            pool = snapshot.pools.get(report.name)
+            if pool is None:
+                continue
+            members = sorted(n for n, jd in defs.items() if jd.concurrency_pool == report.name)
+            ready = codec.concurrency_pool_ready(pool, members)
+            counts = usage.get(report.name, domain.PoolUsage())
+            if (
+                report.usage == counts
+                and report.ready == ready
+                and report.observed_generation == report.generation
+            ):
+                continue
+            if not self.is_leading():
+                return
+            kept = report.since if report.ready[0] == ready[0] else None
+            since = kept or str(codec.iso(now))
+            try:
+                updated = await self.gateway.patch_status(
+                    "ConcurrencyPool",
+                    snapshot.namespace,
+                    report.name,
+                    codec.concurrency_pool_status(counts, ready, report.generation, since),
+                )
+            except GatewayError as error:
+                log.warning(
+                    "cannot write the status of ConcurrencyPool %s/%s: %s",
+                    snapshot.namespace,
+                    report.name,
+                    error,
+                )
+                continue
+            result.writes += 1
+            self.store.put("ConcurrencyPool", updated)
 
     async def _emit_events(self, events: list[tuple[ObjectReference, EventType, str, str]]) -> None:
         if not events:

@@ -1,6 +1,6 @@
 """The kopf handlers: watch events go into the world store, nothing else.
 
-This module only holds the decorators. kopf delivers every event of the five custom
+This module only holds the decorators. kopf delivers every event of the six custom
 kinds and of the batch Jobs and pods carrying the ``databuild.dev/job-run`` label
 (selected on the server, so other pods never reach the operator); the orchestration
 loop does all the thinking. Handlers are trivial and async, so none blocks the loop.
@@ -27,6 +27,7 @@ WATCHED: Mapping[str, tuple[str, str, str]] = {
     "Pod": ("", "v1", "pods"),
     "Schedule": (GROUP, VERSION, "schedules"),
     "TaintRequest": (GROUP, VERSION, "taintrequests"),
+    "ConcurrencyPool": (GROUP, VERSION, "concurrencypools"),
 }
 LABELLED = frozenset({"Job", "Pod"})
 """Kinds watched only with the job-run label (a server-side label selector)."""

@@ -13,7 +13,7 @@ from databuild import domain
 from databuild.adapters import codec, taint_requests
 from databuild.adapters.jobs import true_conditions, waiting_for_admission
 from databuild.adapters.ownership import controlled_by
-from databuild.operator.admission import widen_limits
+from databuild.operator.admission import WAITING, widen_limits, widen_pools
 from databuild.operator.store import WorldStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,20 @@ class JobDefinitionReport:
 
 
 @dataclass(frozen=True)
+class PoolReport:
+    """What a ConcurrencyPool's status says now, to tell whether it needs rewriting."""
+
+    name: str
+    generation: int
+    observed_generation: int | None
+    usage: domain.PoolUsage
+    ready: tuple[str, str, str]
+    """(status, reason, message) of its Ready condition; empty strings when absent."""
+    since: str | None
+    """lastTransitionTime of its Ready condition."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The World to plan from, plus what could not go into it."""
 
@@ -73,6 +87,9 @@ class Snapshot:
     skipped: tuple[str, ...] = field(default_factory=tuple)
     """Other objects left out, as messages for the log."""
     job_definition_reports: tuple[JobDefinitionReport, ...] = ()
+    pool_reports: tuple[PoolReport, ...] = ()
+    pools: Mapping[str, domain.ConcurrencyPool] = field(default_factory=dict)
+    """The ConcurrencyPools as written (the World's may be widened for held runs)."""
 
 
 _T = TypeVar("_T")
@@ -192,6 +209,16 @@ def build(
             )
         )
 
+    pools: dict[str, domain.ConcurrencyPool] = {}
+    pool_reports: list[PoolReport] = []
+    for name, body in store.objects("ConcurrencyPool", namespace).items():
+        try:
+            pools[name] = convert("ConcurrencyPool", body, codec.concurrency_pool_from)
+        except codec.BadObject as error:
+            skipped.append(str(error))  # its members wait, as for a missing pool
+            continue
+        pool_reports.append(_pool_report(name, body))
+
     wants: dict[str, domain.Want] = {}
     bad: list[BadWant] = []
     for name, body in store.objects("Want", namespace).items():
@@ -276,6 +303,7 @@ def build(
 
     for message in skipped:
         log.warning("left out of planning: %s", message)
+    written_definitions = dict(job_definitions)
     world = domain.World(
         job_definitions=job_definitions,
         wants=wants,
@@ -283,6 +311,7 @@ def build(
         job_runs=job_runs,
         outcomes=outcomes,
         settings=widen_limits(job_definitions, settings or domain.Settings(), held),
+        concurrency_pools=widen_pools(pools, written_definitions, held),
     )
     return Snapshot(
         namespace,
@@ -291,4 +320,40 @@ def build(
         tuple(wakeups),
         tuple(skipped),
         tuple(reports),
+        tuple(pool_reports),
+        pools,
     )
+
+
+def _pool_report(name: str, body: Mapping[str, Any]) -> PoolReport:
+    status = body.get("status") or {}
+    ready: dict[str, object] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
+    return PoolReport(
+        name,
+        int((body.get("metadata") or {}).get("generation") or 1),
+        status.get("observedGeneration"),
+        domain.PoolUsage(int(status.get("running") or 0), int(status.get("waiting") or 0)),
+        (str(ready.get("status", "")), str(ready.get("reason", "")), str(ready.get("message", ""))),
+        str(ready["lastTransitionTime"]) if ready.get("lastTransitionTime") else None,
+    )
+
+
+def pool_usage(
+    store: WorldStore, namespace: str, job_definitions: Mapping[str, domain.JobDefinition]
+) -> dict[str, domain.PoolUsage]:
+    """Runs Running and Queued per pool, as the store holds the JobRuns now.
+
+    A Running run whose batch Job a queueing system holds back is neither: it does not
+    count against the pool, and it is not waiting for the pool either.
+    """
+    pool_of = {name: jd.concurrency_pool for name, jd in job_definitions.items()}
+    pairs: list[tuple[str, str]] = []
+    for body in store.objects("JobRun", namespace).values():
+        status = body.get("status") or {}
+        state = str(status.get("state") or "Queued")
+        if status.get("admission") == WAITING:
+            state = WAITING
+        pairs.append((str((body.get("spec") or {}).get("jobDefinition", "")), state))
+    return domain.pool_usage(pairs, pool_of)

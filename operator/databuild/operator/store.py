@@ -23,7 +23,15 @@ from databuild.adapters.labels import (
 )
 
 WatchedKind = Literal[
-    "JobDefinition", "Want", "Partition", "JobRun", "Job", "Pod", "Schedule", "TaintRequest"
+    "JobDefinition",
+    "Want",
+    "Partition",
+    "JobRun",
+    "Job",
+    "Pod",
+    "Schedule",
+    "TaintRequest",
+    "ConcurrencyPool",
 ]
 WATCHED_KINDS: tuple[WatchedKind, ...] = (
     "JobDefinition",
@@ -34,6 +42,7 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
     "Pod",
     "Schedule",
     "TaintRequest",
+    "ConcurrencyPool",
 )
 
 _TOMBSTONE_SECONDS = 300.0

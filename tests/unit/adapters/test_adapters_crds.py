@@ -88,7 +88,15 @@ def test_names_short_names_and_category() -> None:
         short_names.add(names["shortNames"][0])
         assert crd(model)["spec"]["scope"] == "Namespaced"
         assert crd(model)["spec"]["versions"][0]["subresources"] == {"status": {}}
-    assert short_names == {"dbjobdef", "dbwant", "dbpart", "dbrun", "dbsched", "dbtaint"}
+    assert short_names == {
+        "dbjobdef",
+        "dbwant",
+        "dbpart",
+        "dbrun",
+        "dbsched",
+        "dbtaint",
+        "dbpool",
+    }
 
 
 def test_printer_columns() -> None:
@@ -107,6 +115,7 @@ def test_printer_columns() -> None:
         "JobRun": ["Job-Definition", "State", "Attempt", "Age"],
         "Schedule": ["Schedule", "Suspend", "Ready", "Last-Tick", "Next-Tick", "Age"],
         "TaintRequest": ["Ready", "Tainted", "Age"],
+        "ConcurrencyPool": ["Max", "Running", "Waiting", "Ready", "Age"],
     }
 
 

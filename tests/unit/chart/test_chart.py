@@ -26,6 +26,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "jobdefinitions"): {"get", "list", "watch"},
     ("databuild.dev", "wants"): {"get", "list", "watch", "create", "delete"},
     ("databuild.dev", "schedules"): {"get", "list", "watch"},
+    ("databuild.dev", "concurrencypools"): {"get", "list", "watch"},
     ("databuild.dev", "partitions"): {"get", "list", "watch", "create"},
     ("databuild.dev", "jobruns"): {"get", "list", "watch", "create", "delete"},
     ("databuild.dev", "jobdefinitions/status"): {"get", "update", "patch"},
@@ -35,6 +36,7 @@ EXPECTED_RULES: dict[tuple[str, str], set[str]] = {
     ("databuild.dev", "schedules/status"): {"get", "update", "patch"},
     ("databuild.dev", "taintrequests"): {"get", "list", "watch", "delete"},
     ("databuild.dev", "taintrequests/status"): {"get", "update", "patch"},
+    ("databuild.dev", "concurrencypools/status"): {"get", "update", "patch"},
     ("databuild.dev", "jobruns/finalizers"): {"update"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"get", "list", "watch"},
@@ -140,7 +142,15 @@ def test_chart_crds_cover_every_kind() -> None:
         assert crd["kind"] == "CustomResourceDefinition"
         assert crd["spec"]["group"] == "databuild.dev"
         kinds.add(crd["spec"]["names"]["kind"])
-    assert kinds == {"JobDefinition", "Want", "Partition", "JobRun", "Schedule", "TaintRequest"}
+    assert kinds == {
+        "JobDefinition",
+        "Want",
+        "Partition",
+        "JobRun",
+        "Schedule",
+        "TaintRequest",
+        "ConcurrencyPool",
+    }
 
 
 def test_default_mode_renders_no_crd_templates() -> None:
@@ -509,7 +519,15 @@ def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() ->
         aggregate + "edit",
         aggregate + "admin",
     }
-    kinds = ("jobdefinitions", "wants", "partitions", "jobruns", "schedules", "taintrequests")
+    kinds = (
+        "jobdefinitions",
+        "wants",
+        "partitions",
+        "jobruns",
+        "schedules",
+        "taintrequests",
+        "concurrencypools",
+    )
     assert _permissions(view["rules"]) == {
         ("databuild.dev", k): {"get", "list", "watch"} for k in kinds
     }
@@ -518,6 +536,7 @@ def test_user_roles_extend_the_default_roles_and_grant_the_operator_nothing() ->
         ("databuild.dev", "wants"): {"create", "update", "patch", "delete"},
         ("databuild.dev", "schedules"): {"create", "update", "patch", "delete"},
         ("databuild.dev", "taintrequests"): {"create", "delete"},
+        ("databuild.dev", "concurrencypools"): {"create", "update", "patch", "delete"},
     }
     # No patch on Partitions: a taint is a TaintRequest, not a metadata change.
     assert ("databuild.dev", "partitions") not in _permissions(edit["rules"])

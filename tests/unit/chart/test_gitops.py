@@ -50,7 +50,7 @@ def test_gitops_crds_are_the_repository_crds() -> None:
 def test_kustomization_builds_crds_namespace_jobdefinitions_wants_and_schedules() -> None:
     docs = _kustomize()
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("CustomResourceDefinition") == 6
+    assert kinds.count("CustomResourceDefinition") == 7
     assert kinds.count("Namespace") == 1
     assert kinds.count("JobDefinition") >= 1
     assert kinds.count("Want") >= 1

@@ -7,7 +7,7 @@ from typing import Any
 
 from databuild import domain
 from databuild.adapters.gateway import FakeGateway
-from databuild.operator.admission import AdmissionReporter, widen_limits
+from databuild.operator.admission import AdmissionReporter, widen_limits, widen_pools
 from databuild.operator.store import WorldStore
 
 NS = "data"
@@ -74,3 +74,17 @@ def test_runs_held_back_do_not_count_against_the_limits() -> None:
     assert defs["free"].max_concurrent_runs is None
     assert settings.max_concurrent_runs == 8
     assert widen_limits(defs, domain.Settings(), {"queued": 1}).max_concurrent_runs is None
+
+
+def test_runs_held_by_a_queue_do_not_count_against_their_pool() -> None:
+    defs = {
+        "a": domain.JobDefinition("a", ("a/{d}",), concurrency_pool="shared"),
+        "b": domain.JobDefinition("b", ("b/{d}",), concurrency_pool="shared"),
+        "free": domain.JobDefinition("free", ("f/{d}",)),
+    }
+    pools = {
+        "shared": domain.ConcurrencyPool("shared", 1),
+        "idle": domain.ConcurrencyPool("idle", 4),
+    }
+    widened = widen_pools(pools, defs, {"a": 2, "b": 1, "free": 5})
+    assert widened == {"shared": domain.ConcurrencyPool("shared", 4), "idle": pools["idle"]}

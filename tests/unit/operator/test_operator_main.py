@@ -36,5 +36,6 @@ def test_initial_sync_lists_every_watched_kind_before_planning() -> None:
         "Pod",
         "Schedule",
         "TaintRequest",
+        "ConcurrencyPool",
     }
     assert gateway.stats.total_writes == 0
