@@ -120,6 +120,7 @@ def test_jobs_in_a_pool_of_one_never_run_at_once_and_a_missing_pool_is_explained
     # A JobRun without a written state is Queued (its creation is its only transition).
     assert ghost.get("status", {}).get("state", "Queued") == "Queued", ghost
     assert not ghost.get("status", {}).get("startedAt")
+    assert ghost["status"]["reason"] == "ConcurrencyPoolNotFound", ghost
     # Creating it lets the run start.
     sc.apply(_pool("nowhere", 1))
     sc.wait_for_want("stranded", "Successful", timeout=60)

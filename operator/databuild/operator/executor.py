@@ -324,6 +324,7 @@ class Executor:
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
             await self._concurrency_pools(snapshot, now, result)
+            await self._runs_without_pool(snapshot, result)
             await self._release_jobs(snapshot, now, result)
             await self._review_stalls(snapshot, now, result, pending_events)
             await self._retire_job_runs(snapshot, now, result)
@@ -964,6 +965,43 @@ class Executor:
                 continue
             result.writes += 1
             self.store.put("ConcurrencyPool", updated)
+
+    async def _runs_without_pool(self, snapshot: Snapshot, result: ExecutionResult) -> None:
+        """A Queued run held by a ConcurrencyPool that does not exist says so.
+
+        Its reason and message (no transition: it stays Queued) are written once, and
+        cleared when the pool exists again; starting the run replaces them anyway.
+        """
+        defs = snapshot.world.job_definitions
+        if all(jd.concurrency_pool is None for jd in defs.values()):
+            return  # a namespace without pools pays nothing for them
+        for name, body in list(self.store.objects("JobRun", snapshot.namespace).items()):
+            status = body.get("status") or {}
+            if status.get("state", "Queued") != "Queued":
+                continue
+            jd = defs.get(str((body.get("spec") or {}).get("jobDefinition", "")))
+            pool = jd.concurrency_pool if jd is not None else None
+            patch: dict[str, Any] | None = None
+            if jd is not None and pool is not None and pool not in snapshot.pools:
+                message = domain.pool_not_found(jd.name, pool)
+                wanted = (domain.POOL_NOT_FOUND, message)
+                if (status.get("reason"), status.get("message")) != wanted:
+                    patch = {"reason": wanted[0], "message": wanted[1]}
+            elif status.get("reason") == domain.POOL_NOT_FOUND:
+                patch = {"reason": None, "message": None}
+            if patch is None:
+                continue
+            if not self.is_leading():
+                return
+            try:
+                updated = await self.gateway.patch_status("JobRun", snapshot.namespace, name, patch)
+            except GatewayError as error:
+                log.warning(
+                    "cannot write the status of JobRun %s/%s: %s", snapshot.namespace, name, error
+                )
+                continue
+            result.writes += 1
+            self.store.put("JobRun", updated)
 
     async def _emit_events(self, events: list[tuple[ObjectReference, EventType, str, str]]) -> None:
         if not events:

@@ -51,6 +51,14 @@ def test_a_missing_pool_holds_its_members_and_leaves_others_alone() -> None:
     ready = {x["type"]: x for x in c.status("Want", "held")["conditions"]}
     assert ready["Ready"]["reason"] == "ConcurrencyPoolNotFound"
     assert ready["Stalled"]["status"] == "True"
+    [run] = [r for r in c.gateway.of_kind("JobRun", NS) if r["spec"]["jobDefinition"] == "a"]
+    name = run["metadata"]["name"]
+    assert run["status"]["reason"] == "ConcurrencyPoolNotFound"
+    assert "'nowhere', which does not exist" in run["status"]["message"]
+    writes = c.gateway.stats.writes_of(verb="patch_status", kind="JobRun")
+    assert c.settle() == 0  # said once
+    assert c.gateway.stats.writes_of(verb="patch_status", kind="JobRun") == writes
     c.apply(_pool("nowhere", 3))
     c.settle()
     assert len(c.jobs()) == 2
+    assert c.status("JobRun", name)["reason"] != "ConcurrencyPoolNotFound"
