@@ -15,7 +15,7 @@ from pathlib import Path
 
 from e2e_support import Scenario, jobdef
 
-from databuild.adapters.gateway import KINDS
+from databuild.adapters.kinds import KINDS
 from databuild.testing.demo import request
 
 FAILING = ["daily/date=2025-03-29", "daily/date=2025-03-30", "daily/date=2025-03-31"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from e2e_support import Scenario, jobdef, want
 
-from databuild.adapters.gateway import KINDS
+from databuild.adapters.kinds import KINDS
 from databuild.testing.demo import request, wait_until
 
 QUEUE = "kueue.x-k8s.io/queue-name"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from e2e_support import Scenario, jobdef
 
-from databuild.adapters.gateway import KINDS
+from databuild.adapters.kinds import KINDS
 from databuild.domain.schedule import Calendar, want_name
 from databuild.testing.demo import KubeError, request, wait_until
 

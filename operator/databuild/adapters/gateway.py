@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from databuild.adapters.kinds import KINDS, kind_info
 from databuild.adapters.resources import API_VERSION, GROUP, VERSION
 
 EventType = Literal["Normal", "Warning"]
@@ -39,49 +40,6 @@ Keep = Callable[[dict[str, Any]], dict[str, Any]]
 """What a listing keeps of each object (see :meth:`Gateway.list`)."""
 
 _WRITE_VERBS = frozenset({"create", "patch", "patch_status", "replace_status", "delete", "event"})
-
-
-@dataclass(frozen=True)
-class KindInfo:
-    """Where a kind lives in the API."""
-
-    kind: str
-    api_version: str
-    plural: str
-    has_status: bool = True
-
-    def collection(self, namespace: str | None) -> str:
-        """The URL path of the kind's collection in ``namespace`` (``None``: all namespaces)."""
-        prefix = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if namespace is None:
-            return f"{prefix}/{self.plural}"
-        return f"{prefix}/namespaces/{namespace}/{self.plural}"
-
-
-KINDS: Mapping[str, KindInfo] = {
-    info.kind: info
-    for info in (
-        KindInfo("Want", API_VERSION, "wants"),
-        KindInfo("Partition", API_VERSION, "partitions"),
-        KindInfo("JobRun", API_VERSION, "jobruns"),
-        KindInfo("JobDefinition", API_VERSION, "jobdefinitions"),
-        KindInfo("Schedule", API_VERSION, "schedules"),
-        KindInfo("TaintRequest", API_VERSION, "taintrequests"),
-        KindInfo("ConcurrencyPool", API_VERSION, "concurrencypools"),
-        KindInfo("Job", "batch/v1", "jobs"),
-        KindInfo("Pod", "v1", "pods"),
-        KindInfo("Event", "v1", "events", has_status=False),
-        KindInfo("Lease", "coordination.k8s.io/v1", "leases", has_status=False),
-    )
-}
-
-
-def kind_info(kind: str) -> KindInfo:
-    """The :class:`KindInfo` of a kind the gateway knows, or ``ValueError``."""
-    try:
-        return KINDS[kind]
-    except KeyError:
-        raise ValueError(f"the gateway does not handle kind {kind!r}") from None
 
 
 class GatewayError(Exception):
@@ -875,7 +833,6 @@ class FakeGateway:
 
 __all__ = [
     "GROUP",
-    "KINDS",
     "VERSION",
     "AlreadyExists",
     "Conflict",
@@ -884,12 +841,10 @@ __all__ = [
     "GatewayError",
     "GatewayStats",
     "Invalid",
-    "KindInfo",
     "KubernetesGateway",
     "NotFound",
     "ObjectReference",
     "RecordedEvent",
     "event_manifest",
-    "kind_info",
     "merge_patch",
 ]

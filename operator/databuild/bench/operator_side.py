@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from databuild.adapters.gateway import KINDS
 from databuild.adapters.jobs import ENV_PARTITIONS
+from databuild.adapters.kinds import KINDS
 from databuild.adapters.labels import JOB_DEFINITION_LABEL
 from databuild.adapters.resources import API_VERSION
 from databuild.bench.baseline import BASELINE_LABEL, BuildFailed, BuildTimes, baseline_job

@@ -13,24 +13,10 @@ from typing import Any
 
 import kopf
 
+from databuild.adapters.kinds import KINDS, WATCHED_KINDS
 from databuild.adapters.labels import JOB_RUN_LABEL
-from databuild.adapters.resources import GROUP, VERSION
+from databuild.adapters.resources import GROUP
 from databuild.operator.store import WorldStore
-
-# kind -> (group, version, plural); "" is the core group.
-WATCHED: Mapping[str, tuple[str, str, str]] = {
-    "JobDefinition": (GROUP, VERSION, "jobdefinitions"),
-    "Want": (GROUP, VERSION, "wants"),
-    "Partition": (GROUP, VERSION, "partitions"),
-    "JobRun": (GROUP, VERSION, "jobruns"),
-    "Job": ("batch", "v1", "jobs"),
-    "Pod": ("", "v1", "pods"),
-    "Schedule": (GROUP, VERSION, "schedules"),
-    "TaintRequest": (GROUP, VERSION, "taintrequests"),
-    "ConcurrencyPool": (GROUP, VERSION, "concurrencypools"),
-}
-LABELLED = frozenset({"Job", "Pod"})
-"""Kinds watched only with the job-run label (a server-side label selector)."""
 
 
 def observe(store: WorldStore, kind: str, event: Mapping[str, Any]) -> None:
@@ -46,14 +32,19 @@ def observe(store: WorldStore, kind: str, event: Mapping[str, Any]) -> None:
 
 def register(registry: kopf.OperatorRegistry, store: WorldStore) -> None:
     """Register one event handler per watched kind."""
-    for kind, (group, version, plural) in WATCHED.items():
+    for kind in WATCHED_KINDS:
+        info = KINDS[kind]
 
         async def on_event(event: Mapping[str, Any], _kind: str = kind, **_: Any) -> None:
             observe(store, _kind, event)
 
-        labels = {JOB_RUN_LABEL: kopf.PRESENT} if kind in LABELLED else None
-        resource = (group, version, plural) if group else (version, plural)
-        kopf.on.event(*resource, labels=labels, registry=registry, id=f"watch-{plural}")(on_event)
+        labels = {JOB_RUN_LABEL: kopf.PRESENT} if info.labelled else None
+        resource = (
+            (info.group, info.version, info.plural) if info.group else (info.version, info.plural)
+        )
+        kopf.on.event(*resource, labels=labels, registry=registry, id=f"watch-{info.plural}")(
+            on_event
+        )
 
 
 def configure(settings: kopf.OperatorSettings, *, inactivity_timeout: float) -> None:

@@ -23,6 +23,7 @@ from kubernetes import client, config
 from databuild import domain
 from databuild.adapters.bel import attach as attach_bel
 from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway, NotFound
+from databuild.adapters.kinds import KINDS, WATCHED_KINDS
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import handlers, metrics
 from databuild.operator.admission import AdmissionReporter
@@ -33,7 +34,7 @@ from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
 from databuild.operator.schedules import ScheduleController
 from databuild.operator.settings import Settings, load
-from databuild.operator.store import WATCHED_KINDS, WorldStore, slim
+from databuild.operator.store import WorldStore, slim
 from databuild.operator.taints import TaintRequestController
 
 log = logging.getLogger("databuild.operator")
@@ -195,7 +196,7 @@ class Operator:
         while True:
             try:
                 for kind in WATCHED_KINDS:
-                    selector = JOB_RUN_LABEL if kind in handlers.LABELLED else None
+                    selector = JOB_RUN_LABEL if KINDS[kind].labelled else None
                     for ns in scopes:
                         items = await self.gateway.list(
                             kind, ns, label_selector=selector, keep=partial(slim, kind)
@@ -214,7 +215,7 @@ class Operator:
         scopes: Sequence[str | None] = self.settings.namespaces or (None,)
         dropped = 0
         for kind in WATCHED_KINDS:
-            selector = JOB_RUN_LABEL if kind in handlers.LABELLED else None
+            selector = JOB_RUN_LABEL if KINDS[kind].labelled else None
             for ns in scopes:
                 before = self.store.versions(kind, ns)
                 items = await self.gateway.list(

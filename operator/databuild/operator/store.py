@@ -13,36 +13,14 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from databuild.adapters.jobs import JOB_NAME_LABELS, true_conditions
+from databuild.adapters.kinds import WATCHED_KINDS
 from databuild.adapters.labels import (
     ATTEMPT_ANNOTATION,
     JOB_RUN_LABEL,
     TAINT_REQUESTED_AT_ANNOTATION,
-)
-
-WatchedKind = Literal[
-    "JobDefinition",
-    "Want",
-    "Partition",
-    "JobRun",
-    "Job",
-    "Pod",
-    "Schedule",
-    "TaintRequest",
-    "ConcurrencyPool",
-]
-WATCHED_KINDS: tuple[WatchedKind, ...] = (
-    "JobDefinition",
-    "Want",
-    "Partition",
-    "JobRun",
-    "Job",
-    "Pod",
-    "Schedule",
-    "TaintRequest",
-    "ConcurrencyPool",
 )
 
 _TOMBSTONE_SECONDS = 300.0

@@ -33,7 +33,7 @@ from typing import IO, Any, TypeVar
 import yaml
 from kubernetes import config
 
-from databuild.adapters.gateway import KINDS
+from databuild.adapters.kinds import KINDS
 from databuild.adapters.resources import API_VERSION
 from databuild.domain.schedule import Calendar, want_name
 from databuild.testing._binaries import databuild_dir
