@@ -61,7 +61,7 @@ bench-liveness: venv
 ## The real loop against an in-memory API server at 1,000, 10,000 and 100,000 partitions:
 ## CPU, writes and memory per partition and how they grow (no control plane needed).
 bench-scale: venv
-	$(PY) -m databuild.bench.scale
+	$(PY) -m databuild.bench.scale --output docs/benchmarks/results-scale.md
 
 ## The operator against a zero-overhead baseline on a local control plane (or the cluster
 ## of $DATABUILD_TEST_KUBECONFIG); prints a table, writes docs/benchmarks/results*.md.

@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import gc
 import multiprocessing
+import os
 import statistics
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--probes", type=int, default=20, help="single job completions timed per size"
     )
+    parser.add_argument("--output", type=Path, help="also write the table there (Markdown)")
     args = parser.parse_args(argv)
     results = []
     # One fresh process per size, so a size's resident set is its own.
@@ -268,9 +271,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wide-{size}: building …", file=sys.stderr, flush=True)
         with spawn.Pool(1) as pool:
             results.append(pool.apply(measure, (size, args.probes)))
-    for line in table(results):
-        print(line)
+    lines = list(table(results))
+    print("\n".join(lines))
+    if args.output is not None:
+        args.output.write_text(report(lines, args.probes))
     return 0
+
+
+def report(lines: Sequence[str], probes: int) -> str:
+    """The Markdown file ``--output`` writes: what ran, when, and the table."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "# The real loop at scale (in-memory API server)\n\n"
+        f"Produced by `python -m databuild.bench.scale` on {when}, {os.cpu_count()} cores, "
+        f"{probes} single completions timed per size. See README.md for what each column "
+        "means; wall times depend on how quiet the machine was, CPU and writes do not.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":
