@@ -4,7 +4,7 @@ PY := .venv/bin/python
 KUBECONFIG ?= $(CURDIR)/.databuild/kubeconfig
 export KUBECONFIG
 
-.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench-scale bench bench-quick control-plane flux prometheus-crds image lock
+.PHONY: crds venv cluster-up cluster-down run demo test test-unit lint bench-planner bench-liveness bench-scale bench bench-quick control-plane flux kueue prometheus-crds image lock
 
 venv: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -21,6 +21,11 @@ control-plane:
 ## GitOps tests, and link them into .databuild/flux.
 flux:
 	@bin="$$(hack/build-flux.sh | tail -n 1)" && mkdir -p .databuild && ln -sfn "$$bin" .databuild/flux
+
+## Build (cached) Kueue's manager with its CRDs and webhook configurations, for the queue
+## tests, and link it into .databuild/kueue.
+kueue:
+	@bin="$$(hack/build-kueue.sh | tail -n 1)" && mkdir -p .databuild && ln -sfn "$$bin" .databuild/kueue
 
 ## Fetch (cached) the Prometheus Operator's CRDs the chart's monitoring objects are checked against.
 prometheus-crds:
@@ -39,7 +44,7 @@ demo: venv control-plane
 	$(PY) -m databuild.testing.demo
 
 ## The whole suite: fast unit tests first, then the control-plane and e2e tests.
-test: venv control-plane flux prometheus-crds
+test: venv control-plane flux kueue prometheus-crds
 	$(PY) -m pytest
 
 test-unit: venv

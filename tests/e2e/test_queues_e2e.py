@@ -1,7 +1,7 @@
 """Queues on the real control plane: spec.jobMetadata on the Job, waiting for admission.
 
-No queueing system runs here: the test plays its part by resuming the suspended Job,
-as Kueue does when it admits a workload.
+The test plays the queueing system's part here by resuming the suspended Job, as Kueue
+does when it admits a workload; tests/e2e/test_kueue_e2e.py runs the real Kueue.
 """
 
 from __future__ import annotations

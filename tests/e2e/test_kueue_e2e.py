@@ -1,0 +1,234 @@
+"""Queues under the real Kueue: its webhooks and controllers admit the operator's Jobs.
+
+Kueue's manager (built by ``make kueue``) runs against the local control plane with
+its admission webhooks registered, managing batch Jobs that name a LocalQueue. A
+ClusterQueue has cpu quota for exactly one build at a time; the test looks at what
+Kueue records (its Workloads' admission), what the job controller records (the Jobs)
+and what the operator records (JobRuns and Wants).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from e2e_support import Scenario, jobdef, want
+
+from databuild.testing._kueue import Kueue
+from databuild.testing.demo import KubeError, request, wait_until
+from databuild.testing.outcomes import simulated
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from databuild.testing import Cluster
+
+QUEUE = "kueue.x-k8s.io/queue-name"
+KUEUE_API = "/apis/kueue.x-k8s.io/v1beta2"
+BUILD_SECONDS = 3  # long enough that a second admission while one runs would show
+
+
+@pytest.fixture(scope="module")
+def kueue(
+    control_plane: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Kueue]:
+    """Kueue's manager, running against the session's control plane."""
+    manager = Kueue(Path(control_plane.kubeconfig), run_dir=tmp_path_factory.mktemp("kueue"))
+    manager.start()
+    try:
+        yield manager
+    finally:
+        manager.stop()
+
+
+def _queues(kube: ApiClient, namespace: str, cpu: str) -> Iterator[None]:
+    """A ResourceFlavor and a ClusterQueue (both named after the namespace, since they
+    are cluster-scoped) with ``cpu`` of quota, and a LocalQueue ``builds`` onto them."""
+    name = namespace
+    request(
+        kube,
+        "POST",
+        f"{KUEUE_API}/resourceflavors",
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ResourceFlavor",
+            "metadata": {"name": name},
+        },
+    )
+    request(
+        kube,
+        "POST",
+        f"{KUEUE_API}/clusterqueues",
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ClusterQueue",
+            "metadata": {"name": name},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu"],
+                        "flavors": [
+                            {"name": name, "resources": [{"name": "cpu", "nominalQuota": cpu}]}
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    request(
+        kube,
+        "POST",
+        f"{KUEUE_API}/namespaces/{namespace}/localqueues",
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "LocalQueue",
+            "metadata": {"name": "builds", "namespace": namespace},
+            "spec": {"clusterQueue": name},
+        },
+    )
+    try:
+        yield
+    finally:
+        for path in (f"{KUEUE_API}/clusterqueues/{name}", f"{KUEUE_API}/resourceflavors/{name}"):
+            try:
+                request(kube, "DELETE", path)
+            except KubeError as error:
+                if error.status != 404:
+                    raise
+
+
+@pytest.fixture
+def one_build_at_a_time(kube: ApiClient, namespace: str, kueue: Kueue) -> Iterator[None]:
+    """Queues with cpu quota for one build (each requests one cpu)."""
+    yield from _queues(kube, namespace, "1")
+
+
+def _queued_jobdef(name: str, outputs: list[str], queue: str | None, **spec: Any) -> dict[str, Any]:
+    """A JobDefinition whose pods request one cpu and run BUILD_SECONDS; its Jobs name
+    ``queue`` (a LocalQueue) when given."""
+    doc = jobdef(name, outputs, **simulated(duration=f"{BUILD_SECONDS}s"), **spec)
+    container = doc["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"requests": {"cpu": "1"}}
+    if queue is not None:
+        doc["spec"]["jobMetadata"] = {"labels": {QUEUE: queue}}
+    return doc
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _condition_time(obj: dict[str, Any], type_: str) -> datetime | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_ and c.get("status") == "True":
+            return _time(c["lastTransitionTime"])
+    return None
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    # The job controller's interim conditions count too: Kueue may release the quota on them.
+    done = {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}
+    return any(
+        c.get("type") in done and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
+@pytest.mark.usefixtures("one_build_at_a_time")
+def test_kueue_admits_one_build_at_a_time_while_a_neighbour_builds(
+    scenario: Scenario, kueue: Kueue
+) -> None:
+    sc = scenario
+    refs = [f"queued/date=2025-01-0{d}" for d in (1, 2, 3)]
+    sc.apply(
+        # A limit of one run: runs Kueue holds back must not count, or the operator
+        # would create one Job at a time and Kueue would never see the queue.
+        _queued_jobdef("queued", ["queued/date={date}"], "builds", maxConcurrentRuns=1),
+        _queued_jobdef("direct", ["direct/date={date}"], None),
+        want("three", refs),
+        want("free", ["direct/date=2025-01-01"]),
+    )
+    sc.start_operator()
+
+    seen_admission: dict[str, set[str]] = {}
+    most_running = 0  # queued Jobs let run at once
+    most_held = 0  # queued Jobs existing, suspended, at once
+
+    def done() -> bool:
+        nonlocal most_running, most_held
+        kueue.check()
+        jobs = [
+            j
+            for j in sc.list("Job")
+            if QUEUE in (j["metadata"].get("labels") or {}) and not _finished(j)
+        ]
+        held = sum(1 for j in jobs if j["spec"].get("suspend"))
+        most_running = max(most_running, len(jobs) - held)
+        most_held = max(most_held, held)
+        for run in sc.runs_of("queued"):
+            admission = (run.get("status") or {}).get("admission")
+            if admission:
+                seen_admission.setdefault(run["metadata"]["name"], set()).add(admission)
+        wants = [sc.get("Want", n) for n in ("three", "free")]
+        states = [(w.get("status") or {}).get("state") if w else None for w in wants]
+        if "Failed" in states:
+            raise AssertionError(f"a Want failed\n{sc.describe()}\n{kueue.log_tail(60)}")
+        return states == ["Successful", "Successful"]
+
+    wait_until(
+        done,
+        timeout=30 + 6 * BUILD_SECONDS * len(refs),
+        what="both Wants Successful",
+        describe=lambda: f"{sc.describe()}\n{kueue.log_tail(60)}",
+    )
+
+    runs = sc.runs_of("queued")
+    assert len(runs) == len(refs)
+    jobs = {j["metadata"]["name"]: j for j in sc.list("Job")}
+    for run in runs:
+        status = run["status"]
+        assert status["state"] == "Succeeded"
+        # Kueue resumed the Job the operator created: no second attempt, no fight.
+        assert status["attempt"] == 1, status
+        assert status["admission"] == "Admitted", status
+        job = jobs[status["jobName"]]
+        assert job["metadata"]["labels"][QUEUE] == "builds"
+        assert job["spec"]["suspend"] is False
+
+    # Kueue's own record: a Workload per queued Job, admitted one after the other.
+    workloads = request(sc.kube, "GET", f"{KUEUE_API}/namespaces/{sc.namespace}/workloads")["items"]
+    owners = {
+        ref["name"]
+        for w in workloads
+        for ref in w["metadata"].get("ownerReferences") or []
+        if ref["kind"] == "Job"
+    }
+    assert owners == {r["status"]["jobName"] for r in runs}, owners
+    spans = []
+    for w in workloads:
+        admitted, finished = _condition_time(w, "Admitted"), _condition_time(w, "Finished")
+        assert admitted is not None and finished is not None, w["status"]
+        assert w["status"]["admission"]["clusterQueue"] == sc.namespace
+        spans.append((admitted, finished))
+    spans.sort()
+    for (_, previous_finished), (admitted, _) in itertools.pairwise(spans):
+        assert admitted >= previous_finished, spans
+
+    # What the test saw while it ran: never two queued Jobs running, and Jobs held
+    # while another ran (the JobDefinition's limit of 1 did not stop their creation).
+    assert most_running == 1, most_running
+    assert most_held >= 2, most_held
+    waited = [name for name, seen in seen_admission.items() if "WaitingForAdmission" in seen]
+    assert len(waited) >= 2, seen_admission
+
+    # The neighbour's Job, without a queue, ran while the queue was still busy.
+    free_run = sc.runs_of("direct")[0]
+    free_job = jobs[free_run["status"]["jobName"]]
+    assert "suspend" not in free_job["spec"] or free_job["spec"]["suspend"] is False
+    assert "admission" not in free_run["status"]
+    assert _time(free_job["status"]["completionTime"]) <= spans[-1][0], (free_job["status"], spans)
