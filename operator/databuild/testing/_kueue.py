@@ -14,6 +14,7 @@ import base64
 import copy
 import json
 import os
+import shlex
 import tempfile
 import time
 import urllib.error
@@ -41,6 +42,8 @@ FRAMEWORKS = ("batch/job",)
 #: The other integrations' webhooks (Pods, Deployments, ...) would put a
 #: `failurePolicy: Fail` webhook in front of every such object in the cluster.
 WEBHOOK_GROUPS = frozenset({"kueue.x-k8s.io", "batch"})
+#: Where Kueue's manager reads its metrics server's certificate (fixed in its main.go).
+METRICS_CERT_DIR = Path("/etc/kueue/metrics/certs")
 #: Names the webhook configurations get in the cluster (as in Kueue's release manifests).
 WEBHOOK_PREFIX = "kueue-"
 
@@ -50,6 +53,35 @@ _WEBHOOK_PATHS = {
     "MutatingWebhookConfiguration": f"{_ADMISSION_API}/mutatingwebhookconfigurations",
     "ValidatingWebhookConfiguration": f"{_ADMISSION_API}/validatingwebhookconfigurations",
 }
+
+
+def _in_own_etc(etc: Path, argv: Sequence[str]) -> list[str]:
+    """`argv` run with `etc`'s overlay mounted on /etc in a mount namespace of its own.
+
+    With internal certificate management off, Kueue's manager reads its metrics
+    server's certificate from the fixed path /etc/kueue/metrics/certs (no setting moves
+    it) and exits when it is missing. The overlay adds that one directory for this
+    process alone: the host's /etc is neither written nor seen changed, and parallel
+    runs each have their own. Mounting needs root, or else an unprivileged user
+    namespace (`--map-root-user`). `exec` keeps the manager in the started process, so
+    stopping its process group stops it.
+    """
+    options = f"lowerdir=/etc,upperdir={etc / 'upper'},workdir={etc / 'work'}"
+    mount = f"mount -t overlay overlay -o {shlex.quote(options)} /etc"
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return [
+        "unshare",
+        *user,
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        f'{mount} && exec "$@"',
+        "kueue",
+        *argv,
+    ]
 
 
 class KueueNotFound(RuntimeError):
@@ -244,6 +276,7 @@ class Kueue:
         # controller-runtime's webhook server reads tls.crt and tls.key from certDir.
         serving = ca.serving("kueue-webhook", dns_names=("localhost",), ips=("127.0.0.1",))
         serving.write(cert_dir, "tls")
+        etc = self._metrics_certificate(ca)
         config = self.run_dir / "configuration.yaml"
         config.write_text(
             yaml.safe_dump(
@@ -255,9 +288,10 @@ class Kueue:
                 )
             )
         )
+        manager = [str(self.binaries.kueue), f"--config={config}", *self.extra_args]
         self.process = Process(
             "kueue",
-            [str(self.binaries.kueue), f"--config={config}", *self.extra_args],
+            _in_own_etc(etc, manager),
             self.logs_dir / "kueue.log",
             env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
             cwd=self.run_dir,
@@ -277,6 +311,18 @@ class Kueue:
         except BaseException:
             self.stop()
             raise
+
+    def _metrics_certificate(self, ca: CertificateAuthority) -> Path:
+        """An overlay for /etc holding the metrics server's certificate (see
+        `_in_own_etc`); returns the overlay's directory."""
+        etc = self.run_dir / "etc"
+        certs = etc / "upper" / METRICS_CERT_DIR.relative_to("/etc")
+        certs.mkdir(parents=True, exist_ok=True)
+        (etc / "work").mkdir(exist_ok=True)
+        ca.serving("kueue-metrics", dns_names=("localhost",), ips=("127.0.0.1",)).write(
+            certs, "tls"
+        )
+        return etc
 
     @staticmethod
     def _apply_webhook(api: Any, doc: Mapping[str, Any]) -> None:
