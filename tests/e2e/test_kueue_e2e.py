@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from e2e_support import Scenario, jobdef, want
 
-from databuild.testing._kueue import Kueue
+from databuild.testing._kueue import Kueue, KueueBinaries, find_kueue_binaries
 from databuild.testing.demo import KubeError, delete_object, request, wait_until
 from databuild.testing.outcomes import simulated
 
@@ -33,11 +33,25 @@ BUILD_SECONDS = 3  # long enough that a second admission while one runs would sh
 
 
 @pytest.fixture(scope="module")
+def kueue_binaries() -> KueueBinaries:
+    """Kueue's build (`make kueue`): missing, it is an error of every test here (with
+    where it looked and what to run), never a skip."""
+    return find_kueue_binaries()
+
+
+@pytest.fixture(scope="module")
 def kueue(
-    control_plane: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+    kueue_binaries: KueueBinaries,
+    control_plane: Cluster,
+    crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Kueue]:
     """Kueue's manager, running against the session's control plane."""
-    manager = Kueue(Path(control_plane.kubeconfig), run_dir=tmp_path_factory.mktemp("kueue"))
+    manager = Kueue(
+        Path(control_plane.kubeconfig),
+        kueue_binaries,
+        run_dir=tmp_path_factory.mktemp("kueue"),
+    )
     manager.start()
     t = manager.timings
     print(
