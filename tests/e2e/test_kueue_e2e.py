@@ -19,7 +19,7 @@ import pytest
 from e2e_support import Scenario, jobdef, want
 
 from databuild.testing._kueue import Kueue, KueueBinaries, find_kueue_binaries
-from databuild.testing.demo import KubeError, request, wait_until
+from databuild.testing.demo import KubeError, delete_object, request, wait_until
 from databuild.testing.outcomes import simulated
 
 if TYPE_CHECKING:
@@ -264,7 +264,7 @@ def test_kueue_admits_one_build_at_a_time_while_a_neighbour_builds(
 
 
 @pytest.mark.usefixtures("one_build_at_a_time")
-def test_a_job_for_a_missing_queue_is_held_while_a_neighbour_builds(
+def test_a_job_for_a_missing_queue_is_held_and_cancelled_cleanly(
     scenario: Scenario, kueue: Kueue
 ) -> None:
     sc = scenario
@@ -299,3 +299,24 @@ def test_a_job_for_a_missing_queue_is_held_while_a_neighbour_builds(
     lost = sc.get("Want", "lost")
     assert lost is not None and lost["status"]["state"] == "Building", lost
     assert sc.get("Job", job_name)["spec"]["suspend"] is True  # type: ignore[index]
+
+    # Nobody needs it any more: the held Job (with the operator's outcome finalizer,
+    # released once it is deleting) and Kueue's Workload go away.
+    delete_object(sc.kube, "Want", sc.namespace, "lost")
+
+    def cleaned_up() -> bool:
+        cancelled = sc.runs_of("lost")[0]["status"]["state"] == "Cancelled"
+        return cancelled and sc.get("Job", job_name) is None and workload_of_job() is None
+
+    def left_over() -> str:
+        return (
+            f"{sc.describe()}\nJob: {sc.get('Job', job_name)}\n"
+            f"Workload: {workload_of_job()}\n{kueue.log_tail(40)}"
+        )
+
+    wait_until(
+        cleaned_up,
+        timeout=60,
+        what="the run Cancelled, its Job and Workload gone",
+        describe=left_over,
+    )

@@ -613,9 +613,16 @@ class Executor:
             )
         except (NotFound, Conflict):
             result.skipped += 1  # gone, or replaced by another object of that name
-        else:
-            result.writes += 1
+            self.store.forget("Job", ns, action.name)
+            return True
+        result.writes += 1
         self.store.forget("Job", ns, action.name)
+        # The outcome finalizer keeps the Job until it is released, and the watch event
+        # saying it is being deleted may have arrived during the delete and been
+        # forgotten just now; nothing else changes the Job, so no later event would
+        # bring it back and it would stay, deleting, for ever. Read it back.
+        with contextlib.suppress(GatewayError):  # gone (NotFound), or no worse than before
+            self.store.put("Job", await self.gateway.get("Job", ns, action.name))
         return True
 
     async def _status(
