@@ -49,7 +49,8 @@ from databuild.operator.store import WorldStore
 log = logging.getLogger(__name__)
 
 _INITIAL_STATE = {"Partition": "Missing", "JobRun": "Queued", "Want": "Pending"}
-_EVENT_CONCURRENCY = 8
+EVENT_CONCURRENCY = 8
+"""Kubernetes Events sent at once after a plan (they are for people, so they go last)."""
 
 WRITE_REFUSED = "WriteRefused"
 """The Stalled reason (and Warning Event) of an object whose write the API server refused."""
@@ -825,39 +826,51 @@ class Executor:
         """
         ns = snapshot.namespace
         due = finalizer.releases(self.store.objects("Job", ns), self.store.objects("JobRun", ns))
-        for job in due:
-            if not self.is_leading():
-                return
-            key = ("Job", job.job)
-            if self.retries.waiting(ns, key, now):
-                continue
-            try:
-                updated = await self.gateway.patch(
-                    "Job",
-                    ns,
-                    job.job,
-                    {"metadata": {"finalizers": list(job.finalizers) or None}},
-                    resource_version=job.resource_version or None,
-                )
-            except NotFound:
-                self.store.forget("Job", ns, job.job)
-                continue
-            except Conflict:
-                continue  # changed meanwhile: the watch brings it back, decided again
-            except GatewayError as error:
-                delay = self.retries.failed(ns, key, now)
-                log.warning(
-                    "cannot release batch Job %s/%s, trying again in %.1fs: %s",
-                    ns,
-                    job.job,
-                    delay,
-                    error,
-                )
-                result.errors += 1
-                continue
-            self.retries.forget(ns, key)
-            result.writes += 1
-            self.store.put("Job", updated)
+        limit = asyncio.Semaphore(self.write_concurrency)
+
+        async def release(job: finalizer.Release) -> None:
+            async with limit:
+                await self._release_job(ns, job, now, result)
+
+        # Each Job is its own object: released side by side, like the plan's lanes.
+        await asyncio.gather(*(release(job) for job in due))
+
+    async def _release_job(
+        self, ns: str, job: finalizer.Release, now: datetime, result: ExecutionResult
+    ) -> None:
+        """Remove the outcome finalizer of one batch Job (backing it off if that fails)."""
+        if not self.is_leading():
+            return
+        key = ("Job", job.job)
+        if self.retries.waiting(ns, key, now):
+            return
+        try:
+            updated = await self.gateway.patch(
+                "Job",
+                ns,
+                job.job,
+                {"metadata": {"finalizers": list(job.finalizers) or None}},
+                resource_version=job.resource_version or None,
+            )
+        except NotFound:
+            self.store.forget("Job", ns, job.job)
+            return
+        except Conflict:
+            return  # changed meanwhile: the watch brings it back, decided again
+        except GatewayError as error:
+            delay = self.retries.failed(ns, key, now)
+            log.warning(
+                "cannot release batch Job %s/%s, trying again in %.1fs: %s",
+                ns,
+                job.job,
+                delay,
+                error,
+            )
+            result.errors += 1
+            return
+        self.retries.forget(ns, key)
+        result.writes += 1
+        self.store.put("Job", updated)
 
     async def _bad_wants(self, snapshot: Snapshot, now: datetime, result: ExecutionResult) -> None:
         for bad in snapshot.bad_wants:
@@ -1026,7 +1039,14 @@ class Executor:
                         "could not emit event %s on %s %s: %s", reason, ref.kind, ref.name, error
                     )
 
-        await asyncio.gather(*(emit() for _ in range(min(_EVENT_CONCURRENCY, len(events)))))
+        await asyncio.gather(*(emit() for _ in range(min(EVENT_CONCURRENCY, len(events)))))
 
 
-__all__ = ["API_VERSION", "ExecutionResult", "Executor", "event_message", "event_type"]
+__all__ = [
+    "API_VERSION",
+    "EVENT_CONCURRENCY",
+    "ExecutionResult",
+    "Executor",
+    "event_message",
+    "event_type",
+]

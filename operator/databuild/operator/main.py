@@ -22,13 +22,19 @@ from kubernetes import client, config
 
 from databuild import domain
 from databuild.adapters.bel import attach as attach_bel
-from databuild.adapters.gateway import Gateway, GatewayError, KubernetesGateway, NotFound
+from databuild.adapters.gateway import (
+    DEFAULT_MAX_IN_FLIGHT,
+    Gateway,
+    GatewayError,
+    KubernetesGateway,
+    NotFound,
+)
 from databuild.adapters.kinds import KINDS, WATCHED_KINDS
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import handlers, metrics
 from databuild.operator.admission import AdmissionReporter
 from databuild.operator.eventlog import BuildEventLog
-from databuild.operator.executor import Executor
+from databuild.operator.executor import EVENT_CONCURRENCY, Executor
 from databuild.operator.history_api import serve_history
 from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
@@ -70,15 +76,21 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
 
 
-def api_client(kubeconfig: Path | None) -> Any:
-    """A kubernetes ``ApiClient``: the kubeconfig if given, else in-cluster, else default."""
-    if kubeconfig is not None:
-        return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+def api_client(kubeconfig: Path | None, *, connections: int = DEFAULT_MAX_IN_FLIGHT) -> Any:
+    """A kubernetes ``ApiClient``: the kubeconfig if given, else in-cluster, else default.
+
+    It keeps up to ``connections`` connections open (the client's default is 10), one
+    for each request the gateway may have in flight.
+    """
     configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    if kubeconfig is not None:
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = connections
     return client.ApiClient(configuration)
 
 
@@ -113,8 +125,13 @@ class Operator:
         self, settings: Settings, *, api: Any | None = None, gateway: Gateway | None = None
     ) -> None:
         self.settings = settings
-        self.api = api if api is not None else api_client(settings.kubeconfig)
-        self.gateway: Gateway = gateway or KubernetesGateway(self.api)
+        # Room for every write the executor sends at once, its Event workers, the
+        # Lease and the reads a plan makes on the way.
+        in_flight = settings.write_concurrency + EVENT_CONCURRENCY + 4
+        self.api = (
+            api if api is not None else api_client(settings.kubeconfig, connections=in_flight)
+        )
+        self.gateway: Gateway = gateway or KubernetesGateway(self.api, max_in_flight=in_flight)
         self.store = WorldStore()
         self.bel = BuildEventLog()
         self.metrics = metrics.OperatorMetrics()

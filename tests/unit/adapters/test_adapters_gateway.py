@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -234,3 +235,28 @@ def test_writes_never_outlive_the_leaders_term() -> None:
     budget[0] = None  # leader election off
     run(gw.create(_want("any")))
     assert api.timeouts[-1] == 30.0
+
+
+class _GatheringApi(_RecordingApi):
+    """Holds every request until ``expected`` are in flight at once (or times out)."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.barrier = threading.Barrier(expected, timeout=10)
+
+    def call_api(self, *args: Any, _request_timeout: float) -> Any:
+        self.barrier.wait()  # BrokenBarrierError: fewer were ever in flight together
+        return super().call_api(*args, _request_timeout=_request_timeout)
+
+
+def test_requests_in_flight_are_bounded_by_the_gateway_not_by_the_cores() -> None:
+    # asyncio's default executor has cores + 4 threads (6 on two cores), which capped the
+    # executor's concurrent writes whatever --write-concurrency said.
+    api = _GatheringApi(16)
+    gw = KubernetesGateway(api, max_in_flight=16)
+
+    async def sixteen() -> None:
+        await asyncio.gather(*(gw.create(_want(f"w{i}")) for i in range(16)))
+
+    run(sixteen())
+    assert len(api.timeouts) == 16

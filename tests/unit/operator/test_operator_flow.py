@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from typing import Any
 
 from operator_fakes import NS, TEMPLATE, FakeCluster, jobdef, want
 
@@ -424,6 +425,43 @@ def test_concurrent_lanes_build_the_same_result() -> None:
     assert c.status("Want", "w")["state"] == "Successful"
     assert len(c.jobs()) == 10
     assert c.settle() == 0
+
+
+def _release_in_flight(concurrency: int) -> tuple[int, list[dict[str, Any]]]:
+    """Build five partitions; the most finalizer releases in flight at once, and the Jobs."""
+    c = FakeCluster()
+    c.executor.write_concurrency = concurrency
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", [f"daily/date=2025-01-0{d}" for d in range(1, 6)]))
+    c.reconcile()
+    for job in c.jobs():
+        c.finish_job(job["metadata"]["name"])
+    in_flight, most = 0, 0
+    patch = c.gateway.patch
+
+    async def slow_patch(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.01)  # an API server's round trip
+        try:
+            return await patch(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    c.gateway.patch = slow_patch  # type: ignore[method-assign]
+    c.settle()
+    assert c.status("Want", "w")["state"] == "Successful"
+    return most, c.jobs()
+
+
+def test_finalizer_releases_run_side_by_side_with_write_concurrency() -> None:
+    most, jobs = _release_in_flight(8)
+    assert most == 5  # one per Job, not one after the other
+    assert all(not j["metadata"].get("finalizers") for j in jobs)
+    most, jobs = _release_in_flight(1)
+    assert most == 1
+    assert all(not j["metadata"].get("finalizers") for j in jobs)
 
 
 def test_writes_follow_the_planners_order_by_default() -> None:
