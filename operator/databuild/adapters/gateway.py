@@ -326,7 +326,8 @@ class KubernetesGateway:
     gateway's own pool and never blocks the event loop. The pool, not asyncio's default
     executor (``cores + 4`` threads: 6 on two cores), bounds the requests in flight, so
     ``max_in_flight`` concurrent writes really are concurrent; give the client's
-    connection pool as many connections (``connection_pool_maxsize``).
+    connection pool as many connections (``connection_pool_maxsize``). Lease requests
+    have a thread of their own.
     """
 
     def __init__(
@@ -341,6 +342,9 @@ class KubernetesGateway:
         self._timeout = request_timeout
         self.max_in_flight = max_in_flight
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="databuild-api")
+        # The Lease never waits for a thread behind a plan's writes: a renewal stuck in
+        # that queue ends the term and abandons the very plan that held it up.
+        self._lease_pool = ThreadPoolExecutor(1, thread_name_prefix="databuild-lease")
         # Seconds a write may still take (the leader's remaining term), None: no limit.
         # Lease writes are exempt: they are how a term is won.
         self.write_budget = write_budget
@@ -416,7 +420,8 @@ class KubernetesGateway:
             budgeted=budgeted,
         )
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._pool, send)
+            pool = self._lease_pool if kind == "Lease" else self._pool
+            result = await asyncio.get_running_loop().run_in_executor(pool, send)
         except GatewayError as error:
             self.stats.record(verb, kind, error)
             raise

@@ -260,3 +260,35 @@ def test_requests_in_flight_are_bounded_by_the_gateway_not_by_the_cores() -> Non
 
     run(sixteen())
     assert len(api.timeouts) == 16
+
+
+class _BlockingApi(_RecordingApi):
+    """Holds every request but the Lease's until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def call_api(self, method: str, url: str, *args: Any, _request_timeout: float) -> Any:
+        if "/leases" not in url:
+            assert self.release.wait(10), "never released"
+        return super().call_api(method, url, *args, _request_timeout=_request_timeout)
+
+
+def test_a_lease_renewal_never_waits_behind_writes() -> None:
+    api = _BlockingApi()
+    gw = KubernetesGateway(api, max_in_flight=2)
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
+
+    async def renew_while_writes_hang() -> None:
+        writes = [asyncio.ensure_future(gw.create(_want(f"w{i}"))) for i in range(4)]
+        await asyncio.sleep(0.05)  # every worker thread now waits on the API server
+        await asyncio.wait_for(
+            gw.create({**lease, "metadata": {"name": "l", "namespace": "ns"}}), timeout=5
+        )
+        assert not any(w.done() for w in writes)
+        api.release.set()
+        await asyncio.gather(*writes)
+
+    run(renew_while_writes_hang())
+    assert len(api.timeouts) == 5
