@@ -18,6 +18,8 @@ from databuild.domain.actions import (
     TransitionPartition,
     TransitionWant,
     UpdateWantStatus,
+    WriteLane,
+    write_lanes,
 )
 from databuild.domain.concurrency import (
     POOL_NOT_FOUND,
@@ -163,6 +165,7 @@ __all__ = [
     "WantSuccessful",
     "WantUpstreamBuilding",
     "World",
+    "WriteLane",
     "batch_job_name",
     "derived_want_name",
     "inherited_priorities",
@@ -187,4 +190,5 @@ __all__ = [
     "taint",
     "transition",
     "want_status",
+    "write_lanes",
 ]

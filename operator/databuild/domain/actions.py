@@ -9,14 +9,14 @@ already applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from databuild.domain.events import Event
 from databuild.domain.refs import PartitionRef
 from databuild.domain.states import JobRunState, PartitionState, WantState
-from databuild.domain.world import Condition
+from databuild.domain.world import Condition, World
 
 __all__ = [
     "Action",
@@ -31,6 +31,8 @@ __all__ = [
     "TransitionPartition",
     "TransitionWant",
     "UpdateWantStatus",
+    "WriteLane",
+    "write_lanes",
 ]
 
 
@@ -172,3 +174,43 @@ Action = (
     | UpdateWantStatus
     | FlagSlaBreach
 )
+
+
+WriteLane = tuple[str, str]
+"""The object whose writes an action's write must follow: ``(kind, name)``."""
+
+
+def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | None]:
+    """For each action of a plan made from ``world``, the lane its write belongs to.
+
+    A plan's writes may be sent several lanes at once, each lane in the planner's order,
+    and a crash between any two writes stays safe: a build's writes (its JobRun, its
+    batch Jobs, the Wants it derived, and the Partitions it claims or finishes) form one
+    lane, so a Partition never goes Live before its JobRun Succeeded and a derived Want
+    exists before its run waits for it. A Partition no run touches is a lane of its own.
+    ``None``: a Want's status, derived from the rest, written after every lane.
+    """
+    builder: dict[str, str] = {}  # Partition name -> the run whose lane it follows
+    for action in actions:
+        if isinstance(action, TransitionPartition) and action.name not in builder:
+            run = getattr(action.state, "built_by", None)
+            if run is None:
+                before = world.partitions.get(action.ref)
+                run = getattr(before.state, "built_by", None) if before is not None else None
+            if run:
+                builder[action.name] = str(run)
+    lanes: list[WriteLane | None] = []
+    for action in actions:
+        match action:
+            case CreateJobRun() | TransitionJobRun():
+                lanes.append(("JobRun", action.name))
+            case CreateWant():
+                lanes.append(("JobRun", action.source_job_run))
+            case CreateBatchJob() | DeleteBatchJob():
+                lanes.append(("JobRun", action.job_run))
+            case CreatePartition() | TransitionPartition():
+                run = builder.get(action.name)
+                lanes.append(("JobRun", run) if run else ("Partition", action.name))
+            case RecordWant() | TransitionWant() | UpdateWantStatus() | FlagSlaBreach():
+                lanes.append(None)
+    return lanes

@@ -81,6 +81,7 @@ class _StatusOp:
     job_run_reason: str = ""
     job_run_exit_code: int | None = None
     job_run_state: domain.JobRunState | None = None
+    lane: domain.WriteLane | None = None
 
 
 @dataclass
@@ -88,21 +89,25 @@ class _Create:
     kind: str
     manifest: dict[str, Any]
     event: domain.Event | None
+    lane: domain.WriteLane | None = None
 
 
 @dataclass
 class _CreateWant:
     action: domain.CreateWant
+    lane: domain.WriteLane | None = None
 
 
 @dataclass
 class _CreateBatchJob:
     action: domain.CreateBatchJob
+    lane: domain.WriteLane | None = None
 
 
 @dataclass
 class _DeleteBatchJob:
     action: domain.DeleteBatchJob
+    lane: domain.WriteLane | None = None
 
 
 _Op = _StatusOp | _Create | _CreateWant | _CreateBatchJob | _DeleteBatchJob
@@ -213,27 +218,34 @@ class Executor:
         ops: list[_Op] = []
         status_ops: dict[tuple[str, str], _StatusOp] = {}
 
+        lanes = domain.write_lanes(plan.actions, snapshot.world)
+        lane: domain.WriteLane | None = None
+
         def status_op(kind: str, name: str, expect: str | None) -> _StatusOp:
             op = status_ops.get((kind, name))
             if op is None:
-                op = status_ops[kind, name] = _StatusOp(kind, name, expect)
+                op = status_ops[kind, name] = _StatusOp(kind, name, expect, lane=lane)
                 ops.append(op)
             return op
 
-        for action in plan.actions:
+        for action, lane in zip(plan.actions, lanes, strict=True):
             match action:
                 case domain.CreatePartition():
                     ops.append(
-                        _Create("Partition", codec.partition_manifest(action, ns), action.event)
+                        _Create(
+                            "Partition", codec.partition_manifest(action, ns), action.event, lane
+                        )
                     )
                 case domain.CreateJobRun():
-                    ops.append(_Create("JobRun", codec.job_run_manifest(action, ns), action.event))
+                    ops.append(
+                        _Create("JobRun", codec.job_run_manifest(action, ns), action.event, lane)
+                    )
                 case domain.CreateWant():
-                    ops.append(_CreateWant(action))
+                    ops.append(_CreateWant(action, lane))
                 case domain.CreateBatchJob():
-                    ops.append(_CreateBatchJob(action))
+                    ops.append(_CreateBatchJob(action, lane))
                 case domain.DeleteBatchJob():
-                    ops.append(_DeleteBatchJob(action))
+                    ops.append(_DeleteBatchJob(action, lane))
                 case domain.TransitionPartition():
                     op = status_op("Partition", action.name, action.from_state)
                     op.patch.update(codec.partition_status(action.state, action.event.time))
@@ -290,12 +302,19 @@ class Executor:
         ns = snapshot.namespace
         operations = self._operations(snapshot, plan)
         if self.write_concurrency <= 1:
-            lanes = [operations]  # the plan's own order; a stopped object skips its rest
+            # The plan's own order; a stopped object skips its rest.
+            phases = [[operations]]
         else:
-            by_object: dict[tuple[str, str], list[_Op]] = {}
+            # One lane per build (see domain.write_lanes), then the Wants' status.
+            by_lane: dict[domain.WriteLane, list[_Op]] = {}
+            by_want: dict[tuple[str, str], list[_Op]] = {}
             for op in operations:
-                by_object.setdefault(_lane(op), []).append(op)
-            lanes = list(by_object.values())
+                if op.lane is None:
+                    by_want.setdefault(_lane(op), []).append(op)
+                else:
+                    by_lane.setdefault(op.lane, []).append(op)
+            phases = [list(by_lane.values()), list(by_want.values())]
+        whole_lane = self.write_concurrency > 1
         limit = asyncio.Semaphore(self.write_concurrency)
         stopped: set[tuple[str, str]] = set()
 
@@ -311,6 +330,8 @@ class Executor:
                     if self.retries.waiting(ns, key, now):
                         stopped.add(key)  # backing off: its turn comes at its deadline
                         result.deferred += 1
+                        if whole_lane:
+                            return
                         continue
                     outcome = await self._run(ns, op, now, result, pending_events)
                     if outcome == "ok":
@@ -319,9 +340,12 @@ class Executor:
                     stopped.add(key)
                     if outcome == "surprise":
                         result.replan = True
+                    if whole_lane:
+                        return  # the rest of a build waits for this write (crash safety)
 
         try:
-            await asyncio.gather(*(run_lane(ops) for ops in lanes))
+            for lanes in phases:
+                await asyncio.gather(*(run_lane(ops) for ops in lanes))
             await self._bad_wants(snapshot, now, result)
             await self._job_definitions(snapshot, now, result)
             await self._concurrency_pools(snapshot, now, result)

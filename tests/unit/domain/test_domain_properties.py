@@ -26,7 +26,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from databuild.domain.actions import CreateBatchJob
+from databuild.domain.actions import CreateBatchJob, write_lanes
 from databuild.domain.events import EntityKind
 from databuild.domain.planner import Planner, plan
 from databuild.domain.refs import PartitionRef
@@ -201,6 +201,25 @@ class Planning(RuleBasedStateMachine):
         actions = plan(self.sim.world, self.sim.now).actions
         self._apply(actions[: int(len(actions) * cut)])
 
+    @rule(data=st.data(), during_wants=st.booleans())
+    def crash_midway_writing_objects_at_once(self, data: st.DataObject, during_wants: bool) -> None:
+        """Kill -9 while several builds are written at once (``--write-concurrency``): each
+        lane stops at a point of its own; the Wants' status goes after every lane."""
+        actions = plan(self.sim.world, self.sim.now).actions
+        lanes: dict[tuple[str, str], list[int]] = {}
+        wants: dict[str, list[int]] = {}
+        for index, lane in enumerate(write_lanes(actions, self.sim.world)):
+            if lane is None:
+                wants.setdefault(str(getattr(actions[index], "name", "")), []).append(index)
+            else:
+                lanes.setdefault(lane, []).append(index)
+        kept: set[int] = set()
+        if during_wants:
+            kept.update(i for lane in lanes.values() for i in lane)
+        for group in (wants if during_wants else lanes).values():
+            kept.update(group[: data.draw(st.integers(0, len(group)))])
+        self._apply(tuple(a for i, a in enumerate(actions) if i in kept))
+
     def _apply(self, actions: tuple[object, ...]) -> None:
         for action in actions:
             if isinstance(action, CreateBatchJob):
@@ -320,6 +339,12 @@ class IncrementalPlanning(Planning):
     def crash_midway(self, cut: float) -> None:
         super().crash_midway(cut)
         self.planner = Planner(self.sim.world)  # a restarted operator starts afresh
+        self.synced = self.sim.world
+
+    @rule(data=st.data(), during_wants=st.booleans())
+    def crash_midway_writing_objects_at_once(self, data: st.DataObject, during_wants: bool) -> None:
+        super().crash_midway_writing_objects_at_once(data, during_wants)
+        self.planner = Planner(self.sim.world)
         self.synced = self.sim.world
 
 

@@ -464,6 +464,42 @@ def test_finalizer_releases_run_side_by_side_with_write_concurrency() -> None:
     assert all(not j["metadata"].get("finalizers") for j in jobs)
 
 
+def test_concurrent_writes_keep_each_builds_order() -> None:
+    # Four builds written at once, each write answered after its own delay: a Partition
+    # still goes Live only after its JobRun's Succeeded went through (a kill -9 in
+    # between must not leave it Live), and the Want's status comes after every build.
+    c = FakeCluster()
+    c.executor.write_concurrency = 8
+    order: list[tuple[str, str, str]] = []
+    patch_status = c.gateway.patch_status
+    delays = iter([0.03, 0.0, 0.02, 0.01] * 100)
+
+    async def slow_patch_status(
+        kind: str, namespace: str, name: str, patch: dict[str, Any], **kw: Any
+    ) -> dict[str, Any]:
+        await asyncio.sleep(next(delays))
+        done = await patch_status(kind, namespace, name, patch, **kw)
+        order.append((kind, name, str(patch.get("state"))))
+        return done
+
+    c.gateway.patch_status = slow_patch_status  # type: ignore[method-assign]
+    c.apply(jobdef("daily", ["daily/date={date}"]))
+    c.apply(want("w", [f"daily/date=2025-01-0{d}" for d in range(1, 5)]))
+    c.reconcile()
+    for job in c.jobs():
+        c.finish_job(job["metadata"]["name"])
+    order.clear()
+    c.reconcile()
+    assert c.status("Want", "w")["state"] == "Successful"
+    at = {(kind, name, state): i for i, (kind, name, state) in enumerate(order)}
+    parts = c.gateway.of_kind("Partition", NS)
+    assert len(parts) == 4
+    for part in parts:
+        live = at["Partition", part["metadata"]["name"], "Live"]
+        assert at["JobRun", part["status"]["jobRun"], "Succeeded"] < live
+        assert live < at["Want", "w", "Successful"]
+
+
 def test_writes_follow_the_planners_order_by_default() -> None:
     c = FakeCluster()
     order: list[tuple[str, str]] = []
