@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import assert_never
 
 from databuild.domain.events import Event
 from databuild.domain.refs import PartitionRef
@@ -213,4 +214,6 @@ def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | Non
                 lanes.append(("JobRun", run) if run else ("Partition", action.name))
             case RecordWant() | TransitionWant() | UpdateWantStatus() | FlagSlaBreach():
                 lanes.append(None)
+            case unreachable:
+                assert_never(unreachable)  # a new action needs its lane decided here
     return lanes
