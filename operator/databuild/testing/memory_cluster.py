@@ -3,7 +3,7 @@
 :class:`MemoryCluster` wires the product's own :class:`~databuild.operator.store.WorldStore`,
 :class:`~databuild.operator.executor.Executor` and
 :class:`~databuild.operator.loop.Orchestrator` to the in-memory
-:class:`~databuild.adapters.gateway.FakeGateway`. What the watches would deliver is put
+:class:`~databuild.testing.fake_gateway.FakeGateway`. What the watches would deliver is put
 into the store as the API server answers; :meth:`MemoryCluster.finish_jobs` plays the
 Kubernetes job controller and kubelet (every batch Job not yet finished completes, its
 pod ending with exit code 0). Nothing is mocked inside the operator: plans, writes,
@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from databuild.adapters.gateway import FakeGateway
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.executor import ExecutionResult, Executor
 from databuild.operator.leader import AlwaysLeader
 from databuild.operator.loop import Orchestrator
 from databuild.operator.store import WorldStore
+from databuild.testing.fake_gateway import FakeGateway
 
 __all__ = ["MemoryCluster"]
 

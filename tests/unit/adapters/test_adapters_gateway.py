@@ -11,7 +11,6 @@ import pytest
 from databuild.adapters.gateway import (
     AlreadyExists,
     Conflict,
-    FakeGateway,
     Gateway,
     GatewayError,
     GatewayStats,
@@ -23,6 +22,7 @@ from databuild.adapters.gateway import (
     event_manifest,
     merge_patch,
 )
+from databuild.testing.fake_gateway import FakeGateway
 
 
 def _want(name: str = "w") -> dict[str, Any]:

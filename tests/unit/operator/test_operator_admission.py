@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 from databuild import domain
-from databuild.adapters.gateway import FakeGateway
 from databuild.operator.admission import AdmissionReporter, widen_limits, widen_pools
 from databuild.operator.store import WorldStore
+from databuild.testing.fake_gateway import FakeGateway
 
 NS = "data"
 

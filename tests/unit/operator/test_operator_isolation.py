@@ -17,7 +17,7 @@ import pytest
 from operator_fakes import FakeCluster, jobdef, want
 
 from databuild import domain
-from databuild.adapters.gateway import FakeGateway, GatewayError, Invalid
+from databuild.adapters.gateway import GatewayError, Invalid
 from databuild.adapters.labels import OUTCOME_FINALIZER
 from databuild.operator import isolation, retention, stalls
 from databuild.operator.eventlog import BuildEventLog
@@ -27,6 +27,7 @@ from databuild.operator.leader import AlwaysLeader
 from databuild.operator.loop import Orchestrator
 from databuild.operator.retries import RetryQueue, permanent
 from databuild.operator.store import WorldStore
+from databuild.testing.fake_gateway import FakeGateway
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from databuild.adapters.gateway import FakeGateway
 from databuild.operator.leader import AlwaysLeader, LeaderElection
+from databuild.testing.fake_gateway import FakeGateway
 
 
 class FakeClock:

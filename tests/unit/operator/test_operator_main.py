@@ -7,9 +7,10 @@ import logging
 
 import pytest
 
-from databuild.adapters.gateway import FakeGateway, NotFound
+from databuild.adapters.gateway import NotFound
 from databuild.operator.main import Operator
 from databuild.operator.settings import load
+from databuild.testing.fake_gateway import FakeGateway
 
 
 def test_waits_for_the_crds_with_one_clear_warning(caplog: pytest.LogCaptureFixture) -> None:

@@ -6,11 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-from databuild.adapters.gateway import Conflict, FakeGateway, Invalid
+from databuild.adapters.gateway import Conflict, Invalid
 from databuild.adapters.schedules import SCHEDULE_LABEL
 from databuild.operator.metrics import OperatorMetrics
 from databuild.operator.schedules import ScheduleController
 from databuild.operator.store import WorldStore
+from databuild.testing.fake_gateway import FakeGateway
 
 NS = "data"
 NOW = datetime(2025, 1, 10, 12, tzinfo=UTC)
