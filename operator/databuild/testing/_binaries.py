@@ -99,14 +99,18 @@ def read_versions(path: Path) -> dict[str, str]:
     return versions
 
 
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """Where the build scripts cache what they build (``$DATABUILD_CACHE``, else
+    ``~/.cache/databuild``, as the hack/build-*.sh scripts decide it)."""
+    env = os.environ if env is None else env
+    if env.get("DATABUILD_CACHE"):
+        return Path(env["DATABUILD_CACHE"])
+    return _home(env) / ".cache" / "databuild"
+
+
 def cache_bin_dir(versions: Mapping[str, str], env: Mapping[str, str] | None = None) -> Path:
     """The builder's per-version cache directory (computed as hack/build-control-plane.sh does)."""
-    env = os.environ if env is None else env
-    root = (
-        Path(env["DATABUILD_CACHE"])
-        if env.get("DATABUILD_CACHE")
-        else _home(env) / ".cache" / "databuild"
-    )
+    root = cache_root(env)
     key = (
         f"kube-{versions['KUBE_VERSION']}_etcd-{versions['ETCD_VERSION']}"
         f"_kwok-{versions['KWOK_VERSION']}_helm-{versions['HELM_VERSION']}"

@@ -15,18 +15,21 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from databuild.testing._binaries import databuild_dir, find_project_root, read_versions
+from databuild.testing._binaries import (
+    cache_root,
+    databuild_dir,
+    find_project_root,
+    read_versions,
+)
 from databuild.testing._controlplane import api_client_from_kubeconfig
 from databuild.testing._ports import free_ports
-from databuild.testing._process import Process, install_exit_hooks
+from databuild.testing._process import Process, install_exit_hooks, wait_ready
 from databuild.testing.demo import apply_manifest, install_crds
 
 #: The namespace the controllers run for (Flux's convention), where tests put their
@@ -57,13 +60,7 @@ class FluxBinaries:
 
 def flux_cache_dir(versions: Mapping[str, str], env: Mapping[str, str] | None = None) -> Path:
     """The build cache's bin directory (computed as hack/build-flux.sh does)."""
-    env = os.environ if env is None else env
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    root = (
-        Path(env["DATABUILD_CACHE"])
-        if env.get("DATABUILD_CACHE")
-        else home / ".cache" / "databuild"
-    )
+    root = cache_root(env)
     key = (
         f"source-{versions['FLUX_SOURCE_CONTROLLER_VERSION']}"
         f"_kustomize-{versions['FLUX_KUSTOMIZE_CONTROLLER_VERSION']}"
@@ -261,26 +258,8 @@ class Flux:
             raise
 
     def _wait_healthy(self, name: str) -> None:
-        process = self.processes[name]
         url = f"http://127.0.0.1:{self.health_ports[name]}/readyz"
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise FluxError(
-                    f"{name} exited with {process.exit_code()} while starting; "
-                    f"its log ({process.log}):\n{process.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.25)
-        raise FluxError(
-            f"{name} did not answer {url} within {self.startup_timeout:.0f}s; "
-            f"its log ({process.log}):\n{process.log_tail()}"
-        )
+        wait_ready(self.processes[name], name, url, self.startup_timeout, FluxError)
 
     def check(self) -> None:
         """Raise FluxError if a controller has stopped."""

@@ -17,8 +17,6 @@ import os
 import shlex
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +25,16 @@ from typing import Any
 
 import yaml
 
-from databuild.testing._binaries import databuild_dir, find_project_root, read_versions
+from databuild.testing._binaries import (
+    cache_root,
+    databuild_dir,
+    find_project_root,
+    read_versions,
+)
 from databuild.testing._controlplane import api_client_from_kubeconfig
 from databuild.testing._pki import CertificateAuthority
 from databuild.testing._ports import free_ports
-from databuild.testing._process import Process, install_exit_hooks
+from databuild.testing._process import Process, install_exit_hooks, wait_ready
 from databuild.testing.demo import KubeError, apply_manifest, install_crds, request
 
 #: The namespace Kueue's manager works in (its default; it records events there).
@@ -104,13 +107,7 @@ class KueueBinaries:
 
 def kueue_cache_dir(versions: Mapping[str, str], env: Mapping[str, str] | None = None) -> Path:
     """The build cache's bin directory (computed as hack/build-kueue.sh does)."""
-    env = os.environ if env is None else env
-    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
-    root = (
-        Path(env["DATABUILD_CACHE"])
-        if env.get("DATABUILD_CACHE")
-        else home / ".cache" / "databuild"
-    )
+    root = cache_root(env)
     return root / "kueue" / versions["KUEUE_VERSION"] / "bin"
 
 
@@ -337,27 +334,9 @@ class Kueue:
         )
 
     def _wait_ready(self) -> None:
-        process = self.process
-        assert process is not None
+        assert self.process is not None
         url = f"http://127.0.0.1:{self.health_port}/readyz"
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise KueueError(
-                    f"kueue exited with {process.exit_code()} while starting; "
-                    f"its log ({process.log}):\n{process.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.25)
-        raise KueueError(
-            f"kueue did not answer {url} within {self.startup_timeout:.0f}s; "
-            f"its log ({process.log}):\n{process.log_tail()}"
-        )
+        wait_ready(self.process, "kueue", url, self.startup_timeout, KueueError)
 
     def check(self) -> None:
         """Raise KueueError if the manager has stopped."""

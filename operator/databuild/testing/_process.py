@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -120,6 +122,35 @@ class Process:
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the component's log."""
         return tail(self.log, lines)
+
+
+def wait_ready(
+    process: Process,
+    name: str,
+    url: str,
+    timeout: float,
+    error: Callable[[str], Exception] = RuntimeError,
+) -> None:
+    """Poll ``url`` until it answers 200; raise ``error`` with ``process``'s log tail if
+    the process exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise error(
+                f"{name} exited with {process.exit_code()} while starting; "
+                f"its log ({process.log}):\n{process.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise error(
+        f"{name} did not answer {url} within {timeout:.0f}s; "
+        f"its log ({process.log}):\n{process.log_tail()}"
+    )
 
 
 def rss_bytes(pid: int) -> int | None:
