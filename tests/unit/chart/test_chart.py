@@ -667,3 +667,18 @@ def test_ui_values_that_cannot_work_are_refused_with_a_clear_error(
     )
     assert refused.returncode != 0
     assert message in refused.stderr, refused.stderr
+
+
+def test_lease_requests_get_the_leader_election_priority_level() -> None:
+    docs = template("--namespace", "ops")
+    schema = _one(docs, "FlowSchema")
+    assert schema["spec"]["priorityLevelConfiguration"]["name"] == "leader-election"
+    [rule] = schema["spec"]["rules"]
+    [subject] = rule["subjects"]
+    deployment = _one(docs, "Deployment")
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert subject["serviceAccount"] == {"name": account, "namespace": "ops"}
+    [resources] = rule["resourceRules"]
+    # Only the operator's Leases: its writes to everything else keep their own level.
+    assert resources["resources"] == ["leases"] and resources["namespaces"] == ["ops"]
+    assert not _of_kind(template("--set", "leaderElection.flowSchema=false"), "FlowSchema")
