@@ -1,4 +1,5 @@
-"""The real gateway against the real API server: typed errors, conflicts, counting."""
+"""The real gateway and its async client against the real API server: typed errors,
+conflicts, counting, paging, watches."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from databuild.adapters import gateway
 from databuild.adapters.gateway import (
     AlreadyExists,
     Conflict,
@@ -16,9 +16,10 @@ from databuild.adapters.gateway import (
     NotFound,
     ObjectReference,
 )
+from databuild.adapters.kube import ApiClient, HttpTransport, WatchEvent, from_kubeconfig
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from databuild.testing import Cluster
 
 pytestmark = pytest.mark.usefixtures("crds")
 
@@ -33,8 +34,12 @@ def _want(namespace: str) -> dict[str, Any]:
     }
 
 
-def test_create_get_patch_status_and_conflicts(kube: ApiClient, namespace: str) -> None:
-    gw = KubernetesGateway(kube)
+def _client(cluster: Cluster, page_size: int = 500) -> ApiClient:
+    return ApiClient(HttpTransport(from_kubeconfig(cluster.kubeconfig)), page_size=page_size)
+
+
+def test_create_get_patch_status_and_conflicts(control_plane: Cluster, namespace: str) -> None:
+    gw = KubernetesGateway(_client(control_plane))
 
     async def scenario() -> None:
         created = await gw.create(_want(namespace))
@@ -72,6 +77,7 @@ def test_create_get_patch_status_and_conflicts(kube: ApiClient, namespace: str) 
         await gw.delete("Want", namespace, "w", uid=created["metadata"]["uid"])
         with pytest.raises(NotFound):
             await gw.delete("Want", namespace, "w")
+        await gw.client.close()
 
     asyncio.run(scenario())
     assert gw.stats.writes_of(verb="create", kind="Want") == 1
@@ -84,10 +90,10 @@ def test_create_get_patch_status_and_conflicts(kube: ApiClient, namespace: str) 
 
 
 def test_list_reads_in_pages_and_keeps_what_it_is_told(
-    kube: ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+    control_plane: Cluster, namespace: str
 ) -> None:
-    monkeypatch.setattr(gateway, "LIST_PAGE_SIZE", 2)
-    gw = KubernetesGateway(kube)
+    client = _client(control_plane, page_size=2)
+    gw = KubernetesGateway(client)
     names = [f"w{i}" for i in range(5)]
 
     def keep(obj: dict[str, Any]) -> dict[str, Any]:
@@ -98,9 +104,44 @@ def test_list_reads_in_pages_and_keeps_what_it_is_told(
             want = _want(namespace)
             want["metadata"]["name"] = name
             await gw.create(want)
-        return await gw.list("Want", namespace, keep=keep)
+        sent = client.requests
+        listed = await gw.list("Want", namespace, keep=keep)
+        assert client.requests - sent == 3  # pages of 2, 2 and 1
+        await client.close()
+        return listed
 
     listed = asyncio.run(scenario())
     assert sorted(w["metadata"]["name"] for w in listed) == names
     assert all(w == {"kind": "Want", "metadata": {"name": w["metadata"]["name"]}} for w in listed)
-    assert gw.stats.requests["list", "Want"] == 3  # pages of 2, 2 and 1
+    assert gw.stats.requests["list", "Want"] == 1
+
+
+def test_follow_lists_then_watches_the_real_api_server(
+    control_plane: Cluster, namespace: str
+) -> None:
+    client = _client(control_plane)
+
+    async def scenario() -> list[tuple[str, str]]:
+        first = _want(namespace)
+        await client.create(first)
+        events = client.follow("Want", namespace, timeout_seconds=5)
+
+        async def step() -> WatchEvent:
+            return await asyncio.wait_for(anext(events), 30)
+
+        seen = [await step(), await step()]
+        second = {**first, "metadata": {"name": "w2", "namespace": namespace}}
+        await client.create(second)
+        seen.append(await step())
+        await client.delete("Want", namespace, "w")
+        seen.append(await step())
+        await events.aclose()
+        await client.close()
+        return [(e.type, e.object.get("metadata", {}).get("name", "")) for e in seen]
+
+    assert asyncio.run(scenario()) == [
+        ("ADDED", "w"),
+        ("SYNCED", ""),
+        ("ADDED", "w2"),
+        ("DELETED", "w"),
+    ]

@@ -1,30 +1,33 @@
 """The API gateway: the one door every write to the API server goes through.
 
 :class:`Gateway` is a small protocol (create, get, patch, status patch/replace, delete,
-Event emission). :class:`KubernetesGateway` implements it with the kubernetes client,
-off the event loop; :class:`FakeGateway` implements it in memory for unit tests. Both
-count requests and successful writes by verb and kind (:class:`GatewayStats`), so tests
-and benchmarks can report API writes per built partition.
+Event emission). :class:`KubernetesGateway` implements it on the async
+:class:`~databuild.adapters.kube.ApiClient`; ``databuild.testing.fake_gateway`` holds one
+in memory for unit tests. Both count requests and successful writes by verb and kind
+(:class:`GatewayStats`), so tests and benchmarks can report API writes per built
+partition.
 
-Failures the caller must tell apart are typed: :class:`AlreadyExists`,
-:class:`NotFound`, :class:`Conflict` (a stale resourceVersion), :class:`Invalid`.
+Failures are the client's one error type, :class:`~databuild.adapters.kube.KubeError`
+(``GatewayError`` here), with the subclasses the caller must tell apart:
+:class:`AlreadyExists`, :class:`NotFound`, :class:`Conflict` (a stale resourceVersion
+or uid), :class:`Invalid`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import itertools
-import json
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from databuild.adapters.kinds import KINDS, kind_info
+from databuild.adapters.kube import AlreadyExists, ApiClient, Conflict, Invalid, NotFound
+from databuild.adapters.kube import KubeError as GatewayError
+from databuild.adapters.kube.client import DEFAULT_PAGE_SIZE
 from databuild.adapters.resources import API_VERSION, GROUP, VERSION
 
 EventType = Literal["Normal", "Warning"]
@@ -33,41 +36,14 @@ Verb = Literal[
 ]
 
 REPORTING_COMPONENT = "databuild-operator"
-#: Objects per page of a listing: a namespace of 10,000 pods is read in 20 requests of a
-#: few MB each instead of one response of hundreds of MB, decoded all at once.
-LIST_PAGE_SIZE = 500
+LIST_PAGE_SIZE = DEFAULT_PAGE_SIZE
 DEFAULT_MAX_IN_FLIGHT = 32
-"""Requests :class:`KubernetesGateway` sends at once (its worker threads)."""
+"""Requests :class:`KubernetesGateway` sends at once."""
 
 Keep = Callable[[dict[str, Any]], dict[str, Any]]
 """What a listing keeps of each object (see :meth:`Gateway.list`)."""
 
 _WRITE_VERBS = frozenset({"create", "patch", "patch_status", "replace_status", "delete", "event"})
-
-
-class GatewayError(Exception):
-    """An API request failed. ``status`` is the HTTP status (0: no response)."""
-
-    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-
-
-class AlreadyExists(GatewayError):
-    """Create found an object of that name (harmless for deterministic names)."""
-
-
-class NotFound(GatewayError):
-    """The object does not exist (harmless for deletes)."""
-
-
-class Conflict(GatewayError):
-    """The object changed since the resourceVersion the write was based on: re-plan."""
-
-
-class Invalid(GatewayError):
-    """The API server rejected the object (schema or CEL validation)."""
 
 
 @dataclass(frozen=True)
@@ -299,128 +275,57 @@ def merge_patch(target: Any, patch: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
-def _error_for(status: int, body: bytes, what: str) -> GatewayError:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = {}
-    reason = str(data.get("reason", "")) if isinstance(data, dict) else ""
-    message = str(data.get("message", "")) if isinstance(data, dict) else ""
-    text = f"{what}: HTTP {status} {reason}: {message or body[:300]!r}"
-    if status == 404:
-        return NotFound(text, status=status, reason=reason)
-    if status == 409 and reason == "AlreadyExists":
-        return AlreadyExists(text, status=status, reason=reason)
-    if status == 409:
-        return Conflict(text, status=status, reason=reason)
-    if status == 422:
-        return Invalid(text, status=status, reason=reason)
-    return GatewayError(text, status=status, reason=reason)
-
-
 class KubernetesGateway:
-    """:class:`Gateway` over a kubernetes ``ApiClient``.
+    """:class:`Gateway` over the async :class:`~databuild.adapters.kube.ApiClient`.
 
-    The client is synchronous, so every request runs in a worker thread of the
-    gateway's own pool and never blocks the event loop. The pool, not asyncio's default
-    executor (``cores + 4`` threads: 6 on two cores), bounds the requests in flight, so
-    ``max_in_flight`` concurrent writes really are concurrent; give the client's
-    connection pool as many connections (``connection_pool_maxsize``). Lease requests
-    have a thread of their own.
+    At most ``max_in_flight`` requests are sent at once (a semaphore; give the client's
+    transport one connection more than that). Lease requests have a lane of their own:
+    a renewal never waits behind a plan's writes.
     """
 
     def __init__(
         self,
-        api_client: Any,
+        client: ApiClient,
         *,
         request_timeout: float = 30.0,
         write_budget: Callable[[], float | None] | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
-        self._api = api_client
+        self.client = client
         self._timeout = request_timeout
         self.max_in_flight = max_in_flight
-        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="databuild-api")
-        # The Lease never waits for a thread behind a plan's writes: a renewal stuck in
-        # that queue ends the term and abandons the very plan that held it up.
-        self._lease_pool = ThreadPoolExecutor(1, thread_name_prefix="databuild-lease")
+        # Made on first use, inside the event loop that runs the operator.
+        self._lanes: tuple[asyncio.Semaphore, asyncio.Semaphore] | None = None
         # Seconds a write may still take (the leader's remaining term), None: no limit.
         # Lease writes are exempt: they are how a term is won.
         self.write_budget = write_budget
         self.stats = GatewayStats()
 
-    def _request_sync(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        content_type: str = "application/json",
-        query: list[tuple[str, str]] | None = None,
-        budgeted: bool = False,
-    ) -> dict[str, Any]:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
-        params = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        method_, url, header_params, body_, post_params = params
-        timeout = self._timeout
-        budget = self.write_budget() if budgeted and self.write_budget is not None else None
-        if budget is not None:
-            # Checked here, in the worker thread just before sending: a write that waited
-            # for a thread past the term must not go out.
-            if budget <= 0:
-                raise GatewayError(f"{method} {path}: not sent, leadership has lapsed")
-            timeout = min(timeout, budget)
-        try:
-            response = self._api.call_api(
-                method_,
-                url,
-                header_params,
-                body_,
-                post_params,
-                _request_timeout=timeout,
-            )
-            data = response.read()
-        except Exception as error:  # urllib3 and ApiException: no response to classify
-            raise GatewayError(f"{method} {path}: {error}") from error
-        status = int(response.status)
-        if status >= 300:
-            raise _error_for(status, data, f"{method} {path}")
-        if not data:
-            return {}
-        result = json.loads(data)
-        return result if isinstance(result, dict) else {}
+    def _lane(self, kind: str) -> asyncio.Semaphore:
+        if self._lanes is None:
+            self._lanes = (asyncio.Semaphore(self.max_in_flight), asyncio.Semaphore(1))
+        return self._lanes[1] if kind == "Lease" else self._lanes[0]
 
     async def _request(
         self,
         verb: Verb,
         kind: str,
-        method: str,
-        path: str,
+        send: Callable[[float], Awaitable[dict[str, Any]]],
         *,
-        body: Any = None,
-        content_type: str = "application/json",
-        query: list[tuple[str, str]] | None = None,
+        what: str,
     ) -> dict[str, Any]:
-        budgeted = method != "GET" and kind != "Lease"
-        send = functools.partial(
-            self._request_sync,
-            method,
-            path,
-            body,
-            content_type=content_type,
-            query=query,
-            budgeted=budgeted,
-        )
+        budgeted = verb not in ("get", "list") and kind != "Lease"
         try:
-            pool = self._lease_pool if kind == "Lease" else self._pool
-            result = await asyncio.get_running_loop().run_in_executor(pool, send)
+            async with self._lane(kind):
+                timeout = self._timeout
+                budget = self.write_budget() if budgeted and self.write_budget else None
+                if budget is not None:
+                    # Checked after the wait for a lane, just before sending: a write
+                    # that waited past the term must not go out.
+                    if budget <= 0:
+                        raise GatewayError(f"{what}: not sent, leadership has lapsed")
+                    timeout = min(timeout, budget)
+                result = await send(timeout)
         except GatewayError as error:
             self.stats.record(verb, kind, error)
             raise
@@ -430,15 +335,21 @@ class KubernetesGateway:
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """See :meth:`Gateway.create`."""
         info = kind_info(str(obj.get("kind")))
-        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
         return await self._request(
-            "create", info.kind, "POST", info.collection(namespace), body=obj
+            "create",
+            info.kind,
+            lambda timeout: self.client.create(obj, kind=info, timeout=timeout),
+            what=f"POST {info.kind}",
         )
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """See :meth:`Gateway.get`."""
-        info = kind_info(kind)
-        return await self._request("get", kind, "GET", f"{info.collection(namespace)}/{name}")
+        return await self._request(
+            "get",
+            kind,
+            lambda timeout: self.client.get(kind, namespace, name, timeout=timeout),
+            what=f"GET {kind}",
+        )
 
     async def list(
         self,
@@ -450,26 +361,22 @@ class KubernetesGateway:
         keep: Keep | None = None,
     ) -> list[dict[str, Any]]:
         """See :meth:`Gateway.list`: read in pages of :data:`LIST_PAGE_SIZE`."""
-        info = kind_info(kind)
-        query = [("limit", str(LIST_PAGE_SIZE))]
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        if field_selector:
-            query.append(("fieldSelector", field_selector))
-        out: list[dict[str, Any]] = []
-        token = ""
-        while True:
-            page = [*query, ("continue", token)] if token else query
-            result = await self._request(
-                "list", kind, "GET", info.collection(namespace), query=page
+        # One lane slot for the whole listing: its pages follow one another anyway.
+        items: list[dict[str, Any]] = []
+
+        async def listing(_timeout: float) -> dict[str, Any]:
+            result = await self.client.list(
+                kind,
+                namespace,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                keep=keep,
             )
-            for item in result.get("items") or []:
-                item.setdefault("kind", kind)
-                item.setdefault("apiVersion", info.api_version)
-                out.append(keep(item) if keep else item)
-            token = str((result.get("metadata") or {}).get("continue") or "")
-            if not token:
-                return out
+            items.extend(result.items)
+            return {}
+
+        await self._request("list", kind, listing, what=f"LIST {kind}")
+        return items
 
     async def patch(
         self,
@@ -481,17 +388,13 @@ class KubernetesGateway:
         resource_version: str | None = None,
     ) -> dict[str, Any]:
         """See :meth:`Gateway.patch`."""
-        info = kind_info(kind)
-        body = dict(patch)
-        if resource_version:
-            body = merge_patch(body, {"metadata": {"resourceVersion": resource_version}})
         return await self._request(
             "patch",
             kind,
-            "PATCH",
-            f"{info.collection(namespace)}/{name}",
-            body=body,
-            content_type="application/merge-patch+json",
+            lambda timeout: self.client.patch(
+                kind, namespace, name, patch, resource_version=resource_version, timeout=timeout
+            ),
+            what=f"PATCH {kind}",
         )
 
     async def patch_status(
@@ -504,26 +407,27 @@ class KubernetesGateway:
         resource_version: str | None = None,
     ) -> dict[str, Any]:
         """See :meth:`Gateway.patch_status`."""
-        info = kind_info(kind)
-        body: dict[str, Any] = {"status": dict(status)}
-        if resource_version:
-            # The API server rejects a merge patch whose resourceVersion is stale (409).
-            body["metadata"] = {"resourceVersion": resource_version}
+        # With a resourceVersion the API server rejects the patch if it is stale (409).
         return await self._request(
             "patch_status",
             kind,
-            "PATCH",
-            f"{info.collection(namespace)}/{name}/status",
-            body=body,
-            content_type="application/merge-patch+json",
+            lambda timeout: self.client.patch_status(
+                kind, namespace, name, status, resource_version=resource_version, timeout=timeout
+            ),
+            what=f"PATCH {kind} status",
         )
 
     async def replace_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """See :meth:`Gateway.replace_status`."""
         info = kind_info(str(obj.get("kind")))
-        meta = obj.get("metadata") or {}
-        path = f"{info.collection(str(meta.get('namespace', '')))}/{meta.get('name')}/status"
-        return await self._request("replace_status", info.kind, "PUT", path, body=dict(obj))
+        return await self._request(
+            "replace_status",
+            info.kind,
+            lambda timeout: self.client.replace(
+                obj, subresource="status", kind=info, timeout=timeout
+            ),
+            what=f"PUT {info.kind} status",
+        )
 
     async def delete(
         self,
@@ -535,16 +439,13 @@ class KubernetesGateway:
         propagation: Literal["Background", "Foreground", "Orphan"] = "Background",
     ) -> None:
         """See :meth:`Gateway.delete`."""
-        info = kind_info(kind)
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "DeleteOptions",
-            "propagationPolicy": propagation,
-        }
-        if uid:
-            body["preconditions"] = {"uid": uid}
         await self._request(
-            "delete", kind, "DELETE", f"{info.collection(namespace)}/{name}", body=body
+            "delete",
+            kind,
+            lambda timeout: self.client.delete(
+                kind, namespace, name, uid=uid, propagation=propagation, timeout=timeout
+            ),
+            what=f"DELETE {kind}",
         )
 
     async def emit_event(
@@ -563,9 +464,8 @@ class KubernetesGateway:
         await self._request(
             "event",
             "Event",
-            "POST",
-            KINDS["Event"].collection(regarding.namespace),
-            body=manifest,
+            lambda timeout: self.client.create(manifest, kind=KINDS["Event"], timeout=timeout),
+            what="POST Event",
         )
 
 

@@ -165,7 +165,7 @@ async def run_baseline(
             times.finished = now
             done.set()
 
-    watcher = Watcher(kube, jobs_path, on_job, label_selector=f"{BASELINE_LABEL}=baseline")
+    watcher = Watcher(kube, "Job", namespace, on_job, label_selector=f"{BASELINE_LABEL}=baseline")
     watcher.start()
     try:
         await asyncio.wait_for(watcher.ready.wait(), 60)

@@ -21,7 +21,7 @@ from kubernetes import client
 
 from databuild.adapters.resources import API_VERSION, GROUP, VERSION
 from databuild.cli.follow import KubeFollower
-from databuild.cli.kube import KubeCluster
+from databuild.cli.kube import connect
 from databuild.domain import PartitionRef, partition_name
 from databuild.testing import ControlPlane
 from databuild.testing._controlplane import api_client_from_kubeconfig
@@ -47,8 +47,9 @@ def _fill(api: Any, namespace: str, count: int) -> None:
         list(pool.map(create, range(count)))
 
 
-def run(api: Any, count: int) -> None:
+def run(kubeconfig: Path, count: int) -> None:
     """Fill a namespace, then measure a listing snapshot against the follower."""
+    api = api_client_from_kubeconfig(kubeconfig)
     namespace = f"bench-follow-{int(time.time())}"
     client.CoreV1Api(api).create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
@@ -67,7 +68,7 @@ def run(api: Any, count: int) -> None:
     }
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", want)
 
-    cluster = KubeCluster(api, namespace)
+    cluster = connect(kubeconfig, None, namespace)
     rows = []
     for _ in range(3):
         t = time.monotonic()
@@ -75,7 +76,7 @@ def run(api: Any, count: int) -> None:
         rows.append(("listing snapshot (status, old want --wait poll)", time.monotonic() - t, 3))
     assert len(snap.partitions) >= count
 
-    follower = KubeFollower(api, namespace, ["followed"])
+    follower = KubeFollower(cluster.client, namespace, ["followed"])
     stream = follower.follow(tick=30.0)
     t = time.monotonic()
     first = next(stream)
@@ -103,10 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     kubeconfig = os.environ.get("DATABUILD_TEST_KUBECONFIG")
     if kubeconfig:
-        run(api_client_from_kubeconfig(Path(kubeconfig)), args.partitions)
+        run(Path(kubeconfig), args.partitions)
         return 0
     with ControlPlane() as plane:
-        run(api_client_from_kubeconfig(plane.kubeconfig), args.partitions)
+        run(plane.kubeconfig, args.partitions)
     return 0
 
 

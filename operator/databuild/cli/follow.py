@@ -10,24 +10,24 @@ watch events of unrelated objects, which are dropped unparsed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
-import json
 import queue
-import threading
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from databuild.adapters.resources import GROUP, VERSION, JobRun, Partition, Want
+from databuild.adapters.kube import Gone, KubeError, NotFound
+from databuild.adapters.resources import JobRun, Partition, Want
+from databuild.cli.blocking import BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 from databuild.domain import PartitionRef, partition_name
 
 __all__ = ["Followed", "KubeFollower"]
 
 _PLURALS = ("wants", "partitions", "jobruns")
+_KINDS = {"wants": "Want", "partitions": "Partition", "jobruns": "JobRun"}
+_T = TypeVar("_T")
 #: A watch is re-opened this often (the API server ends long watches anyway).
 _WATCH_SECONDS = 300
 
@@ -48,66 +48,54 @@ class _Expired(Exception):
 class KubeFollower:
     """What is followed of some Wants (or all, with ``wants=None``), as it changes."""
 
-    def __init__(self, api: Any, namespace: str, wants: list[str] | None) -> None:
-        self._custom = client.CustomObjectsApi(api)
+    def __init__(self, client: BlockingClient, namespace: str, wants: list[str] | None) -> None:
+        self._client = client
         self.namespace = namespace
         self._names = wants
         self._wants: dict[str, Want] = {}
         self._parts: dict[str, Partition] = {}
         self._runs: dict[str, JobRun] = {}
         self._events: queue.Queue[tuple[str, str, dict[str, Any]] | BaseException] = queue.Queue()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._responses: set[Any] = set()
         self.requests = 0
         """API requests made so far (lists, gets, watches): for benchmarks."""
 
     # -- reading ---------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, what: str, coro: Coroutine[Any, Any, _T]) -> _T:
         self.requests += 1
         try:
-            return fn(GROUP, VERSION, self.namespace, *args, **kwargs)
-        except ApiException as e:
-            if e.status == 404:
-                raise CliError(f"{what}: not found", ExitCode.NOT_FOUND) from None
-            raise CliError(f"{what}: {e.status} {e.reason or ''}".strip()) from None
+            return self._client.run(coro)
+        except NotFound:
+            raise CliError(f"{what}: not found", ExitCode.NOT_FOUND) from None
+        except KubeError as e:
+            raise CliError(f"{what}: {e}") from None
 
     def _version(self, plural: str) -> str:
         """The collection's current resourceVersion, from a one-item listing."""
+        api = self._client.api
         body = self._call(
-            f"listing {plural}", self._custom.list_namespaced_custom_object, plural, limit=1
+            f"listing {plural}",
+            api.request("GET", api.path(_KINDS[plural], self.namespace), query=[("limit", "1")]),
         )
         return str(body["metadata"]["resourceVersion"])
 
     def _get(self, plural: str, name: str) -> dict[str, Any] | None:
         try:
-            body: dict[str, Any] = self._call(
+            return self._call(
                 f"reading {plural} {name}",
-                self._custom.get_namespaced_custom_object,
-                plural,
-                name,
+                self._client.api.get(_KINDS[plural], self.namespace, name),
             )
         except CliError as e:
             if e.code == ExitCode.NOT_FOUND:
                 return None
             raise
-        return body
 
     def _list(self, plural: str) -> tuple[list[dict[str, Any]], str]:
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": 500}
-            if token:
-                kwargs["_continue"] = token
-            body = self._call(
-                f"listing {plural}", self._custom.list_namespaced_custom_object, plural, **kwargs
-            )
-            items.extend(body.get("items", []))
-            token = body["metadata"].get("continue")
-            if not token:
-                return items, str(body["metadata"]["resourceVersion"])
+        listing = self._call(
+            f"listing {plural}", self._client.api.list(_KINDS[plural], self.namespace)
+        )
+        self.requests += max(0, len(listing.items) - 1) // self._client.api.page_size
+        return listing.items, listing.resource_version
 
     def _load(self) -> dict[str, str]:
         """Read what is followed; returns the resourceVersion to watch each kind from."""
@@ -177,67 +165,34 @@ class KubeFollower:
             return False  # one malformed object must not stop the follower
         return True
 
-    def _watch(self, plural: str, version: str) -> None:
+    async def _watch(self, plural: str, version: str) -> None:
+        """Queue the watch events of ``plural`` from ``version`` on, until cancelled."""
         try:
-            while not self._stop.is_set():
+            while True:
                 self.requests += 1
-                response: Any = self._custom.list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
+                async for event in self._client.api.watch(
+                    _KINDS[plural],
                     self.namespace,
-                    plural,
-                    watch=True,
                     resource_version=version,
                     timeout_seconds=_WATCH_SECONDS,
-                    allow_watch_bookmarks=True,
-                    _preload_content=False,
-                )
-                with self._lock:
-                    self._responses.add(response)
-                try:
-                    version = self._read_watch(plural, version, response)
-                finally:
-                    with self._lock:
-                        self._responses.discard(response)
-                    response.release_conn()
-        except ApiException as e:
-            self._events.put(_Expired() if e.status == 410 else CliError(f"watching {plural}: {e}"))
-        except BaseException as e:  # handed to the reading thread, which raises it
-            if not self._stop.is_set():  # after stop(), a shut-down read is expected
-                self._events.put(e)
+                ):
+                    version = str(
+                        (event.object.get("metadata") or {}).get("resourceVersion", version)
+                    )
+                    if event.type != "BOOKMARK":
+                        self._events.put((plural, event.type, event.object))
+        except Gone:
+            self._events.put(_Expired())
+        except KubeError as e:
+            self._events.put(CliError(f"watching {plural}: {e}"))
 
-    def _read_watch(self, plural: str, version: str, response: Any) -> str:
-        """Queue the events of one watch response; the resourceVersion to resume from."""
-        pending = b""
-        for chunk in response.stream(65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if self._stop.is_set():
-                    return version
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                obj, kind = event.get("object") or {}, event.get("type")
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise _Expired()
-                    raise CliError(f"watching {plural}: {obj.get('message', obj)}")
-                version = str((obj.get("metadata") or {}).get("resourceVersion", version))
-                if kind != "BOOKMARK":
-                    self._events.put((plural, str(kind), obj))
-        return version
-
-    def _stop_watches(self, threads: list[threading.Thread]) -> None:
-        """End the watch threads now: a blocked read is shut down, not waited for."""
-        self._stop.set()
-        with self._lock:
-            responses = list(self._responses)
-        for response in responses:
-            with contextlib.suppress(Exception):
-                response.shutdown()
-        for t in threads:
-            t.join(timeout=2)
+    def _stop_watches(self, watches: list[concurrent.futures.Future[None]]) -> None:
+        """End the watches now: a blocked read is cancelled, not waited for."""
+        for watch in watches:
+            watch.cancel()
+        for watch in watches:
+            with contextlib.suppress(concurrent.futures.CancelledError, Exception):
+                watch.result(timeout=2)
 
     def _snapshot(self) -> Followed:
         return Followed(dict(self._wants), dict(self._parts), dict(self._runs))
@@ -245,14 +200,8 @@ class KubeFollower:
     def follow(self, tick: float) -> Generator[Followed, None, None]:
         """The followed objects now, then after each relevant change (at least every `tick` s)."""
         while True:
-            self._stop.clear()
             versions = self._load()
-            threads = [
-                threading.Thread(target=self._watch, args=(p, versions[p]), daemon=True)
-                for p in _PLURALS
-            ]
-            for t in threads:
-                t.start()
+            watches = [self._client.submit(self._watch(p, versions[p])) for p in _PLURALS]
             try:
                 yield self._snapshot()
                 while True:
@@ -269,5 +218,5 @@ class KubeFollower:
                     if changed and self._events.empty():
                         yield self._snapshot()
             finally:
-                self._stop_watches(threads)
+                self._stop_watches(watches)
             self._events = queue.Queue()

@@ -1,24 +1,20 @@
 """What the CLI reads from and writes to the cluster, behind one small protocol.
 
-Commands see a :class:`Cluster` (the real one talks to the API server with the
-kubernetes client; tests use an in-memory one built from real model objects) and render
-a :class:`Snapshot`: the namespace's Wants, Partitions, JobRuns and batch Job attempts
-read at one moment.
+Commands see a :class:`Cluster` (the real one talks to the API server with the async
+client of :mod:`databuild.adapters.kube`; tests use an in-memory one built from real
+model objects) and render a :class:`Snapshot`: the namespace's Wants, Partitions,
+JobRuns and batch Job attempts read at one moment.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from pydantic import ValidationError
 
 from databuild.adapters.codec import attempt_of, job_run_of
@@ -29,16 +25,24 @@ from databuild.adapters.jobs import (
     AttemptSucceeded,
     read_outcome,
 )
+from databuild.adapters.kinds import KINDS
+from databuild.adapters.kube import (
+    ApiClient,
+    ConfigError,
+    HttpTransport,
+    KubeError,
+    NotFound,
+)
+from databuild.adapters.kube import load as load_cluster_config
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.adapters.resources import (
-    GROUP,
-    VERSION,
     JobRun,
     Partition,
     Resource,
     TaintRequest,
     Want,
 )
+from databuild.cli.blocking import BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.follow import KubeFollower
 from databuild.cli.podlogs import KubePodLogs, PodLogs
@@ -186,204 +190,157 @@ class Cluster(Protocol):
 
 
 def connect(kubeconfig: Path | None, context: str | None, namespace: str | None) -> KubeCluster:
-    """A :class:`KubeCluster` from a kubeconfig (kubectl's rules), or in-cluster config.
+    """A :class:`KubeCluster` from a kubeconfig (``$KUBECONFIG``, ``~/.kube/config``), or
+    in-cluster config.
 
     The namespace defaults to the context's, then ``default``.
     """
-    path = str(kubeconfig) if kubeconfig is not None else None
     try:
-        api = config.new_client_from_config(config_file=path, context=context)  # type: ignore[no-untyped-call]
-        contexts, active = config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
-        chosen = next((c for c in contexts if c["name"] == context), active) if context else active
-        ns = namespace or (chosen or {}).get("context", {}).get("namespace") or "default"
-    except (ConfigException, OSError) as e:
-        if kubeconfig is None and context is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-                api = client.ApiClient()
-                ns = namespace or _incluster_namespace()
-            except ConfigException:
-                raise CliError(
-                    f"no usable kubeconfig ({e}): pass --kubeconfig or set KUBECONFIG",
-                    ExitCode.UNAVAILABLE,
-                ) from None
-        else:
-            raise CliError(f"cannot load the kubeconfig: {e}", ExitCode.UNAVAILABLE) from None
-    return KubeCluster(api, ns)
+        config = load_cluster_config(kubeconfig, context)
+    except ConfigError as e:
+        raise CliError(
+            f"no usable kubeconfig ({e}): pass --kubeconfig or set KUBECONFIG",
+            ExitCode.UNAVAILABLE,
+        ) from None
+    transport = HttpTransport(config, connections=8, user_agent="databuild-cli")
+    return KubeCluster(BlockingClient(ApiClient(transport)), namespace or config.namespace)
 
 
-def _incluster_namespace() -> str:
-    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-    return path.read_text().strip() if path.exists() else "default"
+_T = TypeVar("_T")
+
+
+def call(what: str, coro: Coroutine[Any, Any, _T], client: BlockingClient) -> _T:
+    """Run one API call for a command; a failure becomes a :class:`CliError` saying what."""
+    try:
+        return client.run(coro)
+    except NotFound:
+        raise CliError(f"{what}: not found", ExitCode.NOT_FOUND) from None
+    except KubeError as e:
+        if not e.status:
+            raise CliError(f"{what}: cannot reach the API server: {e}") from None
+        raise CliError(f"{what}: {e.status} {e.reason}".strip(), ExitCode.UNAVAILABLE) from None
 
 
 class KubeCluster:
-    """:class:`Cluster` over the kubernetes client."""
+    """:class:`Cluster` over the async API client (:mod:`databuild.adapters.kube`)."""
 
-    def __init__(self, api: Any, namespace: str) -> None:
-        self.api = api
+    def __init__(self, client: BlockingClient, namespace: str) -> None:
+        self.client = client
         self._namespace = namespace
-        self._custom = client.CustomObjectsApi(api)
-        self._batch = client.BatchV1Api(api)
-        self._core = client.CoreV1Api(api)
 
     @property
     def namespace(self) -> str:
         return self._namespace
 
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except ApiException as e:
-            if e.status == 404:
-                raise CliError(f"{what}: not found", ExitCode.NOT_FOUND) from None
-            reason = e.reason or ""
-            raise CliError(f"{what}: {e.status} {reason}".strip(), ExitCode.UNAVAILABLE) from None
-        except OSError as e:
-            raise CliError(f"{what}: cannot reach the API server: {e}") from None
-        except Exception as e:  # urllib3's MaxRetryError and friends
-            if type(e).__module__.startswith("urllib3"):
-                raise CliError(f"{what}: cannot reach the API server: {e}") from None
-            raise
+    def _call(self, what: str, coro: Coroutine[Any, Any, _T]) -> _T:
+        return call(what, coro, self.client)
 
-    def _list(self, plural: str) -> list[dict[str, Any]]:
-        body = self._call(
-            f"listing {plural} in namespace {self.namespace}",
-            lambda: self._custom.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural
-            ),
+    def _list(self, kind: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        listing = self._call(
+            f"listing {KINDS[kind].plural} in namespace {self.namespace}",
+            self.client.api.list(kind, self.namespace, label_selector=label_selector),
         )
-        items: list[dict[str, Any]] = body.get("items", [])
-        return items
+        return listing.items
 
-    def _get(self, plural: str, name: str, what: str) -> dict[str, Any]:
-        body: dict[str, Any] = self._call(
-            what,
-            lambda: self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, plural, name
-            ),
+    def _get(self, kind: str, name: str, what: str) -> dict[str, Any]:
+        return self._call(what, self.client.api.get(kind, self.namespace, name))
+
+    def _create(self, kind: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        body = {
+            **manifest,
+            "metadata": {**(manifest.get("metadata") or {}), "namespace": self.namespace},
+        }
+        return self._call(
+            f"creating a {kind} in namespace {self.namespace}",
+            self.client.api.create(body, kind=KINDS[kind]),
         )
-        return body
 
     def snapshot(self, *, attempts: bool = False) -> Snapshot:
         now = datetime.now(UTC)
-        wants = {w.metadata.name: w for w in _parse_all(Want, self._list("wants"))}
-        parts = {p.spec.ref: p for p in _parse_all(Partition, self._list("partitions"))}
-        runs = {r.metadata.name: r for r in _parse_all(JobRun, self._list("jobruns"))}
+        wants = {w.metadata.name: w for w in _parse_all(Want, self._list("Want"))}
+        parts = {p.spec.ref: p for p in _parse_all(Partition, self._list("Partition"))}
+        runs = {r.metadata.name: r for r in _parse_all(JobRun, self._list("JobRun"))}
         found: dict[str, tuple[Attempt, ...]] = {}
         if attempts:
             found = self._attempts()
         return Snapshot(self.namespace, now, wants, parts, runs, found)
 
     def _attempts(self) -> dict[str, tuple[Attempt, ...]]:
-        sanitize = self.api.sanitize_for_serialization
-        jobs = self._call(
-            "listing batch Jobs",
-            lambda: self._batch.list_namespaced_job(self.namespace, label_selector=JOB_RUN_LABEL),
-        )
-        pods = self._call(
-            "listing pods",
-            lambda: self._core.list_namespaced_pod(self.namespace, label_selector=JOB_RUN_LABEL),
-        )
-        pod_dicts = [sanitize(p) for p in pods.items]
+        jobs = self._list("Job", JOB_RUN_LABEL)
+        pods = self._list("Pod", JOB_RUN_LABEL)
         by_run: dict[str, list[Attempt]] = {}
-        for job in jobs.items:
-            body = sanitize(job)
+        for body in jobs:
             run, number = job_run_of(body), attempt_of(body)
             if run is None or number is None:
                 continue
-            by_run.setdefault(run, []).append(attempt_from(body, pod_dicts, number))
+            by_run.setdefault(run, []).append(attempt_from(body, pods, number))
         return {k: tuple(sorted(v, key=lambda a: a.attempt)) for k, v in by_run.items()}
 
     def get_want(self, name: str) -> Want:
-        body = self._get("wants", name, f"Want {name!r} in namespace {self.namespace}")
+        body = self._get("Want", name, f"Want {name!r} in namespace {self.namespace}")
         return _parse(Want, body)
 
     def get_partition(self, ref: str) -> Partition:
         name = partition_name(check_ref(ref))
         body = self._get(
-            "partitions",
+            "Partition",
             name,
             f"Partition for {ref!r} in namespace {self.namespace} (no Want asked for it yet?)",
         )
         return _parse(Partition, body)
 
     def create_want(self, manifest: Mapping[str, Any]) -> Want:
-        body = self._call(
-            f"creating a Want in namespace {self.namespace}",
-            lambda: self._custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, "wants", dict(manifest)
-            ),
-        )
-        return _parse(Want, body)
+        return _parse(Want, self._create("Want", manifest))
 
     def get_job_run(self, name: str) -> JobRun:
-        body = self._get("jobruns", name, f"JobRun {name!r} in namespace {self.namespace}")
+        body = self._get("JobRun", name, f"JobRun {name!r} in namespace {self.namespace}")
         return _parse(JobRun, body)
 
     def pod_logs(self) -> PodLogs:
-        return KubePodLogs(self.api, self.namespace)
+        return KubePodLogs(self.client, self.namespace)
 
     def namespaces(self) -> list[str]:
-        found: set[str] = set()
-        token = ""
-        while True:
-            body = self._call(
-                "listing Wants in every namespace",
-                functools.partial(
-                    self._custom.list_cluster_custom_object,
-                    GROUP,
-                    VERSION,
-                    "wants",
-                    limit=500,
-                    _continue=token or None,
-                ),
-            )
-            found.update(str(i["metadata"]["namespace"]) for i in body.get("items", []))
-            token = body["metadata"].get("continue") or ""
-            if not token:
-                return sorted(found)
+        def namespace_only(obj: dict[str, Any]) -> dict[str, Any]:
+            return {"namespace": str(obj["metadata"]["namespace"])}
+
+        listing = self._call(
+            "listing Wants in every namespace",
+            self.client.api.list("Want", None, keep=namespace_only),
+        )
+        return sorted({item["namespace"] for item in listing.items})
 
     def history_fetch(self, service: ServiceRef) -> Fetch:
         def fetch(path: str, params: Mapping[str, str]) -> tuple[int, bytes]:
-            method, url, headers, body, post = self.api.param_serialize(
-                method="GET",
-                resource_path=service.proxy_path(path),
-                query_params=list(params.items()),
-                header_params={"Accept": "application/json"},
-                auth_settings=["BearerToken"],
-            )
             try:
-                response = self.api.call_api(method, url, headers, body, post)
-                data = response.read()
-            except Exception as e:  # urllib3's connection errors: no response at all
+                response = self.client.run(
+                    self.client.api.send(
+                        "GET", service.proxy_path(path), query=list(params.items())
+                    )
+                )
+            except KubeError as e:  # no response at all
                 raise CliError(f"{service}: cannot reach the API server: {e}") from None
-            return int(response.status), bytes(data)
+            return response.status, response.body
 
         return fetch
 
     def in_namespace(self, namespace: str) -> KubeCluster:
-        return KubeCluster(self.api, namespace)
+        return KubeCluster(self.client, namespace)
 
     def follow(self, wants: list[str] | None, tick: float) -> Generator[Snapshot, None, None]:
-        # Closing this generator closes the follower's, which stops its watch threads.
-        with contextlib.closing(KubeFollower(self.api, self.namespace, wants).follow(tick)) as it:
+        # Closing this generator closes the follower's, which stops its watches.
+        with contextlib.closing(
+            KubeFollower(self.client, self.namespace, wants).follow(tick)
+        ) as it:
             for seen in it:
                 now = datetime.now(UTC)
                 yield Snapshot(self.namespace, now, seen.wants, seen.partitions, seen.job_runs)
 
     def create_taint_request(self, manifest: Mapping[str, Any]) -> TaintRequest:
-        body = self._call(
-            f"creating a TaintRequest in namespace {self.namespace}",
-            lambda: self._custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, TaintRequest.PLURAL, dict(manifest)
-            ),
-        )
-        return _parse(TaintRequest, body)
+        return _parse(TaintRequest, self._create(TaintRequest.KIND, manifest))
 
     def get_taint_request(self, name: str) -> TaintRequest:
         body = self._get(
-            TaintRequest.PLURAL, name, f"TaintRequest {name!r} in namespace {self.namespace}"
+            TaintRequest.KIND, name, f"TaintRequest {name!r} in namespace {self.namespace}"
         )
         return _parse(TaintRequest, body)
 

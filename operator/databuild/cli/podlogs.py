@@ -3,7 +3,7 @@
 A build's log is its pod's container log, kept by the node for as long as the pod exists,
 that is until its batch Job is deleted (``ttlSecondsAfterFinished``, 24 hours by default;
 the chart's ``operator.jobTTLSeconds``). :class:`PodLogs` is what ``databuild logs`` needs;
-:class:`KubePodLogs` reads it with the kubernetes client (``pods/log``, the same request
+:class:`KubePodLogs` reads it with the async API client (``pods/log``, the same request
 as ``kubectl logs``).
 """
 
@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from databuild.adapters.codec import attempt_of
+from databuild.adapters.kube import KubeError
 from databuild.adapters.labels import JOB_RUN_LABEL
+from databuild.cli.blocking import BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 
 __all__ = ["KubePodLogs", "PodLogs", "RunPod", "logs_hint"]
@@ -72,49 +71,50 @@ def run_pod(body: dict[str, Any]) -> RunPod | None:
 
 
 class KubePodLogs:
-    """:class:`PodLogs` over the kubernetes client."""
+    """:class:`PodLogs` over the async API client."""
 
-    def __init__(self, api: Any, namespace: str) -> None:
-        self._api = api
-        self._core = client.CoreV1Api(api)
+    def __init__(self, client: BlockingClient, namespace: str) -> None:
+        self._client = client
         self.namespace = namespace
 
-    def _fail(self, what: str, e: ApiException) -> CliError:
+    def _fail(self, what: str, e: KubeError) -> CliError:
         if e.status == 404:
             return CliError(f"{what}: not found", ExitCode.NOT_FOUND)
         if e.status == 403:
             return CliError(f"{what}: forbidden (you need get on pods/log)", ExitCode.FAILED)
-        detail = (e.body or b"").decode() if isinstance(e.body, bytes) else str(e.body or "")
-        return CliError(f"{what}: {e.status} {e.reason or ''} {detail[:300]}".strip())
+        if not e.status:
+            return CliError(f"{what}: cannot reach the API server: {e}")
+        return CliError(f"{what}: {e}")
 
     def pods(self, job_run: str) -> list[RunPod]:
         try:
-            listed = self._core.list_namespaced_pod(
-                self.namespace, label_selector=f"{JOB_RUN_LABEL}={job_run}"
+            listed = self._client.run(
+                self._client.api.list(
+                    "Pod", self.namespace, label_selector=f"{JOB_RUN_LABEL}={job_run}"
+                )
             )
-        except ApiException as e:
+        except KubeError as e:
             raise self._fail(f"listing the pods of JobRun {job_run}", e) from None
-        found = [run_pod(self._api.sanitize_for_serialization(p)) for p in listed.items]
+        found = [run_pod(p) for p in listed.items]
         return sorted((p for p in found if p is not None), key=lambda p: (p.attempt, p.created))
 
     def read(self, pod: RunPod, container: str, *, tail: int | None, follow: bool) -> Iterator[str]:
-        kwargs: dict[str, Any] = {"container": container, "follow": follow}
+        query = [("container", container), ("follow", "true" if follow else "false")]
         if tail is not None:
-            kwargs["tail_lines"] = tail
-        try:
-            response: Any = self._core.read_namespaced_pod_log(
-                pod.name, self.namespace, _preload_content=False, **kwargs
-            )
-        except ApiException as e:
-            raise self._fail(f"reading the log of pod {pod.name}", e) from None
+            query.append(("tailLines", str(tail)))
+        api = self._client.api
+        path = f"{api.path('Pod', self.namespace, pod.name)}/log"
+        chunks = api.stream(path, query=query)
         try:
             pending = b""
-            for chunk in response.stream(4096):
+            for chunk in self._client.iterate(chunks):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     yield line.decode(errors="replace")
             if pending:
                 yield pending.decode(errors="replace")
+        except KubeError as e:
+            raise self._fail(f"reading the log of pod {pod.name}", e) from None
         finally:
-            response.release_conn()
+            self._client.run(chunks.aclose())

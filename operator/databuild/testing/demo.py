@@ -34,6 +34,7 @@ import yaml
 from kubernetes import config
 
 from databuild.adapters.kinds import KINDS
+from databuild.adapters.kube import KubeError, error_from_response
 from databuild.adapters.resources import API_VERSION
 from databuild.domain.schedule import Calendar, want_name
 from databuild.testing._binaries import databuild_dir
@@ -42,15 +43,6 @@ from databuild.testing.demo_words import RealWork, real_node_socket
 
 FIELD_MANAGER = "databuild-demo"
 _T = TypeVar("_T")
-
-
-class KubeError(RuntimeError):
-    """An API request of a helper failed; ``status`` is the HTTP status."""
-
-    def __init__(self, message: str, status: int, body: Mapping[str, Any]) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
 
 
 def request(
@@ -73,14 +65,10 @@ def request(
     )
     response = api.call_api(*params, _request_timeout=30)
     raw = response.read()
-    data = json.loads(raw) if raw else {}
     if int(response.status) >= 300:
-        message = data.get("message", raw[:300]) if isinstance(data, dict) else raw[:300]
-        raise KubeError(
-            f"{method} {path}: HTTP {response.status}: {message}",
-            int(response.status),
-            data if isinstance(data, dict) else {},
-        )
+        # The product client's one error type, with the API server's Status mapped.
+        raise error_from_response(int(response.status), raw, f"{method} {path}")
+    data = json.loads(raw) if raw else {}
     return data if isinstance(data, dict) else {}
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from databuild.adapters.gateway import (
     AlreadyExists,
@@ -30,7 +31,7 @@ from databuild.adapters.gateway import (
 )
 from databuild.adapters.kinds import kind_info
 
-__all__ = ["FakeGateway", "RecordedEvent"]
+__all__ = ["FakeGateway", "RecordedEvent", "wire_copy"]
 
 
 def _now() -> datetime:
@@ -50,6 +51,15 @@ class RecordedEvent:
     reason: str
     message: str
     action: str
+
+
+_T = TypeVar("_T")
+
+
+def wire_copy(obj: _T) -> _T:
+    """``obj`` as a client decodes it from the wire: a JSON round trip, so every answer
+    is new objects with strings of its own (as a real client's are), never shared."""
+    return cast(_T, json.loads(json.dumps(obj)))
 
 
 def _fields_match(obj: Mapping[str, Any], selector: str) -> bool:
@@ -88,6 +98,11 @@ class FakeGateway:
     def stored(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The stored object, or ``None``."""
         return self.objects.get((kind, namespace, name))
+
+    def bump(self, obj: dict[str, Any]) -> None:
+        """Give a stored ``obj`` the next ``resourceVersion`` (a change another controller
+        made to it, such as the job controller finishing a Job)."""
+        self._bump(obj)
 
     def of_kind(self, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Every stored object of ``kind`` (in ``namespace``, when given), by name."""
@@ -167,14 +182,14 @@ class FakeGateway:
         self._bump(stored)
         self.objects[key] = stored
         self.stats.record("create", kind)
-        return copy.deepcopy(stored)
+        return wire_copy(stored)
 
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """See :meth:`Gateway.get`."""
         self._begin("get", kind)
         obj = self._existing("get", kind, namespace, name)
         self.stats.record("get", kind)
-        return copy.deepcopy(obj)
+        return wire_copy(obj)
 
     async def list(
         self,
@@ -198,7 +213,7 @@ class FakeGateway:
                     continue
             if field_selector and not _fields_match(obj, field_selector):
                 continue
-            item = copy.deepcopy(obj)
+            item = wire_copy(obj)
             out.append(keep(item) if keep else item)
         self.stats.record("list", kind)
         return out
@@ -225,7 +240,7 @@ class FakeGateway:
         self._bump(updated)
         self.objects[kind, namespace, name] = updated
         self.stats.record("patch", kind)
-        return copy.deepcopy(updated)
+        return wire_copy(updated)
 
     async def patch_status(
         self,
@@ -243,7 +258,7 @@ class FakeGateway:
         obj["status"] = merge_patch(obj.get("status") or {}, status)
         self._bump(obj)
         self.stats.record("patch_status", kind)
-        return copy.deepcopy(obj)
+        return wire_copy(obj)
 
     async def replace_status(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """See :meth:`Gateway.replace_status`."""
@@ -259,7 +274,7 @@ class FakeGateway:
         stored["status"] = copy.deepcopy(obj.get("status") or {})
         self._bump(stored)
         self.stats.record("replace_status", kind)
-        return copy.deepcopy(stored)
+        return wire_copy(stored)
 
     async def delete(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 import pytest
@@ -18,11 +17,12 @@ from databuild.adapters.gateway import (
     KubernetesGateway,
     NotFound,
     ObjectReference,
-    _error_for,
     event_manifest,
     merge_patch,
 )
+from databuild.adapters.kube import ApiClient, Request, Response, error_from_response
 from databuild.testing.fake_gateway import FakeGateway
+from databuild.testing.memory_transport import MemoryTransport
 
 
 def _want(name: str = "w") -> dict[str, Any]:
@@ -40,7 +40,7 @@ def run(coro: Any) -> Any:
 
 
 def test_both_gateways_satisfy_the_protocol() -> None:
-    gateways: list[Gateway] = [FakeGateway(), KubernetesGateway(api_client=None)]
+    gateways: list[Gateway] = [FakeGateway(), KubernetesGateway(ApiClient(MemoryTransport()))]
     assert all(isinstance(g.stats, GatewayStats) for g in gateways)
 
 
@@ -192,103 +192,107 @@ def test_merge_patch_follows_rfc_7386() -> None:
 )
 def test_api_errors_are_typed(status: int, reason: str, error: type[Exception]) -> None:
     body = f'{{"kind": "Status", "reason": "{reason}", "message": "details"}}'.encode()
-    mapped = _error_for(status, body, "POST /x")
+    mapped = error_from_response(status, body, "POST /x")
     assert type(mapped) is error
+    assert isinstance(mapped, GatewayError)
     assert "details" in str(mapped)
 
 
-class _RecordingApi:
-    """The two ApiClient calls the gateway makes, answering 200 with an empty object and
-    keeping each request's timeout."""
+class _RecordingTransport(MemoryTransport):
+    """The in-memory API server, keeping each request's timeout; requests to paths
+    containing ``hold`` wait until ``release`` is set."""
 
-    def __init__(self) -> None:
-        self.timeouts: list[float] = []
+    def __init__(self, hold: str = "\0") -> None:
+        super().__init__()
+        self.timeouts: list[float | None] = []
+        self.hold = hold
+        self.release = asyncio.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
 
-    def param_serialize(self, **kw: Any) -> tuple[Any, ...]:
-        return kw["method"], kw["resource_path"], kw["header_params"], kw["body"], []
-
-    def call_api(self, *args: Any, _request_timeout: float) -> Any:
-        self.timeouts.append(_request_timeout)
-
-        class Response:
-            status = 200
-
-            def read(self) -> bytes:
-                return b"{}"
-
-        return Response()
+    async def send(self, request: Request, *, max_bytes: int = 0) -> Response:
+        self.timeouts.append(request.timeout)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.hold in request.path:
+                await asyncio.wait_for(self.release.wait(), 10)
+            return await super().send(request, max_bytes=max_bytes)
+        finally:
+            self.in_flight -= 1
 
 
 def test_writes_never_outlive_the_leaders_term() -> None:
-    api = _RecordingApi()
+    transport = _RecordingTransport()
     budget: list[float | None] = [2.5]
-    gw = KubernetesGateway(api, request_timeout=30.0, write_budget=lambda: budget[0])
+    gw = KubernetesGateway(
+        ApiClient(transport), request_timeout=30.0, write_budget=lambda: budget[0]
+    )
     run(gw.create(_want()))
     run(gw.get("Want", "ns", "w"))  # reads are not writes: the usual timeout
     lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
     run(gw.create({**lease, "metadata": {"name": "l", "namespace": "ns"}}))  # wins terms
-    assert api.timeouts == [2.5, 30.0, 30.0]
+    assert transport.timeouts == [2.5, 30.0, 30.0]
     budget[0] = 0.0
     with pytest.raises(GatewayError, match="not sent, leadership has lapsed"):
         run(gw.create(_want("late")))
-    assert len(api.timeouts) == 3
+    assert len(transport.timeouts) == 3
+    assert gw.stats.errors["create", "Want", "KubeError"] == 1
     budget[0] = None  # leader election off
     run(gw.create(_want("any")))
-    assert api.timeouts[-1] == 30.0
+    assert transport.timeouts[-1] == 30.0
 
 
-class _GatheringApi(_RecordingApi):
-    """Holds every request until ``expected`` are in flight at once (or times out)."""
+def test_requests_in_flight_are_bounded_by_the_gateway() -> None:
+    transport = _RecordingTransport(hold="/wants")
+    gw = KubernetesGateway(ApiClient(transport), max_in_flight=16)
 
-    def __init__(self, expected: int) -> None:
-        super().__init__()
-        self.barrier = threading.Barrier(expected, timeout=10)
+    async def forty() -> None:
+        writes = [asyncio.ensure_future(gw.create(_want(f"w{i}"))) for i in range(40)]
+        await asyncio.sleep(0.05)
+        assert transport.in_flight == 16  # as many as allowed, and no more
+        transport.release.set()
+        await asyncio.gather(*writes)
 
-    def call_api(self, *args: Any, _request_timeout: float) -> Any:
-        self.barrier.wait()  # BrokenBarrierError: fewer were ever in flight together
-        return super().call_api(*args, _request_timeout=_request_timeout)
-
-
-def test_requests_in_flight_are_bounded_by_the_gateway_not_by_the_cores() -> None:
-    # asyncio's default executor has cores + 4 threads (6 on two cores), which capped the
-    # executor's concurrent writes whatever --write-concurrency said.
-    api = _GatheringApi(16)
-    gw = KubernetesGateway(api, max_in_flight=16)
-
-    async def sixteen() -> None:
-        await asyncio.gather(*(gw.create(_want(f"w{i}")) for i in range(16)))
-
-    run(sixteen())
-    assert len(api.timeouts) == 16
-
-
-class _BlockingApi(_RecordingApi):
-    """Holds every request but the Lease's until ``release`` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def call_api(self, method: str, url: str, *args: Any, _request_timeout: float) -> Any:
-        if "/leases" not in url:
-            assert self.release.wait(10), "never released"
-        return super().call_api(method, url, *args, _request_timeout=_request_timeout)
+    run(forty())
+    assert transport.most_in_flight == 16
+    assert gw.stats.writes_of(verb="create", kind="Want") == 40
 
 
 def test_a_lease_renewal_never_waits_behind_writes() -> None:
-    api = _BlockingApi()
-    gw = KubernetesGateway(api, max_in_flight=2)
+    transport = _RecordingTransport(hold="/wants")
+    gw = KubernetesGateway(ApiClient(transport), max_in_flight=2)
     lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
 
     async def renew_while_writes_hang() -> None:
         writes = [asyncio.ensure_future(gw.create(_want(f"w{i}"))) for i in range(4)]
-        await asyncio.sleep(0.05)  # every worker thread now waits on the API server
+        await asyncio.sleep(0.05)  # every write lane now waits on the API server
         await asyncio.wait_for(
             gw.create({**lease, "metadata": {"name": "l", "namespace": "ns"}}), timeout=5
         )
         assert not any(w.done() for w in writes)
-        api.release.set()
+        transport.release.set()
         await asyncio.gather(*writes)
 
     run(renew_while_writes_hang())
-    assert len(api.timeouts) == 5
+    assert len(transport.timeouts) == 5
+
+
+def test_the_real_gateway_pages_listings_and_maps_errors() -> None:
+    transport = _RecordingTransport()
+    gw = KubernetesGateway(ApiClient(transport, page_size=2))
+
+    async def scenario() -> None:
+        for i in range(5):
+            await gw.create(_want(f"w{i}"))
+        names = [w["metadata"]["name"] for w in await gw.list("Want", "ns")]
+        assert names == [f"w{i}" for i in range(5)]
+        with pytest.raises(AlreadyExists):
+            await gw.create(_want("w0"))
+        with pytest.raises(NotFound):
+            await gw.delete("Want", "ns", "nope")
+
+    run(scenario())
+    assert gw.stats.requests["list", "Want"] == 1
+    assert gw.stats.codes["create", "Want", "409"] == 1
+    assert gw.stats.errors["delete", "Want", "NotFound"] == 1
