@@ -27,10 +27,12 @@ __all__ = [
     "CreateWant",
     "DeleteBatchJob",
     "FlagSlaBreach",
+    "HoldJobRun",
     "RecordWant",
     "TransitionJobRun",
     "TransitionPartition",
     "TransitionWant",
+    "UpdateJobDefinitionStatus",
     "UpdateWantStatus",
     "WriteLane",
     "write_lanes",
@@ -162,6 +164,31 @@ class FlagSlaBreach:
     message: str = field(default="")
 
 
+@dataclass(frozen=True, slots=True)
+class HoldJobRun:
+    """Say why Queued run ``name`` is held back (no transition), or stop saying it.
+
+    ``hold`` is the (reason, message) its status shows; None clears them.
+    """
+
+    name: str
+    hold: tuple[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateJobDefinitionStatus:
+    """Write whether a JobDefinition is usable: its conditions for ``observed_generation``.
+
+    Emitted only when the status says otherwise; ``warning`` (reason, message) is the
+    Warning Event a person should see, for a definition that is not usable.
+    """
+
+    name: str
+    conditions: tuple[Condition, ...]
+    observed_generation: int
+    warning: tuple[str, str] | None = None
+
+
 Action = (
     CreatePartition
     | CreateJobRun
@@ -174,6 +201,8 @@ Action = (
     | TransitionWant
     | UpdateWantStatus
     | FlagSlaBreach
+    | UpdateJobDefinitionStatus
+    | HoldJobRun
 )
 
 
@@ -189,7 +218,8 @@ def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | Non
     batch Jobs, the Wants it derived, and the Partitions it claims or finishes) form one
     lane, so a Partition never goes Live before its JobRun Succeeded and a derived Want
     exists before its run waits for it. A Partition no run touches is a lane of its own.
-    ``None``: a Want's status, derived from the rest, written after every lane.
+    ``None``: a Want's or JobDefinition's status, derived from the rest, written after
+    every lane.
     """
     builder: dict[str, str] = {}  # Partition name -> the run whose lane it follows
     for action in actions:
@@ -203,7 +233,7 @@ def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | Non
     lanes: list[WriteLane | None] = []
     for action in actions:
         match action:
-            case CreateJobRun() | TransitionJobRun():
+            case CreateJobRun() | TransitionJobRun() | HoldJobRun():
                 lanes.append(("JobRun", action.name))
             case CreateWant():
                 lanes.append(("JobRun", action.source_job_run))
@@ -214,6 +244,8 @@ def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | Non
                 lanes.append(("JobRun", run) if run else ("Partition", action.name))
             case RecordWant() | TransitionWant() | UpdateWantStatus() | FlagSlaBreach():
                 lanes.append(None)
+            case UpdateJobDefinitionStatus():
+                lanes.append(None)  # no build depends on it
             case unreachable:
                 assert_never(unreachable)  # a new action needs its lane decided here
     return lanes

@@ -22,10 +22,12 @@ from databuild.domain.actions import (
     CreateWant,
     DeleteBatchJob,
     FlagSlaBreach,
+    HoldJobRun,
     RecordWant,
     TransitionJobRun,
     TransitionPartition,
     TransitionWant,
+    UpdateJobDefinitionStatus,
     UpdateWantStatus,
 )
 from databuild.domain.events import EntityKind, Event
@@ -34,6 +36,7 @@ from databuild.domain.refs import PartitionRef, batch_job_name
 from databuild.domain.states import transition
 from databuild.domain.world import (
     JobDefinition,
+    JobDefinitionStatus,
     JobOutcome,
     JobRun,
     OutcomeKind,
@@ -56,6 +59,7 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
     parts = dict(world.partitions)
     runs = dict(world.job_runs)
     outcomes = dict(world.outcomes)
+    definitions = dict(world.job_definition_statuses)
     events = log if log is not None else []
     for action in actions:
         _check_event(action)
@@ -115,7 +119,7 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
                 transition(EntityKind.JOB_RUN, run.state.STATE, action.state.STATE, action.name)
                 if action.from_state != run.state.STATE:
                     raise ValueError(f"stale transition of {action.name}")
-                runs[action.name] = dataclasses.replace(run, state=action.state)
+                runs[action.name] = run.with_state(action.state)
                 events.append(action.event)
             case TransitionWant():
                 want = wants.get(action.name)
@@ -137,10 +141,24 @@ def apply_actions(world: World, actions: Iterable[Action], log: list[Event] | No
                 want = wants[action.name]
                 status = dataclasses.replace(want.status, sla_breached=True)
                 wants[action.name] = dataclasses.replace(want, status=status)
+            case HoldJobRun():
+                runs[action.name] = dataclasses.replace(runs[action.name], hold=action.hold)
+            case UpdateJobDefinitionStatus():
+                old_status = definitions.get(action.name, JobDefinitionStatus())
+                definitions[action.name] = dataclasses.replace(
+                    old_status,
+                    observed_generation=action.observed_generation,
+                    conditions=action.conditions,
+                )
             case unreachable:
                 assert_never(unreachable)
     return dataclasses.replace(
-        world, wants=wants, partitions=parts, job_runs=runs, outcomes=outcomes
+        world,
+        wants=wants,
+        partitions=parts,
+        job_runs=runs,
+        outcomes=outcomes,
+        job_definition_statuses=definitions,
     )
 
 

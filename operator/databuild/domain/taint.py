@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from databuild.domain.actions import TransitionPartition
-from databuild.domain.refs import PartitionRef
-from databuild.domain.states import PartitionLive, PartitionTainted
+from databuild.domain.events import Event
+from databuild.domain.planning.taints import cascade
+from databuild.domain.refs import PartitionRef, partition_name
+from databuild.domain.states import PartitionLive, PartitionState, PartitionTainted
 from databuild.domain.world import Partition, TaintRequest, World
 
 __all__ = ["TaintOutcome", "latest_request", "request_outcome", "taint"]
@@ -74,10 +75,10 @@ def request_outcome(
 def taint(world: World, ref: str, now: datetime, message: str) -> tuple[TransitionPartition, ...]:
     """The transitions that taint ``ref`` and every Live partition built from it.
 
-    The same cascade the planner applies to a Partition's taint request (see
-    ``plan``); this helper computes it for one ref without planning. Lineage is each
-    Live partition's ``inputs``. The first action is ``ref`` itself,
-    then its dependents breadth-first (sorted per level, so the result is deterministic).
+    The cascade the planner applies to a Partition's taint request (the same code,
+    :func:`databuild.domain.planning.taints.cascade`), for one ref without planning.
+    Lineage is each Live partition's ``inputs``. The first action is ``ref`` itself,
+    then its dependents breadth-first (sorted per source, so the result is deterministic).
     Raises ValueError when ``ref`` is unknown or not Live: only Live data can be tainted.
     """
     root = world.partitions.get(ref)
@@ -87,33 +88,18 @@ def taint(world: World, ref: str, now: datetime, message: str) -> tuple[Transiti
         raise ValueError(
             f"{ref!r} is {root.state.STATE}, not Live: only Live partitions can be tainted"
         )
-    dependents: dict[str, list[str]] = {}
-    for other in world.partitions.values():
-        if isinstance(other.state, PartitionLive):
-            for source in other.state.inputs:
-                dependents.setdefault(source, []).append(other.ref)
+    states: dict[str, PartitionState] = {r: p.state for r, p in world.partitions.items()}
     actions: list[TransitionPartition] = []
-    seen = {ref}
-    queue: deque[tuple[str, str]] = deque([(ref, "")])  # (ref, the input it was built from)
-    while queue:
-        current, source = queue.popleft()
-        part = world.partitions[current]
-        assert isinstance(part.state, PartitionLive)
-        if current == ref:
-            state, event = part.state.taint(
-                current, at=now, message=message, reason="TaintRequested"
+
+    def set_part(current: str, state: PartitionState, event: Event) -> None:
+        before = states[current].STATE
+        actions.append(
+            TransitionPartition(
+                partition_name(current), PartitionRef(current), before, state, event
             )
-        else:
-            state, event = part.state.taint(
-                current,
-                at=now,
-                message=f"built from tainted {ref}: {message}",
-                reason="UpstreamTainted",
-                source=source,
-            )
-        actions.append(TransitionPartition(part.name, PartitionRef(current), "Live", state, event))
-        for child in sorted(dependents.get(current, ())):
-            if child not in seen:
-                seen.add(child)
-                queue.append((child, current))
+        )
+        states[current] = state
+
+    set_part(ref, *root.state.taint(ref, at=now, message=message, reason="TaintRequested"))
+    cascade(states, [ref], now, set_part)
     return tuple(actions)

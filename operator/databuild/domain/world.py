@@ -40,10 +40,12 @@ from databuild.domain.states import (
 __all__ = [
     "Condition",
     "JobDefinition",
+    "JobDefinitionStatus",
     "JobOutcome",
     "JobRun",
     "OutcomeKind",
     "Partition",
+    "RefusedAttempt",
     "Retry",
     "Settings",
     "TaintRequest",
@@ -125,6 +127,16 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class JobDefinitionStatus:
+    """What a JobDefinition's status says now, and which generation it should describe."""
+
+    generation: int = 1
+    """``metadata.generation``: the spec the status should describe."""
+    observed_generation: int | None = None
+    conditions: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class WantStatus:
     """The derived part of a Want's status, as last written (to avoid rewriting it)."""
 
@@ -191,6 +203,25 @@ class Partition:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedAttempt:
+    """An attempt whose batch Job could not be created, as the JobRun's status records it.
+
+    The API server refused the Job (``InvalidPodTemplate``), or somebody else's Job holds
+    the attempt's name (``ForeignJob``). The record is durable, so after a restart the
+    planner still counts the attempt as failed and never tries to create its Job again.
+    """
+
+    attempt: int
+    reason: str
+    message: str = ""
+
+    def outcome(self, job_run: str) -> JobOutcome:
+        """The failed outcome the planner reads for this attempt."""
+        text = f"{self.reason}: {self.message}" if self.message else self.reason
+        return JobOutcome(job_run, self.attempt, OutcomeKind.FAILED, None, text)
+
+
+@dataclass(frozen=True, slots=True)
 class JobRun:
     """One logical build (spec + persisted status).
 
@@ -206,9 +237,19 @@ class JobRun:
     created_at: datetime
     captures: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     state: JobRunState = field(default_factory=JobRunQueued)
+    refused: RefusedAttempt | None = None
+    """The last attempt whose batch Job could not be created (a failed attempt)."""
+    hold: tuple[str, str] | None = None
+    """(reason, message) a Queued run's status shows while something holds it back
+    (no transition, e.g. a ConcurrencyPool that does not exist); any transition's
+    status write replaces them."""
 
     def with_state(self, state: JobRunState) -> JobRun:
-        """This run in ``state`` (a faster ``dataclasses.replace``: the planner's hot path)."""
+        """This run in ``state`` (a faster ``dataclasses.replace``: the planner's hot path).
+
+        The transition's status write replaces the reason and message, so no hold is
+        left.
+        """
         return JobRun(
             self.name,
             self.job_definition,
@@ -217,7 +258,12 @@ class JobRun:
             self.created_at,
             self.captures,
             state,
+            self.refused,
         )
+
+    def refused_outcome(self) -> JobOutcome | None:
+        """The failed outcome of the refused attempt, if the status records one."""
+        return None if self.refused is None else self.refused.outcome(self.name)
 
 
 class OutcomeKind(StrEnum):
@@ -282,6 +328,9 @@ class World:
     outcomes: Mapping[tuple[str, int], JobOutcome] = field(default_factory=dict)
     settings: Settings = field(default_factory=Settings)
     concurrency_pools: Mapping[str, ConcurrencyPool] = field(default_factory=dict)
+    job_definition_statuses: Mapping[str, JobDefinitionStatus] = field(default_factory=dict)
+    """The statuses of the JobDefinitions the planner reports on (the operator lists
+    every one); the plan says whether each is usable, once per generation and verdict."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "job_definitions", _freeze(self.job_definitions))
@@ -290,3 +339,4 @@ class World:
         object.__setattr__(self, "job_runs", _freeze(self.job_runs))
         object.__setattr__(self, "outcomes", _freeze(self.outcomes))
         object.__setattr__(self, "concurrency_pools", _freeze(self.concurrency_pools))
+        object.__setattr__(self, "job_definition_statuses", _freeze(self.job_definition_statuses))

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from domain_builders import T0, Script
 
-from databuild.domain.actions import TransitionJobRun
+from databuild.domain.actions import HoldJobRun, TransitionJobRun
 from databuild.domain.concurrency import POOL_NOT_FOUND, ConcurrencyPool, pool_usage
 from databuild.domain.planner import Planner, plan
 from databuild.domain.simulation import Simulator, apply_actions
@@ -148,3 +148,74 @@ def test_started_runs_never_exceed_the_pool_at_any_step() -> None:
         sim.advance(1)
     sim.run_until_quiet()
     assert sim.world.wants["w"].state.STATE == "Successful"
+
+
+def test_a_run_held_by_a_missing_pool_says_so_once_and_stops_when_the_pool_exists() -> None:
+    sim = Simulator(_world(pools={}), T0, Script())
+    sim.add_want("pooled", ["a/1"])
+    first = sim.plan()
+    holds = [a for a in first if isinstance(a, HoldJobRun)]
+    assert [h.hold[0] if h.hold else None for h in holds] == [POOL_NOT_FOUND]
+    [run] = sim.world.job_runs.values()
+    assert run.hold is not None and "shared" in run.hold[1]
+    assert not [a for a in plan(sim.world, sim.now) if isinstance(a, HoldJobRun)]  # once
+    # The pool appears: the run starts (its status says Running), no hold is left.
+    sim.world = dataclasses.replace(
+        sim.world, concurrency_pools={"shared": ConcurrencyPool("shared", 1)}
+    )
+    sim.advance(1)
+    sim.plan()
+    [run] = sim.world.job_runs.values()
+    assert (run.state.STATE, run.hold) == ("Running", None)
+
+
+def test_a_hold_is_cleared_when_the_pool_exists_but_the_run_cannot_start() -> None:
+    busy = _world(pools={})
+    sim = Simulator(busy, T0, Script(hold=["free/1"]))
+    sim.add_want("pooled", ["a/1"])
+    sim.plan()
+    # Every slot taken by an outsider: the pooled run stays Queued when the pool appears.
+    limited = dataclasses.replace(sim.world.settings, max_concurrent_runs=1)
+    sim.world = dataclasses.replace(sim.world, settings=limited)
+    sim.add_want("outsider", ["free/1"])
+    sim.plan()
+    sim.world = dataclasses.replace(
+        sim.world, concurrency_pools={"shared": ConcurrencyPool("shared", 1)}
+    )
+    sim.advance(1)
+    actions = sim.plan()
+    pooled = next(r for r in sim.world.job_runs.values() if r.job_definition == "a")
+    assert pooled.state.STATE == "Queued"
+    assert [a.hold for a in actions if isinstance(a, HoldJobRun)] == [None]
+    assert pooled.hold is None
+
+
+def test_a_run_its_upstream_releases_into_a_missing_pool_says_so_on_the_incremental_path() -> None:
+    # "a" reads "free": its run waits, the upstream completes (a local pass), and the
+    # run, now Queued, is held by the missing pool: the local pass notes the hold as
+    # the full pass would, instead of leaving it to the next full pass.
+    defs = {
+        "a": JobDefinition("a", ("a/{d}",), ("free/{d}",), concurrency_pool="shared"),
+        "free": _member("free", None),
+    }
+    sim = Simulator(World(job_definitions=defs), T0, Script())
+    sim.add_want("pooled", ["a/1"])
+    sim.add_want("neighbour", ["free/2"])
+    planner = Planner(sim.world)
+    world = apply_actions(sim.world, planner.plan(T0).actions)
+    keys = sorted(k for k, o in world.outcomes.items() if o.kind is OutcomeKind.RUNNING)
+    assert len(keys) == 2  # free/1 and the neighbour's free/2
+    for name, attempt in keys:
+        done = JobOutcome(name, attempt, OutcomeKind.SUCCEEDED)
+        world = dataclasses.replace(world, outcomes={**world.outcomes, (name, attempt): done})
+        planner.observe_outcome(done)
+    now = T0 + timedelta(seconds=1)
+    full_passes = planner.full_passes
+    result = planner.plan(now)
+    assert planner.full_passes == full_passes  # it stayed local
+    expected = plan(world, now)
+    assert list(map(repr, result.actions)) == list(map(repr, expected.actions))
+    holds = [a.hold[0] for a in result.actions if isinstance(a, HoldJobRun) and a.hold]
+    assert holds == [POOL_NOT_FOUND]
+    world = apply_actions(world, result.actions)
+    assert world.wants["neighbour"].state.STATE == "Successful"

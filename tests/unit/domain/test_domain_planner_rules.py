@@ -27,8 +27,9 @@ from databuild.domain.states import (
     PartitionBuilding,
     PartitionLive,
     WantFailed,
+    WantPending,
 )
-from databuild.domain.world import JobRun, Partition, Settings, World
+from databuild.domain.world import JobRun, Partition, Settings, WantStatus, World
 
 
 def conditions(sim: Simulator, want: str) -> dict[str, tuple[str, str, str]]:
@@ -276,6 +277,51 @@ def test_a_failed_partition_is_rebuilt_for_a_newer_want() -> None:
     assert sim.world.wants["new"].state.STATE == "Successful"
     assert sim.world.wants["old"].state.STATE == "Failed"  # terminal stays
     assert len(sim.world.job_runs) == 2
+
+
+def test_a_want_made_in_the_second_its_partition_failed_rebuilds_it() -> None:
+    # The API server cuts creation times to the second: a retry made 0.3 s after the
+    # failure carries a creation time 0.7 s before it.
+    world = World(job_definitions={"raw": jd("raw", "raw/{d}")})
+    script = Script(fail={"raw/1": [1]})
+    sim = Simulator(world, T0, script)
+    sim.add_want("old", ["raw/1"])
+    sim.run_until_quiet()
+    failed_at = sim.world.partitions["raw/1"].state.failed_at  # type: ignore[union-attr]
+    assert failed_at is not None
+    script.fail.clear()
+    sim.now = failed_at + timedelta(seconds=0.3)
+    sim.add_want("retry", ["raw/1"])
+    sim.add_want("neighbour", ["raw/2"])
+    retry = sim.world.wants["retry"]
+    wants = {
+        **sim.world.wants,
+        "retry": dataclasses.replace(retry, created_at=failed_at - timedelta(seconds=0.7)),
+    }
+    sim.world = dataclasses.replace(sim.world, wants=wants)
+    sim.run_until_quiet()
+    assert sim.world.wants["retry"].state.STATE == "Successful"
+    assert sim.world.wants["neighbour"].state.STATE == "Successful"
+    assert sim.world.wants["old"].state.STATE == "Failed"
+    assert len([r for r in sim.world.job_runs.values() if "raw/1" in r.partitions]) == 2
+
+
+def test_a_want_whose_status_was_never_written_is_failed_by_a_later_failure() -> None:
+    # Its status writes all failed, so every pass sees it for the first time: a failure a
+    # second or more after its creation still fails it (no rebuild on every pass).
+    world = World(job_definitions={"raw": jd("raw", "raw/{d}")})
+    sim = Simulator(world, T0, Script(fail={"raw/1": [1, 2, 3]}))
+    sim.add_want("w", ["raw/1"])
+    sim.add_want("neighbour", ["raw/2"])
+    sim.run_until_quiet()
+    failed_at = sim.world.partitions["raw/1"].state.failed_at  # type: ignore[union-attr]
+    assert failed_at is not None and failed_at >= T0 + timedelta(seconds=1)
+    unwritten = dataclasses.replace(sim.world.wants["w"], state=WantPending(), status=WantStatus())
+    sim.world = dataclasses.replace(sim.world, wants={**sim.world.wants, "w": unwritten})
+    sim.run_until_quiet()
+    assert sim.world.wants["w"].state.STATE == "Failed"
+    assert sim.world.wants["neighbour"].state.STATE == "Successful"
+    assert len([r for r in sim.world.job_runs.values() if "raw/1" in r.partitions]) == 1
 
 
 def test_a_tainted_partition_is_rebuilt_when_wanted() -> None:
