@@ -42,8 +42,10 @@ from databuild.adapters.labels import (
 from databuild.adapters.ownership import controller_of, pods_of_job
 from databuild.adapters.resources import (
     API_VERSION,
+    MAX_MESSAGE_LENGTH,
     ConcurrencyPool,
     JobDefinition,
+    JobDefinitionStatus,
     JobRun,
     Partition,
     Want,
@@ -367,6 +369,7 @@ def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:
         problem = _first_error(error) if isinstance(error, ValidationError) else str(error)
         raise BadObject("JobRun", _name(body), problem) from None
     meta = run.metadata
+    refused = status.refused_attempt
     return domain.JobRun(
         name=meta.name,
         job_definition=run.spec.job_definition,
@@ -375,7 +378,28 @@ def job_run_from(body: Mapping[str, Any]) -> domain.JobRun:
         created_at=_aware(run.spec.created_at or meta.creation_timestamp or datetime.now(UTC)),
         captures=dict(run.spec.captures),
         state=state,
+        refused=(
+            None
+            if refused is None
+            else domain.RefusedAttempt(refused.attempt, refused.reason, refused.message)
+        ),
+        hold=(
+            (domain.POOL_NOT_FOUND, status.message or "")
+            if status.state in (None, "Queued") and status.reason == domain.POOL_NOT_FOUND
+            else None
+        ),
     )
+
+
+def refused_attempt_status(refused: domain.RefusedAttempt) -> dict[str, Any]:
+    """The JobRun status patch recording an attempt whose batch Job was not created."""
+    return {
+        "refusedAttempt": {
+            "attempt": refused.attempt,
+            "reason": refused.reason,
+            "message": refused.message[:MAX_MESSAGE_LENGTH],
+        }
+    }
 
 
 def job_run_of(job: Mapping[str, Any]) -> str | None:
@@ -720,30 +744,32 @@ def want_derived_status(action: domain.UpdateWantStatus) -> dict[str, Any]:
     }
 
 
-def job_definition_ready(jd: domain.JobDefinition) -> tuple[str, str, str]:
-    """(status, reason, message) of a JobDefinition's Ready condition."""
-    if jd.error is not None:
-        return ("False", "InvalidJobDefinition", jd.error[:4096])
-    return ("True", "Valid", "its outputs and inputs parse; Wants can use it")
+def job_definition_status_from(body: Mapping[str, Any]) -> domain.JobDefinitionStatus:
+    """What a JobDefinition's status says now (a status that does not parse says nothing:
+    the planner writes it again)."""
+    generation = int((body.get("metadata") or {}).get("generation") or 1)
+    try:
+        status = JobDefinitionStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        return domain.JobDefinitionStatus(generation)
+    return domain.JobDefinitionStatus(
+        generation, status.observed_generation, _conditions_from(status.conditions)
+    )
 
 
-def job_definition_status(
-    ready: tuple[str, str, str], generation: int, now: datetime
-) -> dict[str, Any]:
-    """The status patch of a JobDefinition: its Ready condition, and Stalled while it
-    is invalid (it will not become usable until someone fixes it; kstatus: Failed)."""
-    status, reason, message = ready
-    conditions = [
-        {**_condition("Ready", status, reason, message, iso(now)), "observedGeneration": generation}
-    ]
-    if status == "False":
-        conditions.append(
+def job_definition_status(action: domain.UpdateJobDefinitionStatus) -> dict[str, Any]:
+    """The status patch of a JobDefinition: the conditions the planner decided (Ready,
+    and Stalled while it is invalid: kstatus reads it as Failed)."""
+    return {
+        "conditions": [
             {
-                **_condition("Stalled", "True", reason, message, iso(now)),
-                "observedGeneration": generation,
+                **_condition(c.type, c.status, c.reason, c.message, iso(c.last_transition_time)),
+                "observedGeneration": action.observed_generation,
             }
-        )
-    return {"conditions": conditions, "observedGeneration": generation}
+            for c in action.conditions
+        ],
+        "observedGeneration": action.observed_generation,
+    }
 
 
 def bad_want_status(
@@ -781,8 +807,8 @@ __all__ = [
     "concurrency_pool_status",
     "iso",
     "job_definition_from",
-    "job_definition_ready",
     "job_definition_status",
+    "job_definition_status_from",
     "job_run_from",
     "job_run_manifest",
     "job_run_of",

@@ -659,6 +659,22 @@ class JobRunSpec(Model):
     )
 
 
+class RefusedAttempt(Model):
+    """An attempt whose batch Job could not be created, recorded so it is never tried again."""
+
+    attempt: int = Field(
+        ge=1, le=MAX_ATTEMPTS, description="The attempt whose batch Job was not created."
+    )
+    reason: str = Field(
+        max_length=256,
+        description="InvalidPodTemplate (the API server refused the Job) or ForeignJob "
+        "(somebody else's Job holds the attempt's name).",
+    )
+    message: str = Field(
+        default="", max_length=MAX_MESSAGE_LENGTH, description="What was wrong, for people."
+    )
+
+
 class JobRunStatus(Model):
     """Progress of a JobRun across its attempts."""
 
@@ -720,6 +736,11 @@ class JobRunStatus(Model):
         default=None,
         description="WaitingForAdmission while a queueing system keeps the current batch "
         "Job suspended; Admitted once it let it run.",
+    )
+    refused_attempt: RefusedAttempt | None = Field(
+        default=None,
+        description="The last attempt whose batch Job could not be created; the operator "
+        "counts it as a failed attempt.",
     )
     observed_generation: int | None = Field(
         default=None, ge=0, description="The generation last seen by the operator."

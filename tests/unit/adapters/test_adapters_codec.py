@@ -359,10 +359,31 @@ def test_job_run_conditions_keep_their_transition_time_while_their_status_holds(
 
 
 def test_an_invalid_job_definition_and_an_unreadable_want_are_stalled() -> None:
-    invalid = codec.job_definition_status(("False", "InvalidJobDefinition", "bad"), 4, T)
-    assert _true_or_false(invalid["conditions"]) == {"Ready": "False", "Stalled": "True"}
-    valid = codec.job_definition_status(("True", "Valid", "ok"), 4, T)
-    assert _true_or_false(valid["conditions"]) == {"Ready": "True"}
+    world = domain.World(
+        job_definitions={
+            "bad": domain.JobDefinition("bad", ("bad/{d}",), ("raw/{nope}",)),
+            "good": domain.JobDefinition("good", ("good/{d}",)),
+        },
+        job_definition_statuses={
+            "bad": domain.JobDefinitionStatus(4),
+            "good": domain.JobDefinitionStatus(4),
+        },
+    )
+    written = {
+        a.name: codec.job_definition_status(a)
+        for a in domain.plan(world, T)
+        if isinstance(a, domain.UpdateJobDefinitionStatus)
+    }
+    assert _true_or_false(written["bad"]["conditions"]) == {"Ready": "False", "Stalled": "True"}
+    assert _true_or_false(written["good"]["conditions"]) == {"Ready": "True"}
+    assert written["bad"]["observedGeneration"] == 4
+    assert written["bad"]["conditions"][0]["observedGeneration"] == 4
+    # Read back, the status says so: nothing more to write.
+    read = codec.job_definition_status_from(
+        {"metadata": {"generation": 4}, "status": written["bad"]}
+    )
+    assert read.observed_generation == 4
+    assert [c.type for c in read.conditions] == ["Ready", "Stalled"]
     bad = codec.bad_want_status("spec.partitions is missing", 2, T)
     assert _true_or_false(bad["conditions"]) == {"Ready": "False", "Stalled": "True"}
     assert bad["conditions"][0]["type"] == "Ready"  # the executor compares the first

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from databuild import domain
@@ -191,6 +191,24 @@ def _read(convert: Any, body: dict[str, Any]) -> Any:
     attempts=st.lists(_ATTEMPTS, min_size=1, max_size=3),
     taint=st.tuples(_REFS, _TIMES),
     succeed_every=st.integers(1, 3),
+)
+@example(  # a partition two definitions build, one of them from the other's output
+    defs=[(["a/{x}"], []), (["c/{x}", "a/{x}"], ["a/{x}0"])],
+    wants=[(["a/1", "c/1"], None, None, "2000-01-01T00:00:00+00:00", None)],
+    limit=None,
+    messages=[""],
+    attempts=[None],
+    taint=("", "9999-12-31T23:59:59Z"),
+    succeed_every=1,
+)
+@example(  # a cycle through a run that claims an output another definition matches too
+    defs=[(["a/{x}"], []), (["e/{x}"], ["a/{x}"]), (["b/{x}", "a/{x}"], ["e/{x}"])],
+    wants=[(["b/1"], None, None, "2025-01-01", None)],
+    limit=None,
+    messages=[""],
+    attempts=[None],
+    taint=("", "9999-12-31T23:59:59Z"),
+    succeed_every=1,
 )
 def test_hostile_objects_never_escape_their_object(
     *,
