@@ -8,12 +8,15 @@ holding a Lease of its own, so tests never see each other's operators.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from e2e_support import Scenario
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from databuild.testing.demo import install_crds
 
@@ -51,6 +54,31 @@ def scenario(
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed and sc.operators:
             print(f"\n--- operator log ({sc.operator.log_path}) ---\n{sc.operator.log_tail(80)}")
+
+
+@pytest.fixture
+def neighbour(scenario: Scenario, kube: ApiClient) -> Iterator[Scenario]:
+    """A second, healthy namespace, for an operator serving ``scenario``'s as well."""
+    core = client.CoreV1Api(kube)
+    name = f"{scenario.namespace[:50]}-ok"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    deadline = time.monotonic() + 30
+    while True:  # pods are refused until the default ServiceAccount exists
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except ApiException as error:
+            if error.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    try:
+        yield Scenario(kube, name, scenario.cluster, scenario.log_dir)
+    finally:
+        try:
+            core.delete_namespace(name)
+        except ApiException as error:
+            if error.status != 404:  # a test may delete it itself
+                raise
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

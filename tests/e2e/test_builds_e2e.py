@@ -247,6 +247,37 @@ def test_deleting_a_want_cancels_its_running_build(scenario: Scenario) -> None:
     assert sc.partition(f"slow/date={DATE}")["status"]["state"] == "Missing"
 
 
+def test_a_batch_job_the_api_server_refuses_fails_its_attempts_across_a_restart(
+    scenario: Scenario,
+) -> None:
+    sc = scenario
+    operator = sc.start_operator()
+    refused = jobdef("refused", ["refused/date={date}"], retry={"limit": 1, "backoffSeconds": 2})
+    # A container name the batch API refuses (not a DNS label); the CRD takes the template.
+    refused["spec"]["template"]["spec"]["containers"][0]["name"] = "Not_A_Label"
+    sc.apply(refused, want("w", [f"refused/date={DATE}"]))
+
+    def recorded() -> bool:
+        runs = sc.runs_of("refused")
+        return bool(runs) and "refusedAttempt" in (runs[0].get("status") or {})
+
+    wait_until(recorded, timeout=30, what="the refusal on the JobRun", describe=sc.describe)
+    operator.kill()  # the record is on the API server: a new operator goes on from it
+    sc.start_operator()
+    sc.apply(jobdef("daily", ["daily/date={date}"]), want("neighbour", [f"daily/date={DATE}"]))
+    w = sc.wait_for_want("w", "Failed", timeout=60)
+    ready = next(c for c in w["status"]["conditions"] if c["type"] == "Ready")
+    assert "InvalidPodTemplate" in ready["message"]
+    [run] = sc.runs_of("refused")
+    status = run["status"]
+    assert (status["state"], status["attempt"], status["failedAttempts"]) == ("Failed", 2, 2)
+    assert status["refusedAttempt"]["attempt"] == 2
+    assert status["refusedAttempt"]["reason"] == "InvalidPodTemplate"
+    assert "Not_A_Label" in status["refusedAttempt"]["message"]
+    assert not [j for j in _jobs(sc) if j["metadata"]["name"].startswith("refused")]
+    sc.wait_for_want("neighbour", "Successful")
+
+
 def test_sigkill_mid_build_then_restart_converges_without_duplicates(scenario: Scenario) -> None:
     sc = scenario
     operator = sc.start_operator()

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from e2e_support import Scenario, jobdef, want
 from kubernetes import client
 from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from databuild.testing import NODE_NAME
 from databuild.testing.demo import KubeError, request, wait_until
@@ -26,31 +24,6 @@ from databuild.testing.demo import KubeError, request, wait_until
 pytestmark = pytest.mark.e2e
 
 DAY = "2025-01-01"
-
-
-@pytest.fixture
-def neighbour(scenario: Scenario, kube: ApiClient) -> Iterator[Scenario]:
-    """A second, healthy namespace served by the same operator as ``scenario``'s."""
-    core = client.CoreV1Api(kube)
-    name = f"{scenario.namespace[:50]}-ok"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 30
-    while True:  # pods are refused until the default ServiceAccount exists
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except ApiException as error:
-            if error.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    try:
-        yield Scenario(kube, name, scenario.cluster, scenario.log_dir)
-    finally:
-        try:
-            core.delete_namespace(name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
 
 
 def _start(sc: Scenario, neighbour: Scenario, *extra: str) -> None:

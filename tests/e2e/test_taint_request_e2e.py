@@ -11,16 +11,13 @@ and a neighbour namespace served by the same operator still builds.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from e2e_support import Scenario, jobdef, want
-from kubernetes import client
 from kubernetes.client import ApiClient
-from kubernetes.client.rest import ApiException
 from tests.unit.chart.helmtool import CHART, helm
 
 from databuild.testing import Cluster
@@ -48,27 +45,6 @@ def user_roles(kube: ApiClient) -> Iterator[str]:
     finally:
         for doc in rendered:
             request(kube, "DELETE", f"{RBAC}/clusterroles/{doc['metadata']['name']}")
-
-
-@pytest.fixture
-def neighbour(scenario: Scenario, kube: ApiClient) -> Iterator[Scenario]:
-    """A second namespace, served by the same operator."""
-    core = client.CoreV1Api(kube)
-    name = f"{scenario.namespace[:50]}-ok"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 30
-    while True:  # pods are refused until the default ServiceAccount exists
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except ApiException as error:
-            if error.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    try:
-        yield Scenario(kube, name, scenario.cluster, scenario.log_dir)
-    finally:
-        core.delete_namespace(name)
 
 
 def _as(cluster: Cluster, user: str) -> ApiClient:

@@ -9,8 +9,10 @@ Creates use deterministic names, so AlreadyExists is success; deletes treat NotF
 as success. A status patch carries the resourceVersion the plan was based on and
 checks the from-state first: a Conflict, or an object no longer in the expected
 state, stops the plan and asks for a re-plan from fresh data. Each write's response
-goes straight into the world store, so the next plan sees it without waiting for the
-watch.
+goes straight into the world store as an echo (see :class:`~databuild.operator.store.Journal`),
+so the next plan sees it without waiting for the watch, and it wakes nobody. An object
+deleted as a retired JobRun counts as a change from outside: the incremental planner does
+not follow deletions of runs, the next full pass does.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ EVENT_CONCURRENCY = 8
 
 WRITE_REFUSED = "WriteRefused"
 """The Stalled reason (and Warning Event) of an object whose write the API server refused."""
+INVALID_POD_TEMPLATE = "InvalidPodTemplate"
+"""The reason of an attempt whose batch Job the API server refused (or could not be rendered)."""
+FOREIGN_JOB = "ForeignJob"
+"""The reason of an attempt whose batch Job name is taken by somebody else's Job."""
 
 
 @dataclass
@@ -66,6 +72,8 @@ class ExecutionResult:
     errors: int = 0
     deferred: int = 0
     """Operations not tried because their object is backing off after a failed write."""
+    abandoned: bool = False
+    """The leader Lease was lost during the plan: the rest of it was not tried."""
     replan: bool = False
     """Something did not go as planned; plan again from fresh data right away."""
 
@@ -199,17 +207,12 @@ class Executor:
         self.job_ttl_seconds = job_ttl_seconds
         self.is_leading = is_leading
         self.write_concurrency = write_concurrency
-        self._synthetic: dict[str, dict[tuple[str, int], domain.JobOutcome]] = {}
         self.retries = RetryQueue()
         """Objects whose last write failed, backing off one by one."""
         self._stall_looks: dict[str, datetime] = {}
         self.job_run_retention = timedelta(seconds=job_run_retention_seconds)
         """Finished JobRuns are deleted this long after they finished (0: never)."""
         self._retire_at: dict[str, datetime] = {}
-
-    def synthetic_outcomes(self, namespace: str) -> Mapping[tuple[str, int], domain.JobOutcome]:
-        """Failed outcomes of batch Jobs the API server refused to create."""
-        return self._synthetic.get(namespace, {})
 
     # -- grouping ----------------------------------------------------------------------
 
@@ -272,6 +275,15 @@ class Executor:
                     op = status_op("Want", action.name, None)
                     op.patch["slaBreached"] = True
                     op.warnings.append(("SLABreached", action.message or "SLA breached"))
+                case domain.HoldJobRun():
+                    op = status_op("JobRun", action.name, "Queued")
+                    reason, message = action.hold or (None, None)
+                    op.patch.update({"reason": reason, "message": message})
+                case domain.UpdateJobDefinitionStatus():
+                    op = status_op("JobDefinition", action.name, None)
+                    op.patch.update(codec.job_definition_status(action))
+                    if action.warning is not None:
+                        op.warnings.append(action.warning)
                 case domain.RecordWant():
                     # A user's Want seen for the first time: its creation event, and a
                     # status (observedGeneration) so it is not recorded again.
@@ -323,6 +335,7 @@ class Executor:
                 for op in ops:
                     if not self.is_leading():
                         log.warning("lost the leader Lease: abandoning the rest of the plan")
+                        result.abandoned = True
                         return
                     key = _lane(op)
                     if key in stopped:
@@ -347,12 +360,10 @@ class Executor:
             for lanes in phases:
                 await asyncio.gather(*(run_lane(ops) for ops in lanes))
             await self._bad_wants(snapshot, now, result)
-            await self._job_definitions(snapshot, now, result)
             await self._concurrency_pools(snapshot, now, result)
-            await self._runs_without_pool(snapshot, result)
             await self._release_jobs(snapshot, now, result)
             await self._review_stalls(snapshot, now, result, pending_events)
-            await self._retire_job_runs(snapshot, now, result)
+            await self._retire_job_runs(snapshot, plan, now, result)
         finally:
             await self._emit_events(pending_events)
         return result
@@ -458,7 +469,7 @@ class Executor:
             log.warning("cannot flag %s %s/%s as stalled: %s", kind, ns, name, second)
             updated = current
         else:
-            self.store.put(kind, updated)
+            self.store.put(kind, updated, echo=True)
         events.append((ObjectReference.of(updated), "Warning", WRITE_REFUSED, message))
 
     async def _current(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
@@ -509,7 +520,7 @@ class Executor:
                 raise
             created = made
         result.writes += 1
-        self.store.put(op.kind, created)
+        self.store.put(op.kind, created, echo=True)
         if op.event is not None:
             self._record(ns, created, op.event, events)
         return True
@@ -583,14 +594,11 @@ class Executor:
                 result.skipped += 1
                 return True
             message = (
-                f"ForeignJob: a batch Job named {action.name} already exists and {reason};"
+                f"a batch Job named {action.name} already exists and {reason};"
                 " the operator reads no outcome from it. Delete it to let the build go on."
             )
-            log.warning("%s/%s: %s", ns, action.name, message)
-            self._synthetic.setdefault(ns, {})[action.job_run, action.attempt] = domain.JobOutcome(
-                action.job_run, action.attempt, domain.OutcomeKind.FAILED, None, message
-            )
-            events.append((ObjectReference.of(run), "Warning", "ForeignJob", message))
+            refused = domain.RefusedAttempt(action.attempt, FOREIGN_JOB, message)
+            await self._record_refusal(ns, run, refused, result, events)
             return False
         except (GatewayError, ValidationError, ValueError) as error:
             if isinstance(error, GatewayError) and not permanent(error):
@@ -598,16 +606,39 @@ class Executor:
             # A pod template the API server refuses (422, or 413 for one too large)
             # would be refused on every retry of the plan; count it as a failed attempt
             # so retries and failure follow.
-            message = f"InvalidPodTemplate: the batch Job was rejected: {error}"[:1024]
-            log.warning("%s/%s: %s", ns, action.name, message)
-            self._synthetic.setdefault(ns, {})[action.job_run, action.attempt] = domain.JobOutcome(
-                action.job_run, action.attempt, domain.OutcomeKind.FAILED, None, message
-            )
-            events.append((ObjectReference.of(run), "Warning", "InvalidPodTemplate", message))
+            message = f"the batch Job was rejected: {error}"[: 1024 - len(INVALID_POD_TEMPLATE) - 2]
+            refused = domain.RefusedAttempt(action.attempt, INVALID_POD_TEMPLATE, message)
+            await self._record_refusal(ns, run, refused, result, events)
             return False
         result.writes += 1
-        self.store.put("Job", created)
+        self.store.put("Job", created, echo=True)
         return True
+
+    async def _record_refusal(
+        self,
+        ns: str,
+        run: Mapping[str, Any],
+        refused: domain.RefusedAttempt,
+        result: ExecutionResult,
+        events: list[tuple[ObjectReference, EventType, str, str]],
+    ) -> None:
+        """Record on the JobRun's status that an attempt's batch Job was not created.
+
+        The planner reads it back as that attempt's failure and decides retry or
+        failure; being in the status, it survives a restart, so the refused Job is
+        never tried again. If the write fails, the error backs the JobRun off and the
+        next plan meets the same refusal and records it then.
+        """
+        name = str(run["metadata"]["name"])
+        text = refused.outcome(name).message
+        log.warning("%s/%s attempt %d: %s", ns, name, refused.attempt, text)
+        updated = await self.gateway.patch_status(
+            "JobRun", ns, name, codec.refused_attempt_status(refused)
+        )
+        result.writes += 1
+        # Not an echo: the planner did not decide it, and reads it back in full.
+        self.store.put("JobRun", updated)
+        events.append((ObjectReference.of(updated), "Warning", refused.reason, text))
 
     async def _foreign_job(self, ns: str, manifest: Mapping[str, Any]) -> str | None:
         """Why the Job already under ``manifest``'s name is not this attempt's, or None."""
@@ -638,16 +669,16 @@ class Executor:
             )
         except (NotFound, Conflict):
             result.skipped += 1  # gone, or replaced by another object of that name
-            self.store.forget("Job", ns, action.name)
+            self.store.forget("Job", ns, action.name, echo=True)
             return True
         result.writes += 1
-        self.store.forget("Job", ns, action.name)
+        self.store.forget("Job", ns, action.name, echo=True)
         # The outcome finalizer keeps the Job until it is released, and the watch event
         # saying it is being deleted may have arrived during the delete and been
         # forgotten just now; nothing else changes the Job, so no later event would
         # bring it back and it would stay, deleting, for ever. Read it back.
         with contextlib.suppress(GatewayError):  # gone (NotFound), or no worse than before
-            self.store.put("Job", await self.gateway.get("Job", ns, action.name))
+            self.store.put("Job", await self.gateway.get("Job", ns, action.name), echo=True)
         return True
 
     async def _status(
@@ -662,7 +693,7 @@ class Executor:
         if current is None:
             log.info("%s %s/%s is gone; planning again", op.kind, ns, op.name)
             return False
-        state = str((current.get("status") or {}).get("state") or _INITIAL_STATE[op.kind])
+        state = str((current.get("status") or {}).get("state") or _INITIAL_STATE.get(op.kind))
         if op.expect_state is not None and state != op.expect_state:
             # Already applied (or changed meanwhile): never apply a transition twice.
             log.info(
@@ -714,7 +745,7 @@ class Executor:
             self.store.forget(op.kind, ns, op.name)
             return False
         result.writes += 1
-        self.store.put(op.kind, updated)
+        self.store.put(op.kind, updated, echo=True)
         for event in op.events:
             self._record(ns, updated, event, events)
         for reason, message in op.warnings:
@@ -722,11 +753,26 @@ class Executor:
         return True
 
     async def _retire_job_runs(
-        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
+        self, snapshot: Snapshot, plan: domain.Plan, now: datetime, result: ExecutionResult
     ) -> None:
-        """Delete finished JobRuns past their retention (see :mod:`retention`)."""
+        """Delete finished JobRuns past their retention (see :mod:`retention`).
+
+        The sweep reads every JobRun and Partition, so a plan of the incremental path
+        (``snapshot.incremental``) sweeps only when one is due: what it changes can only
+        finish runs, which are due no sooner than the retention from now. Whatever else
+        makes a run due (a taint, a deleted Want) comes through a full pass.
+        """
         ns = snapshot.namespace
         if not self.job_run_retention:
+            return
+        due = self._retire_at.get(ns)
+        if snapshot.incremental and (due is None or due > now):
+            if any(
+                isinstance(a, domain.TransitionJobRun) and a.state.STATE in retention.FINISHED
+                for a in plan.actions
+            ):
+                soonest = now + self.job_run_retention
+                self._retire_at[ns] = soonest if due is None else min(due, soonest)
             return
         found = retention.retire(
             self.store.objects("JobRun", ns),
@@ -764,7 +810,7 @@ class Executor:
     ) -> None:
         """Say on each Running JobRun whose Job gets no pod why (see :mod:`stalls`)."""
         ns = snapshot.namespace
-        runs = self.store.objects("JobRun", ns)
+        runs = self.store.swept("JobRun", ns)  # Running or Stalled: the others say nothing
         found = stalls.review(
             runs, self.store.objects("Job", ns), lambda run: self.store.pods_of(ns, run), now
         )
@@ -835,7 +881,7 @@ class Executor:
             log.info("cannot update the Stalled condition of JobRun %s/%s: %s", ns, name, error)
             return False
         result.writes += 1
-        self.store.put("JobRun", updated)
+        self.store.put("JobRun", updated, echo=True)
         return True
 
     async def _release_jobs(
@@ -849,7 +895,8 @@ class Executor:
         Job that is still there.
         """
         ns = snapshot.namespace
-        due = finalizer.releases(self.store.objects("Job", ns), self.store.objects("JobRun", ns))
+        # Only Jobs still holding the finalizer can be due (a few, not every Job kept).
+        due = finalizer.releases(self.store.swept("Job", ns), self.store.objects("JobRun", ns))
         limit = asyncio.Semaphore(self.write_concurrency)
 
         async def release(job: finalizer.Release) -> None:
@@ -894,7 +941,7 @@ class Executor:
             return
         self.retries.forget(ns, key)
         result.writes += 1
-        self.store.put("Job", updated)
+        self.store.put("Job", updated, echo=True)
 
     async def _bad_wants(self, snapshot: Snapshot, now: datetime, result: ExecutionResult) -> None:
         for bad in snapshot.bad_wants:
@@ -914,7 +961,7 @@ class Executor:
                 )
                 continue
             result.writes += 1
-            self.store.put("Want", updated)
+            self.store.put("Want", updated, echo=True)
             log.warning(
                 "Want %s/%s cannot be planned: %s", snapshot.namespace, bad.name, bad.problem
             )
@@ -925,43 +972,6 @@ class Executor:
                     reason=bad.reason,
                     message=condition["message"][:1024],
                 )
-
-    async def _job_definitions(
-        self, snapshot: Snapshot, now: datetime, result: ExecutionResult
-    ) -> None:
-        """Say on each JobDefinition whether it is usable (once per generation and verdict)."""
-        for report in snapshot.job_definition_reports:
-            jd = snapshot.world.job_definitions.get(report.name)
-            if jd is None:
-                continue
-            ready = codec.job_definition_ready(jd)
-            if report.ready == ready and report.observed_generation == report.generation:
-                continue
-            if not self.is_leading():
-                return
-            try:
-                updated = await self.gateway.patch_status(
-                    "JobDefinition",
-                    snapshot.namespace,
-                    report.name,
-                    codec.job_definition_status(ready, report.generation, now),
-                )
-            except GatewayError as error:
-                log.warning(
-                    "cannot write the status of JobDefinition %s/%s: %s",
-                    snapshot.namespace,
-                    report.name,
-                    error,
-                )
-                continue
-            result.writes += 1
-            self.store.put("JobDefinition", updated)
-            if ready[0] == "False":
-                ref = ObjectReference.of(updated)
-                with contextlib.suppress(GatewayError):
-                    await self.gateway.emit_event(
-                        ref, type="Warning", reason=ready[1], message=ready[2]
-                    )
 
     async def _concurrency_pools(
         self, snapshot: Snapshot, now: datetime, result: ExecutionResult
@@ -1008,44 +1018,7 @@ class Executor:
                 )
                 continue
             result.writes += 1
-            self.store.put("ConcurrencyPool", updated)
-
-    async def _runs_without_pool(self, snapshot: Snapshot, result: ExecutionResult) -> None:
-        """A Queued run held by a ConcurrencyPool that does not exist says so.
-
-        Its reason and message (no transition: it stays Queued) are written once, and
-        cleared when the pool exists again; starting the run replaces them anyway.
-        """
-        defs = snapshot.world.job_definitions
-        if all(jd.concurrency_pool is None for jd in defs.values()):
-            return  # a namespace without pools pays nothing for them
-        for name, body in list(self.store.objects("JobRun", snapshot.namespace).items()):
-            status = body.get("status") or {}
-            if status.get("state", "Queued") != "Queued":
-                continue
-            jd = defs.get(str((body.get("spec") or {}).get("jobDefinition", "")))
-            pool = jd.concurrency_pool if jd is not None else None
-            patch: dict[str, Any] | None = None
-            if jd is not None and pool is not None and pool not in snapshot.pools:
-                message = domain.pool_not_found(jd.name, pool)
-                wanted = (domain.POOL_NOT_FOUND, message)
-                if (status.get("reason"), status.get("message")) != wanted:
-                    patch = {"reason": wanted[0], "message": wanted[1]}
-            elif status.get("reason") == domain.POOL_NOT_FOUND:
-                patch = {"reason": None, "message": None}
-            if patch is None:
-                continue
-            if not self.is_leading():
-                return
-            try:
-                updated = await self.gateway.patch_status("JobRun", snapshot.namespace, name, patch)
-            except GatewayError as error:
-                log.warning(
-                    "cannot write the status of JobRun %s/%s: %s", snapshot.namespace, name, error
-                )
-                continue
-            result.writes += 1
-            self.store.put("JobRun", updated)
+            self.store.put("ConcurrencyPool", updated, echo=True)
 
     async def _emit_events(self, events: list[tuple[ObjectReference, EventType, str, str]]) -> None:
         if not events:

@@ -28,6 +28,11 @@ class Release:
     """The Job's finalizers without the operator's (what the release writes)."""
 
 
+def holds_outcome(job: Mapping[str, Any]) -> bool:
+    """Whether the batch Job still carries the outcome finalizer (only those can be due)."""
+    return OUTCOME_FINALIZER in ((job.get("metadata") or {}).get("finalizers") or ())
+
+
 def releasable(job: Mapping[str, Any], run: Mapping[str, Any] | None) -> Release | None:
     """The release of ``job``'s outcome finalizer if it may go now (``run``: its JobRun).
 
@@ -67,4 +72,4 @@ def releases(jobs: Mapping[str, Mapping[str, Any]], runs: Mapping[str, Any]) -> 
     return due
 
 
-__all__ = ["Release", "releasable", "releases"]
+__all__ = ["Release", "holds_outcome", "releasable", "releases"]

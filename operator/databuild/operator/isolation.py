@@ -84,6 +84,24 @@ def plan_isolated(
     return domain.plan(_only(world, rest), now), tuple(stalled)
 
 
+def plan_keeping(
+    world: domain.World, now: datetime, known: Mapping[str, str] | None = None
+) -> tuple[domain.Plan, tuple[StalledWant, ...], domain.Planner | None]:
+    """:func:`plan_isolated`, also returning the :class:`domain.Planner` that made the plan.
+
+    The Planner, kept, plans the next changes incrementally; there is none when a Want
+    had to be left out (the namespace stays on full passes, which look for the culprits).
+    """
+    if not any(n in world.wants for n in known or {}):
+        planner = domain.Planner(world)
+        try:
+            return planner.plan(now), (), planner
+        except Exception:
+            log.info("planning raised; looking for the Wants to blame", exc_info=True)
+    plan, stalled = plan_isolated(world, now, known)
+    return plan, stalled, None
+
+
 def with_stalled_wants(
     snap: Snapshot, wants: Mapping[str, Mapping[str, Any]], stalled: Sequence[StalledWant]
 ) -> Snapshot:
@@ -96,4 +114,10 @@ def with_stalled_wants(
     return dataclasses.replace(snap, bad_wants=(*snap.bad_wants, *extra))
 
 
-__all__ = ["PLANNING_FAILED", "StalledWant", "plan_isolated", "with_stalled_wants"]
+__all__ = [
+    "PLANNING_FAILED",
+    "StalledWant",
+    "plan_isolated",
+    "plan_keeping",
+    "with_stalled_wants",
+]

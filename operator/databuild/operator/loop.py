@@ -1,8 +1,11 @@
 """The orchestration loop: the one task that plans and writes.
 
-It sleeps until the world store changes or the planner's next deadline (retry backoff,
-TTL, SLA) passes, waits a moment for the burst of changes to settle (debounce), builds
-the World of every changed namespace, calls the domain planner, and executes the plan.
+It sleeps until the world store changes from outside or the planner's next deadline
+(retry backoff, TTL, SLA) passes, waits a moment for the burst of changes to settle
+(debounce), plans every changed namespace, and executes the plan. A namespace whose
+journal holds only batch Job and pod changes is planned by the Planner kept from its last
+pass (:mod:`incremental`); anything else builds the World from the store and plans it in
+full. The echoes of the operator's own writes wake nothing.
 A plan that met a surprise (a conflict, an object not in the expected state) is
 re-planned at once from fresh data, a few times; a failed write backs off that object
 alone (the executor's retry queue), and anything else that goes wrong backs off that
@@ -18,12 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from databuild import domain
-from databuild.operator import isolation, snapshot
+from databuild.operator import incremental, isolation, snapshot
 from databuild.operator.executor import ExecutionResult, Executor
-from databuild.operator.store import WorldStore
+from databuild.operator.store import Journal, WorldStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,15 @@ RECHECK_UNPLANNABLE = 60.0
 """Seconds a Want the planner raised for is left out before it is tried again."""
 PARALLEL_NAMESPACES = 4
 """Namespaces planned and written at once, so one slow namespace delays no other."""
+
+
+_R = TypeVar("_R")
+
+
+def _timed(call: Callable[..., _R], *args: Any) -> tuple[_R, float]:
+    """``call(*args)`` and the seconds it took (timed inside the worker thread)."""
+    started = time.perf_counter()
+    return call(*args), time.perf_counter() - started
 
 
 class Leadership(Protocol):
@@ -53,16 +65,32 @@ class LoopStats:
     """Counters the metrics endpoint and tests read."""
 
     plans: int = 0
+    full_plans: int = 0
+    """Plans that looked at everything (from a fresh snapshot, or the kept Planner's own)."""
+    incremental_plans: int = 0
+    """Plans the kept Planner made around the changes alone."""
+    snapshots: int = 0
+    """Full passes that read the namespace from the store (a new Planner)."""
     actions: int = 0
     writes: int = 0
     conflicts: int = 0
     errors: int = 0
     plan_seconds: list[float] = field(default_factory=list)
+    """Duration of the last passes: reading, planning and executing."""
+    planning_seconds: list[float] = field(default_factory=list)
+    """Of each, the time until the plan was made (reading the changes, planning)."""
+    planner_seconds: list[float] = field(default_factory=list)
+    """Of that, the planner's own time in its worker thread."""
     last_plan_at: float = 0.0
 
-    def observe(self, seconds: float, actions: int, result: ExecutionResult) -> None:
+    def observe(
+        self, seconds: float, actions: int, result: ExecutionResult, planning: float = 0.0
+    ) -> None:
         """Count one plan and its execution."""
         self.plans += 1
+        self.planning_seconds.append(planning)
+        del self.planning_seconds[:-1000]
+        del self.planner_seconds[:-1000]
         self.actions += actions
         self.writes += result.writes
         self.conflicts += result.conflicts
@@ -101,6 +129,8 @@ class Orchestrator:
         self.clock = clock
         self.stats = LoopStats()
         self.cache = snapshot.ConversionCache()
+        self.planners = incremental.IncrementalPlanners(self.cache)
+        """The Planner kept per namespace between passes."""
         self.on_reconcile = on_reconcile
         """Told the duration of every planning pass and whether it went well (metrics)."""
         self._deadlines: dict[str, datetime] = {}
@@ -111,6 +141,9 @@ class Orchestrator:
         self._unplannable: dict[str, dict[str, tuple[str, str, float]]] = {}
         """Per namespace, Wants the planner raised for: name -> (resourceVersion, why, since)."""
         self._again: set[str] = set()
+        self._woken: set[str] = set()  # due for a deadline or a backoff, not a change
+        self._settled: set[str] = set()  # whose last pass went exactly as planned
+        self._leading = False
         self._slots = asyncio.Semaphore(PARALLEL_NAMESPACES)
 
     async def run(self) -> None:
@@ -118,8 +151,14 @@ class Orchestrator:
         try:
             while True:
                 await self.leadership.wait_until_leading()
+                if not self._leading:
+                    # A new term: another leader may have written meanwhile.
+                    self.planners.clear()
+                    self._settled.clear()
+                    self._leading = True
                 await self._wait()
                 if not self.leadership.is_leading():
+                    self._leading = False
                     continue
                 for namespace in self._due():
                     if namespace in self._running:
@@ -135,7 +174,10 @@ class Orchestrator:
     async def _reconcile_alone(self, namespace: str) -> None:
         try:
             async with self._slots:
-                if self.leadership.is_leading():
+                woken = namespace in self._woken
+                self._woken.discard(namespace)
+                # Only the echoes of a pass that went as planned: nothing to plan.
+                if self.leadership.is_leading() and (woken or not self._echoes_only(namespace)):
                     await self.reconcile(namespace)
         except Exception:
             # reconcile() confines what it can; this is the last line, so that one
@@ -187,6 +229,7 @@ class Orchestrator:
         for ns, deadline in list(self._deadlines.items()):
             if deadline <= now:
                 due.add(ns)
+                self._woken.add(ns)
                 del self._deadlines[ns]
         mono = time.monotonic()
         for ns, (_, not_before) in list(self._backoff.items()):
@@ -194,49 +237,68 @@ class Orchestrator:
                 due.discard(ns)  # still backing off; it is retried when the time comes
             elif not_before <= mono and ns not in self._running:
                 due.add(ns)
+                self._woken.add(ns)
         return sorted(due)
+
+    def _echoes_only(self, namespace: str) -> bool:
+        """Whether nothing changed in ``namespace`` but the echoes of the last pass's
+        writes, which went exactly as planned: then there is nothing to plan."""
+        return namespace in self._settled and not self.store.changed_outside(namespace)
 
     async def reconcile(self, namespace: str) -> ExecutionResult:
         """Plan ``namespace`` and execute the plan, re-planning after surprises.
 
-        Whatever goes wrong here stays with this namespace (and, where it can be told,
-        with the object that caused it): it is logged, the namespace backs off, and the
-        loop goes on with the others.
+        The kept Planner plans it when only batch Jobs and pods changed; otherwise (or
+        when that fails) it is read from the store and planned in full. Whatever goes
+        wrong here stays with this namespace (and, where it can be told, with the object
+        that caused it): it is logged, the namespace backs off, and the loop goes on with
+        the others.
         """
         result = ExecutionResult()
+        self._settled.discard(namespace)
         for _ in range(MAX_REPLANS):
             now = self.clock()
             started = time.monotonic()
-            try:
-                snap = snapshot.build(
-                    self.store,
-                    namespace,
-                    now,
-                    settings=self.settings,
-                    extra_outcomes=self.executor.synthetic_outcomes(namespace),
-                    cache=self.cache,
-                )
-            except Exception:
-                # Objects are confined one by one inside build(); this is a bug met on
-                # the way, and it must not end the loop for every other namespace.
-                log.exception("reading namespace %s failed", namespace)
-                self._back_off(namespace)
-                return ExecutionResult(errors=1)
-            try:
-                # Off the event loop: /healthz, the Lease and the watches keep being
-                # served while a big namespace plans (the GIL is handed over every few
-                # milliseconds).
-                known = self._unplannable_wants(namespace)
-                plan, stalled = await asyncio.to_thread(
-                    isolation.plan_isolated, snap.world, now, known
-                )
-            except Exception:
-                # Not attributable to one Want: the namespace waits and is tried again
-                # with backoff.
-                log.exception("planning namespace %s failed", namespace)
-                self._back_off(namespace)
-                return result
-            self._remember_unplannable(namespace, stalled)
+            journal = self.store.take_journal(namespace)
+            planner: domain.Planner | None = None
+            made = await self._plan_incrementally(namespace, journal, now)
+            if made is not None:
+                snap, plan, planner = made
+                stalled: tuple[isolation.StalledWant, ...] = ()
+            else:
+                try:
+                    snap = snapshot.build(
+                        self.store,
+                        namespace,
+                        now,
+                        settings=self.settings,
+                        cache=self.cache,
+                    )
+                except Exception:
+                    # Objects are confined one by one inside build(); this is a bug met on
+                    # the way, and it must not end the loop for every other namespace.
+                    log.exception("reading namespace %s failed", namespace)
+                    self._back_off(namespace)
+                    return ExecutionResult(errors=1)
+                try:
+                    # Off the event loop: /healthz, the Lease and the watches keep being
+                    # served while a big namespace plans (the GIL is handed over every few
+                    # milliseconds).
+                    known = self._unplannable_wants(namespace)
+                    (plan, stalled, planner), took = await asyncio.to_thread(
+                        _timed, isolation.plan_keeping, snap.world, now, known
+                    )
+                    self.stats.planner_seconds.append(took)
+                except Exception:
+                    # Not attributable to one Want: the namespace waits and is tried again
+                    # with backoff.
+                    log.exception("planning namespace %s failed", namespace)
+                    self._back_off(namespace)
+                    return result
+                self.stats.snapshots += 1
+                self.stats.full_plans += 1
+                self._remember_unplannable(namespace, stalled)
+            planning = time.monotonic() - started
             if stalled:
                 snap = isolation.with_stalled_wants(
                     snap, self.store.objects("Want", namespace), stalled
@@ -247,10 +309,17 @@ class Orchestrator:
                 # A bug met on the way (bad input is handled, not raised): log it, and
                 # try the namespace again later rather than stop orchestrating altogether.
                 log.exception("executing the plan of namespace %s failed", namespace)
+                self.planners.drop(namespace)
                 self._back_off(namespace)
                 return ExecutionResult(errors=1)
+            exact = self._applied_exactly(result)
+            if not exact:
+                # The Planner counted on every action being applied: rebuild it.
+                self.planners.drop(namespace)
+            elif made is None and planner is not None:
+                self.planners.keep(snap, planner)
             seconds = time.monotonic() - started
-            self.stats.observe(seconds, len(plan), result)
+            self.stats.observe(seconds, len(plan), result, planning)
             if self.on_reconcile is not None:
                 self.on_reconcile(seconds, not result.errors)
             if plan.actions:
@@ -270,10 +339,43 @@ class Orchestrator:
             # in the wakeups above); the namespace itself goes on.
             self._backoff.pop(namespace, None)
             if not result.replan:
+                if exact:
+                    self._settled.add(namespace)
                 return result
         # Still surprised after several tries: wait for the next change (or a second).
         self._back_off(namespace, initial=1.0)
         return result
+
+    async def _plan_incrementally(
+        self, namespace: str, journal: Journal, now: datetime
+    ) -> tuple[snapshot.Snapshot, domain.Plan, domain.Planner] | None:
+        """The kept Planner's plan of ``journal``'s changes, or None: plan in full."""
+        try:
+            planner = self.planners.prepare(self.store, namespace, journal, now)
+            if planner is None:
+                return None
+            before = planner.full_passes
+            plan, took = await asyncio.to_thread(_timed, planner.plan, now)
+            self.stats.planner_seconds.append(took)
+            snap = self.planners.snapshot(self.store, namespace, plan, now)
+        except Exception:
+            # Never worse than before: the full path (and its isolation) takes over.
+            log.exception("incremental planning of namespace %s failed", namespace)
+            self.planners.drop(namespace)
+            return None
+        if planner.full_passes > before:
+            self.stats.full_plans += 1
+        else:
+            self.stats.incremental_plans += 1
+        return snap, plan, planner
+
+    def _applied_exactly(self, result: ExecutionResult) -> bool:
+        """Whether every action of the plan was applied as planned, still leading."""
+        return (
+            not (result.conflicts or result.errors or result.skipped or result.deferred)
+            and not (result.replan or result.abandoned)
+            and self.leadership.is_leading()
+        )
 
     def _unplannable_wants(self, namespace: str) -> dict[str, str]:
         """Wants that made the planner raise, unchanged since (name -> the problem).

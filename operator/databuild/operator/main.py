@@ -14,11 +14,9 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import kopf
-from kubernetes import client, config
 
 from databuild import domain
 from databuild.adapters.bel import attach as attach_bel
@@ -30,6 +28,8 @@ from databuild.adapters.gateway import (
     NotFound,
 )
 from databuild.adapters.kinds import KINDS, WATCHED_KINDS
+from databuild.adapters.kube import ApiClient, ClusterConfig, ConfigError, HttpTransport
+from databuild.adapters.kube import load as load_cluster_config
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import handlers, metrics
 from databuild.operator.admission import AdmissionReporter
@@ -76,45 +76,25 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
 
 
-def api_client(kubeconfig: Path | None, *, connections: int = DEFAULT_MAX_IN_FLIGHT) -> Any:
-    """A kubernetes ``ApiClient``: the kubeconfig if given, else in-cluster, else default.
-
-    It keeps up to ``connections`` connections open (the client's default is 10), one
-    for each request the gateway may have in flight.
-    """
-    configuration = client.Configuration()
-    if kubeconfig is not None:
-        config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = connections
-    return client.ApiClient(configuration)
+def api_client(config: ClusterConfig, *, connections: int = DEFAULT_MAX_IN_FLIGHT) -> ApiClient:
+    """The operator's API client: up to ``connections`` requests in flight at once."""
+    return ApiClient(
+        HttpTransport(config, connections=connections, user_agent="databuild-operator")
+    )
 
 
-def connection_info(api: Any) -> kopf.ConnectionInfo:
-    """kopf's credentials, taken from the same client configuration the gateway uses."""
-    cfg = api.configuration
-    if cfg.refresh_api_key_hook is not None:
-        cfg.refresh_api_key_hook(cfg)  # in-cluster tokens rotate
-    auth = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
-    scheme, token = None, None
-    if auth:
-        scheme, _, token = str(auth).partition(" ")
-        if not token:
-            scheme, token = "Bearer", scheme
+def connection_info(config: ClusterConfig) -> kopf.ConnectionInfo:
+    """kopf's credentials, from the same cluster configuration the gateway uses."""
+    token = config.bearer_token()  # read again: in-cluster tokens rotate
     return kopf.ConnectionInfo(
-        server=cfg.host,
-        ca_path=cfg.ssl_ca_cert,
-        insecure=not cfg.verify_ssl,
-        scheme=scheme,
+        server=config.server,
+        ca_data=config.ca_data,
+        insecure=config.insecure,
+        scheme="Bearer" if token else None,
         token=token,
-        certificate_path=cfg.cert_file,
-        private_key_path=cfg.key_file,
-        username=cfg.username or None,
-        password=cfg.password or None,
+        certificate_data=config.client_cert,
+        private_key_data=config.client_key,
+        default_namespace=config.namespace,
     )
 
 
@@ -122,16 +102,23 @@ class Operator:
     """The assembled operator: store, gateway, Lease, loop and kopf's watches."""
 
     def __init__(
-        self, settings: Settings, *, api: Any | None = None, gateway: Gateway | None = None
+        self,
+        settings: Settings,
+        *,
+        cluster: ClusterConfig | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         self.settings = settings
         # Room for every write the executor sends at once, its Event workers, the
         # Lease and the reads a plan makes on the way.
         in_flight = settings.write_concurrency + EVENT_CONCURRENCY + 4
-        self.api = (
-            api if api is not None else api_client(settings.kubeconfig, connections=in_flight)
-        )
-        self.gateway: Gateway = gateway or KubernetesGateway(self.api, max_in_flight=in_flight)
+        self.api: ApiClient | None = None
+        self._cluster = cluster
+        if gateway is None:
+            # One connection more than the writes in flight: the Lease's own lane.
+            self.api = api_client(self.cluster, connections=in_flight + 1)
+            gateway = KubernetesGateway(self.api, max_in_flight=in_flight)
+        self.gateway: Gateway = gateway
         self.store = WorldStore()
         self.bel = BuildEventLog()
         self.metrics = metrics.OperatorMetrics()
@@ -200,7 +187,14 @@ class Operator:
 
         @kopf.on.login(registry=self.registry, id="login")
         def login(**_: Any) -> kopf.ConnectionInfo:
-            return connection_info(self.api)
+            return connection_info(self.cluster)
+
+    @property
+    def cluster(self) -> ClusterConfig:
+        """The API server and identity: ``--kubeconfig``, else in-cluster, else the default."""
+        if self._cluster is None:
+            self._cluster = load_cluster_config(self.settings.kubeconfig, in_cluster_first=True)
+        return self._cluster
 
     async def initial_sync(self) -> None:
         """List every watched kind once, so the first plan sees the whole world.
@@ -351,6 +345,8 @@ class Operator:
                 server.stop()
             if history is not None:
                 history.stop()
+            if self.api is not None:
+                await self.api.close()
             log.info("stopped")
 
 
@@ -363,7 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"no kubeconfig at {settings.kubeconfig}: start the local control plane with "
             "`make cluster-up`, or pass --kubeconfig for your cluster"
         )
-    operator = Operator(settings)
+    try:
+        operator = Operator(settings)
+        operator.cluster  # noqa: B018 - a kubeconfig that cannot be used fails here, clearly
+    except ConfigError as error:
+        raise SystemExit(f"cannot connect to the API server: {error}") from None
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(operator.run())
     return 1 if operator.failed is not None else 0

@@ -473,7 +473,9 @@ class _GatewayCounts(Protocol):
 
 class _LoopCounts(Protocol):
     @property
-    def plans(self) -> int: ...
+    def full_plans(self) -> int: ...
+    @property
+    def incremental_plans(self) -> int: ...
     @property
     def actions(self) -> int: ...
     @property
@@ -534,7 +536,15 @@ class OperatorCollector(Collector):
         for (verb, kind, code), n in sorted(self.gateway.codes.items()):
             codes.add_metric([verb, kind, code], n)
         yield codes
-        yield CounterMetricFamily("databuild_plans", "Plans made.", value=self.loop.plans)
+        plans = CounterMetricFamily(
+            "databuild_plans",
+            "Plans made, by kind: full (every object looked at) or incremental (the kept "
+            "planner, around changed batch Jobs alone).",
+            labels=["kind"],
+        )
+        plans.add_metric(["full"], self.loop.full_plans)
+        plans.add_metric(["incremental"], self.loop.incremental_plans)
+        yield plans
         yield CounterMetricFamily(
             "databuild_plan_actions", "Actions planned.", value=self.loop.actions
         )

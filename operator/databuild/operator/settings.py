@@ -55,8 +55,8 @@ class Settings:
     """Serve the read-only history API over the BEL on this port (needs ``bel_url``)."""
     watch_inactivity_timeout: float = 70.0
     """Reconnect a watch that delivered nothing (not even a bookmark) for this long."""
-    write_concurrency: int = 1
-    """Objects written at once within a plan (writes to one object stay in order)."""
+    write_concurrency: int = 4
+    """Builds written at once within a plan (each build's writes stay in order)."""
     resync_seconds: float = 300.0
     """List everything this often, to forget objects deleted while a watch was down."""
     log_format: str = "text"
@@ -143,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--write-concurrency",
         type=int,
-        help="objects written at once within a plan (default 1)",
+        help="builds written at once within a plan (default 4; 1: the planner's order)",
     )
     p.add_argument(
         "--resync-seconds",

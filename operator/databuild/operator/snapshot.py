@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -51,17 +51,6 @@ def bad_want(
 
 
 @dataclass(frozen=True)
-class JobDefinitionReport:
-    """What a JobDefinition's status says now, to tell whether it needs rewriting."""
-
-    name: str
-    generation: int
-    observed_generation: int | None
-    ready: tuple[str, str, str]
-    """(status, reason, message) of its Ready condition; empty strings when absent."""
-
-
-@dataclass(frozen=True)
 class PoolReport:
     """What a ConcurrencyPool's status says now, to tell whether it needs rewriting."""
 
@@ -86,10 +75,16 @@ class Snapshot:
     """Times the snapshot would read differently (e.g. a failed pod's grace period)."""
     skipped: tuple[str, ...] = field(default_factory=tuple)
     """Other objects left out, as messages for the log."""
-    job_definition_reports: tuple[JobDefinitionReport, ...] = ()
     pool_reports: tuple[PoolReport, ...] = ()
     pools: Mapping[str, domain.ConcurrencyPool] = field(default_factory=dict)
     """The ConcurrencyPools as written (the World's may be widened for held runs)."""
+    grace_jobs: frozenset[str] = frozenset()
+    """Batch Jobs that failed before their pod said why (read again after the grace)."""
+    held_jobs: frozenset[str] = frozenset()
+    """Batch Jobs a queueing system holds back, counted in the widened limits."""
+    incremental: bool = False
+    """Made for a plan of the kept Planner (see :mod:`incremental`): only what the
+    executor reads, and its sweeps of the whole namespace may wait until they are due."""
 
 
 _T = TypeVar("_T")
@@ -168,46 +163,102 @@ def _outcome(
         return domain.JobOutcome(run, attempt, domain.OutcomeKind.FAILED, None, message[:1024])
 
 
+@dataclass(frozen=True)
+class JobReading:
+    """What one batch Job says about its attempt."""
+
+    outcome: domain.JobOutcome
+    grace: bool
+    """It failed, but its pod may still report why: read it again after the grace period."""
+    held: str | None
+    """The JobDefinition of a Running run whose Job a queueing system holds back."""
+
+
+def read_job(
+    store: WorldStore,
+    namespace: str,
+    body: Mapping[str, Any],
+    now: datetime,
+    job_run: Callable[[str], domain.JobRun | None],
+) -> JobReading | None:
+    """The outcome of the batch Job ``body``, or None when it tells nothing.
+
+    ``job_run`` gives the domain's JobRun by name (the snapshot's, or the planner's).
+    """
+    run = codec.job_run_of(body)
+    run_body = store.get("JobRun", namespace, run) if run else None
+    if run is None or run_body is None:
+        return None
+    run_uid = str(run_body["metadata"].get("uid") or "")
+    outcome = _outcome(body, store.pods_of(namespace, run), now, run, run_uid)
+    if outcome is None:
+        return None
+    running = outcome.kind is domain.OutcomeKind.RUNNING
+    grace = running and "Failed" in true_conditions(body)
+    held = None
+    if running and waiting_for_admission(body):
+        owner = job_run(run)
+        if (
+            owner is not None
+            and isinstance(owner.state, domain.JobRunRunning)
+            and owner.state.attempt == outcome.attempt
+        ):
+            held = owner.job_definition
+    return JobReading(outcome, grace, held)
+
+
+def release_settled(
+    store: WorldStore,
+    namespace: str,
+    job_run: Callable[[str], domain.JobRun | None],
+    names: Iterable[str] | None = None,
+) -> list[str]:
+    """Forget the deleted finished Jobs (of ``names``, or all) whose run moved on.
+
+    A finished Job deleted before the loop saw it end is kept until its JobRun is no
+    longer Running that attempt (then its outcome is recorded). Returns those forgotten.
+    """
+    finished = store.finished_jobs(namespace)
+    live_jobs = store.objects("Job", namespace)
+    released = []
+    for name in list(finished if names is None else names):
+        body = finished.get(name)
+        if body is None:
+            continue
+        run_name = codec.job_run_of(body)
+        owner = job_run(run_name or "")
+        attempt = codec.attempt_of(body)
+        waiting = (
+            owner is not None
+            and isinstance(owner.state, domain.JobRunRunning)
+            and owner.state.attempt == attempt
+        )
+        if name in live_jobs or not waiting:
+            store.release_finished(namespace, name, run_name or "")
+            released.append(name)
+    return released
+
+
 def build(
     store: WorldStore,
     namespace: str,
     now: datetime,
     *,
     settings: domain.Settings | None = None,
-    extra_outcomes: Mapping[tuple[str, int], domain.JobOutcome] | None = None,
     cache: ConversionCache | None = None,
 ) -> Snapshot:
-    """The World of ``namespace`` as the store holds it at ``now``.
-
-    ``extra_outcomes`` are outcomes of batch Jobs that could not even be created (the
-    API server rejected them), so the planner counts them as failed attempts.
-    """
+    """The World of ``namespace`` as the store holds it at ``now``."""
     convert = cache.convert if cache is not None else _direct
     skipped: list[str] = []
     job_definitions: dict[str, domain.JobDefinition] = {}
-    reports: list[JobDefinitionReport] = []
+    definition_statuses: dict[str, domain.JobDefinitionStatus] = {}
     for name, body in store.objects("JobDefinition", namespace).items():
         try:
             job_definitions[name] = convert("JobDefinition", body, codec.job_definition_from)
         except codec.BadObject as error:
             skipped.append(str(error))
             continue
-        status = body.get("status") or {}
-        ready: dict[str, object] = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
-        )
-        reports.append(
-            JobDefinitionReport(
-                name,
-                int((body.get("metadata") or {}).get("generation") or 1),
-                status.get("observedGeneration"),
-                (
-                    str(ready.get("status", "")),
-                    str(ready.get("reason", "")),
-                    str(ready.get("message", "")),
-                ),
-            )
-        )
+        definition_statuses[name] = codec.job_definition_status_from(body)
 
     pools: dict[str, domain.ConcurrencyPool] = {}
     pool_reports: list[PoolReport] = []
@@ -217,7 +268,7 @@ def build(
         except codec.BadObject as error:
             skipped.append(str(error))  # its members wait, as for a missing pool
             continue
-        pool_reports.append(_pool_report(name, body))
+        pool_reports.append(pool_report(name, body))
 
     wants: dict[str, domain.Want] = {}
     bad: list[BadWant] = []
@@ -260,46 +311,26 @@ def build(
 
     outcomes: dict[tuple[str, int], domain.JobOutcome] = {}
     wakeups: list[datetime] = []
-    live_jobs = store.objects("Job", namespace)
-    for name, body in list(store.finished_jobs(namespace).items()):
-        run_name = codec.job_run_of(body)
-        owner = job_runs.get(run_name or "")
-        attempt = codec.attempt_of(body)
-        waiting = (
-            owner is not None
-            and isinstance(owner.state, domain.JobRunRunning)
-            and owner.state.attempt == attempt
-        )
-        if name in live_jobs or not waiting:
-            store.release_finished(namespace, name, run_name or "")
-    jobs = {**store.finished_jobs(namespace), **live_jobs}
+    release_settled(store, namespace, job_runs.get)
+    jobs = {**store.finished_jobs(namespace), **store.objects("Job", namespace)}
     held: dict[str, int] = {}  # Running runs a queueing system holds back, by definition
-    for body in jobs.values():
-        run = codec.job_run_of(body)
-        run_body = store.get("JobRun", namespace, run) if run else None
-        if run is None or run_body is None:
+    grace_jobs: set[str] = set()
+    held_jobs: set[str] = set()
+    for job_name, body in jobs.items():
+        reading = read_job(store, namespace, body, now, job_runs.get)
+        if reading is None:
             continue
-        run_uid = str(run_body["metadata"].get("uid") or "")
-        outcome = _outcome(body, store.pods_of(namespace, run), now, run, run_uid)
-        if outcome is None:
-            continue
-        if outcome.kind is domain.OutcomeKind.RUNNING and "Failed" in true_conditions(body):
+        outcome = reading.outcome
+        if reading.grace:
             wakeups.append(now + codec.POD_GRACE)
-        owner = job_runs.get(run)
-        if (
-            outcome.kind is domain.OutcomeKind.RUNNING
-            and waiting_for_admission(body)
-            and owner is not None
-            and isinstance(owner.state, domain.JobRunRunning)
-            and owner.state.attempt == outcome.attempt
-        ):
-            held[owner.job_definition] = held.get(owner.job_definition, 0) + 1
+            grace_jobs.add(job_name)
+        if reading.held is not None:
+            held[reading.held] = held.get(reading.held, 0) + 1
+            held_jobs.add(job_name)
         outcomes[outcome.job_run, outcome.attempt] = outcome
 
     if cache is not None:
         cache.prune(namespace)
-    for key, outcome in (extra_outcomes or {}).items():
-        outcomes.setdefault(key, outcome)
 
     for message in skipped:
         log.warning("left out of planning: %s", message)
@@ -312,6 +343,7 @@ def build(
         outcomes=outcomes,
         settings=widen_limits(job_definitions, settings or domain.Settings(), held),
         concurrency_pools=widen_pools(pools, written_definitions, held),
+        job_definition_statuses=definition_statuses,
     )
     return Snapshot(
         namespace,
@@ -319,13 +351,15 @@ def build(
         tuple(bad),
         tuple(wakeups),
         tuple(skipped),
-        tuple(reports),
         tuple(pool_reports),
         pools,
+        frozenset(grace_jobs),
+        frozenset(held_jobs),
     )
 
 
-def _pool_report(name: str, body: Mapping[str, Any]) -> PoolReport:
+def pool_report(name: str, body: Mapping[str, Any]) -> PoolReport:
+    """What the ConcurrencyPool ``body``'s status says now."""
     status = body.get("status") or {}
     ready: dict[str, object] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}

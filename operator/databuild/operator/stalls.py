@@ -78,6 +78,12 @@ def stalled_condition(run: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def under_review(run: Mapping[str, Any]) -> bool:
+    """Whether :func:`review` has anything to say about the JobRun ``run``: it is Running,
+    or it says Stalled. Every other run can be left out of ``runs``."""
+    return (run.get("status") or {}).get("state") == "Running" or stalled_condition(run) is not None
+
+
 def review(
     runs: Mapping[str, Mapping[str, Any]],
     jobs: Mapping[str, Mapping[str, Any]],
@@ -168,4 +174,5 @@ __all__ = [
     "newest_failed_create",
     "review",
     "stalled_condition",
+    "under_review",
 ]

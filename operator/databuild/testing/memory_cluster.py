@@ -21,12 +21,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from databuild.adapters.kinds import KINDS
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.executor import ExecutionResult, Executor
 from databuild.operator.leader import AlwaysLeader
 from databuild.operator.loop import Orchestrator
 from databuild.operator.store import WorldStore
-from databuild.testing.fake_gateway import FakeGateway
+from databuild.testing.fake_gateway import FakeGateway, wire_copy
 
 __all__ = ["MemoryCluster"]
 
@@ -64,12 +65,26 @@ class MemoryCluster:
         """CPU the in-memory API server spent answering (its copies stand in for JSON)."""
         for verb in _VERBS:
             setattr(self.gateway, verb, self._timed(getattr(self.gateway, verb)))
-        self.store = WorldStore()
         self.bel = BuildEventLog()
-        build = make_executor or Executor
-        self.executor = build(self.gateway, self.store, self.bel)
-        self.loop = Orchestrator(self.store, self.executor, AlwaysLeader(), clock=lambda: self.now)
+        self._make_executor = make_executor or Executor
+        self._start_operator()
         self._finished: set[str] = set()
+
+    def _start_operator(self) -> None:
+        self.store = WorldStore()
+        self.executor = self._make_executor(self.gateway, self.store, self.bel)
+        self.loop = Orchestrator(self.store, self.executor, AlwaysLeader(), clock=lambda: self.now)
+
+    def restart(self) -> None:
+        """A new operator process, as after kill -9: nothing of the old one's memory.
+
+        A new store listed from the API server, a new executor and loop; the Build Event
+        Log stands for its durable store and is kept.
+        """
+        self._start_operator()
+        for kind, info in KINDS.items():
+            if info.watched:
+                self.store.load(kind, copy.deepcopy(self.gateway.of_kind(kind, self.namespace)))
 
     def _timed(self, call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         # The fake answers without suspending, so the time around the await is its own.
@@ -90,7 +105,7 @@ class MemoryCluster:
         created = asyncio.run(self.gateway.create(body))
         created["metadata"]["creationTimestamp"] = _stamp(self.now)
         self.gateway.objects[created["kind"], self.namespace, created["metadata"]["name"]] = created
-        self.store.put(created["kind"], copy.deepcopy(created))
+        self.store.put(created["kind"], wire_copy(created))
         return created
 
     def reconcile(self, step: timedelta = timedelta(milliseconds=100)) -> ExecutionResult:
@@ -127,8 +142,10 @@ class MemoryCluster:
                 }
             ]
         }
-        job["metadata"]["resourceVersion"] = str(int(job["metadata"]["resourceVersion"]) + 1000)
-        self.store.put("Job", copy.deepcopy(job))
+        # One version sequence for every writer, as in etcd: the operator's later writes
+        # (the outcome finalizer's release) must read as newer than this change.
+        self.gateway.bump(job)
+        self.store.put("Job", wire_copy(job))
         template = job["spec"]["template"]
         pod = {
             "kind": "Pod",

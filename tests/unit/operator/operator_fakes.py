@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from databuild.operator.eventlog import BuildEventLog
+from databuild.operator.executor import Executor
+from databuild.operator.store import WorldStore
+from databuild.testing.fake_gateway import FakeGateway
 from databuild.testing.memory_cluster import MemoryCluster
 
 NS = "data"
@@ -43,8 +48,11 @@ def want(name: str, partitions: list[str], **spec: Any) -> dict[str, Any]:
 class FakeCluster(MemoryCluster):
     """The in-memory cluster of the testing package, in namespace ``data`` from ``T0``."""
 
-    def __init__(self) -> None:
-        super().__init__(NS, start=T0)
+    def __init__(
+        self,
+        make_executor: Callable[[FakeGateway, WorldStore, BuildEventLog], Executor] | None = None,
+    ) -> None:
+        super().__init__(NS, start=T0, make_executor=make_executor)
 
     def delete(self, kind: str, name: str) -> None:
         """Delete an object (the watch delivers DELETED)."""

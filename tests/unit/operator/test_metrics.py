@@ -198,13 +198,18 @@ class _Gateway:
 
 @dataclass
 class _Loop:
-    plans: int = 0
+    full_plans: int = 0
+    incremental_plans: int = 0
     actions: int = 0
     conflicts: int = 0
 
 
 def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
-    gateway, loop, bel = _Gateway(), _Loop(plans=3, actions=9), BuildEventLog(recent=1)
+    gateway, loop, bel = (
+        _Gateway(),
+        _Loop(full_plans=1, incremental_plans=2, actions=9),
+        BuildEventLog(recent=1),
+    )
     gateway.requests["create", "JobRun"] += 2
     gateway.writes["create", "JobRun"] += 1
     gateway.errors["create", "JobRun", "AlreadyExists"] += 1
@@ -226,7 +231,8 @@ def test_operator_collector_and_observed_metrics_share_one_endpoint() -> None:
         for family in text_string_to_metric_families(body)
         for s in family.samples
     }
-    assert samples["databuild_plans_total", ()] == 3
+    assert samples["databuild_plans_total", (("kind", "full"),)] == 1
+    assert samples["databuild_plans_total", (("kind", "incremental"),)] == 2
     assert samples["databuild_api_writes_total", (("kind", "JobRun"), ("verb", "create"))] == 1
     assert samples["databuild_transitions_total", (("kind", "Want"), ("to_state", "Building"))] == 2
     assert samples["databuild_leader", ()] == 1

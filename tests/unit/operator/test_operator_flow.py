@@ -141,6 +141,15 @@ def test_retry_then_success_and_failure_with_exit_code() -> None:
     assert "exit code 4" in ws["conditions"][0]["message"]
     warnings = [e for e in c.gateway.events if e.type == "Warning"]
     assert any("exit code 4" in e.message for e in warnings)
+    # Both attempts' Jobs are kept by the API server for their logs; the operator keeps
+    # neither them nor their pods once the outcomes are recorded and released.
+    c.settle()
+    assert len(c.jobs()) == 2
+    assert c.store.objects("Job", NS) == {} and c.store.pods_of(NS, _run_name(c)) == []
+
+
+def _run_name(cluster: FakeCluster) -> str:
+    return str(_one(cluster, "JobRun")["metadata"]["name"])
 
 
 def test_dependency_miss_creates_a_derived_want_owned_by_the_run() -> None:

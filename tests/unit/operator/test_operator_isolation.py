@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +40,25 @@ def _condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
     return next(c for c in status.get("conditions") or [] if c["type"] == type_)
 
 
+def _before_planning(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[domain.World], None]
+) -> None:
+    """Call ``before`` with the world ahead of every plan, whether made at once
+    (``domain.plan``) or by the Planner the loop keeps (``domain.Planner.plan``)."""
+    real_plan, real_planner_plan = domain.plan, domain.Planner.plan
+
+    def plan(world: domain.World, now: datetime) -> domain.Plan:
+        before(world)
+        return real_plan(world, now)
+
+    def planner_plan(self: domain.Planner, now: datetime) -> domain.Plan:
+        before(self.world())
+        return real_planner_plan(self, now)
+
+    monkeypatch.setattr(domain, "plan", plan)
+    monkeypatch.setattr(domain.Planner, "plan", planner_plan)
+
+
 def _build(c: FakeCluster, ref: str) -> None:
     """Finish the batch Job building ``ref`` and let the plans settle."""
     slug = ref.rsplit("=", 1)[1]
@@ -52,14 +72,11 @@ def test_a_want_whose_planning_raises_is_stalled_and_the_others_build(
 ) -> None:
     # The parsers are meant never to let a real object make the planner raise; this
     # checks the safety net behind them with a planner that raises for one ref.
-    real_plan = domain.plan
-
-    def plan(world: domain.World, now: datetime) -> domain.Plan:
+    def before(world: domain.World) -> None:
         if any(BAD in w.partitions for w in world.wants.values()):
             raise RecursionError("maximum recursion depth exceeded")
-        return real_plan(world, now)
 
-    monkeypatch.setattr(domain, "plan", plan)
+    _before_planning(monkeypatch, before)
     c = FakeCluster()
     c.apply(jobdef("daily", ["daily/date={date}"]))
     c.apply(want("bad", [BAD]))
@@ -90,13 +107,7 @@ def test_a_want_with_a_number_the_planner_cannot_handle_leaves_the_others_alone(
 
 def test_planning_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     threads: list[int] = []
-    real_plan = domain.plan
-
-    def plan(world: domain.World, now: datetime) -> domain.Plan:
-        threads.append(threading.get_ident())
-        return real_plan(world, now)
-
-    monkeypatch.setattr(domain, "plan", plan)
+    _before_planning(monkeypatch, lambda world: threads.append(threading.get_ident()))
     c = FakeCluster()
     c.apply(jobdef("daily", ["daily/date={date}"]))
     c.apply(want("good", [GOOD]))
@@ -266,7 +277,7 @@ def _stuck_job(c: FakeCluster, minutes_ago: float) -> dict[str, Any]:
     [job] = c.jobs()
     created = c.now - timedelta(minutes=minutes_ago)
     job["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
-    job["metadata"]["resourceVersion"] = str(int(job["metadata"]["resourceVersion"]) + 1000)
+    c.gateway.bump(job)
     c.store.put("Job", job)
     return job
 
@@ -392,14 +403,12 @@ def test_the_executor_deletes_old_finished_runs_and_keeps_the_build_of_record() 
 
 def test_a_namespace_that_plans_slowly_holds_up_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
-    real_plan = domain.plan
 
-    def plan(world: domain.World, now: datetime) -> domain.Plan:
+    def before(world: domain.World) -> None:
         if "slow" in world.wants:
             release.wait(10)  # a huge namespace, still planning in its worker thread
-        return real_plan(world, now)
 
-    monkeypatch.setattr(domain, "plan", plan)
+    _before_planning(monkeypatch, before)
     gateway = FakeGateway()
     store = WorldStore()
     executor = Executor(gateway, store, BuildEventLog())
@@ -498,15 +507,13 @@ def test_a_known_unplannable_want_is_not_searched_for_on_every_plan(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    real_plan = domain.plan
 
-    def plan(world: domain.World, now: datetime) -> domain.Plan:
+    def before(world: domain.World) -> None:
         calls.append(len(world.wants))
         if any(BAD in w.partitions for w in world.wants.values()):
             raise OverflowError("date value out of range")
-        return real_plan(world, now)
 
-    monkeypatch.setattr(domain, "plan", plan)
+    _before_planning(monkeypatch, before)
     c = FakeCluster()
     c.apply(jobdef("daily", ["daily/date={date}"]))
     for i in range(8):
