@@ -52,5 +52,5 @@ def test_the_lock_covers_the_product_and_postgres_and_nothing_of_the_tooling() -
     assert not missing, f"run `make lock`: {LOCK.name} lacks {sorted(missing)}"
     # The build backend is locked too: the image builds the package without fetching it.
     assert "setuptools" in locked
-    tooling = {"pytest", "cryptography", "hypothesis", "mypy"} & locked.keys()
+    tooling = {"pytest", "cryptography", "hypothesis", "mypy", "kubernetes"} & locked.keys()
     assert not tooling, f"test tooling in the image's lock: {sorted(tooling)}"
