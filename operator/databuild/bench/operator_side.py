@@ -114,10 +114,11 @@ async def wait_for_wants(
             times.jobs_completed.setdefault(name, now)
 
     watchers = [
-        Watcher(kube, _path("Want", namespace), on_want).start(),
+        Watcher(kube, "Want", namespace, on_want).start(),
         Watcher(
             kube,
-            f"/apis/batch/v1/namespaces/{namespace}/jobs",
+            "Job",
+            namespace,
             on_job,
             label_selector=f"!{BASELINE_LABEL},{JOB_DEFINITION_LABEL}!={WARMUP_JOB}",
         ).start(),
@@ -158,7 +159,7 @@ async def build_with_operator(
 
 async def live_partitions(kube: Kube, namespace: str, refs: Sequence[str]) -> int:
     """How many of ``refs`` have a Partition in state Live."""
-    items, _ = await kube.list(_path("Partition", namespace))
+    items = (await kube.list("Partition", namespace)).items
     live = {
         str((p.get("spec") or {}).get("ref"))
         for p in items
@@ -192,7 +193,7 @@ async def operator_latency(
 ) -> list[float]:
     """Seconds from creating a one-partition Want to its batch Job, for each node in turn."""
     sightings = _JobSightings()
-    watcher = Watcher(kube, f"/apis/batch/v1/namespaces/{namespace}/jobs", sightings.on_job).start()
+    watcher = Watcher(kube, "Job", namespace, sightings.on_job).start()
     samples: list[float] = []
     try:
         await asyncio.wait_for(watcher.ready.wait(), 60)
@@ -223,7 +224,7 @@ async def baseline_latency(
 ) -> list[float]:
     """Seconds from deciding to build a node to seeing its Job on the watch, in turn."""
     sightings = _JobSightings()
-    watcher = Watcher(kube, f"/apis/batch/v1/namespaces/{namespace}/jobs", sightings.on_job).start()
+    watcher = Watcher(kube, "Job", namespace, sightings.on_job).start()
     path = f"/apis/batch/v1/namespaces/{namespace}/jobs"
     samples: list[float] = []
     try:

@@ -9,10 +9,16 @@ controller: every batch Job completes as soon as it exists. For each size it rep
   server's bookkeeping included, so an upper bound of the operator's own CPU) per built
   partition, and the API writes per built partition;
 * the first plan of the namespace (every partition unknown, a full plan from scratch);
-* one job completion once the namespace is built: the pass that records it and the
-  passes until its Want is Successful (median and p99 of 20);
-* memory: the process' resident set, and the deep size of the operator's world store
-  per partition (the in-memory API server holds a second copy, not counted there);
+* one new Want in the built namespace: a full pass (the store read into a World, a new
+  Planner, the whole namespace planned), and of it the time until the plan was made;
+* one job completion once the namespace is built: the pass that records it (the kept
+  Planner's incremental plan, whenever the pass stays incremental), of it the time until
+  the plan was made, and the passes until its Want is Successful (median and p99 of 20);
+* memory: the process' resident set; the deep size of what the in-memory API server
+  holds (its own copy of every object: not the operator's, so the bench reports it
+  apart); the deep size of what the operator holds (its world store, loop, executor with
+  its caches, and event log; the server left out) and of the world store alone, per
+  partition;
 
 and, across sizes, how CPU and memory per partition grow. Numbers, never assertions:
 docs/benchmarks/results.md keeps a table of them.
@@ -61,6 +67,22 @@ class ScaleResult:
     """A job completion to its Want Successful, every pass in between (one per probe)."""
     rss_mb: float
     store_bytes: int
+    completion_planning_ms: tuple[float, ...] = ()
+    """Of each such pass, the time until its plan was made."""
+    completion_plan_ms: tuple[float, ...] = ()
+    """Of that, the planner's own time (the incremental plan)."""
+    incremental_completions: int = 0
+    """How many of those passes the kept Planner planned incrementally."""
+    full_pass_ms: tuple[float, ...] = ()
+    """The full pass a new Want costs in the built namespace (one per probe)."""
+    full_planning_ms: tuple[float, ...] = ()
+    """Of each, the time until its plan was made (snapshot and full plan)."""
+    full_plan_ms: tuple[float, ...] = ()
+    """Of that, the planner's own time (the full plan)."""
+    server_bytes: int = 0
+    """Deep size of the in-memory API server's objects (not the operator's)."""
+    operator_bytes: int = 0
+    """Deep size of what the operator's loop holds, the in-memory API server left out."""
 
     @property
     def cpu_ms_per_partition(self) -> float:
@@ -82,6 +104,17 @@ class ScaleResult:
         """The world store's deep size per partition."""
         return self.store_bytes / 1024 / self.partitions
 
+    @property
+    def operator_kb_per_partition(self) -> float:
+        """The deep size of what the operator holds, per partition."""
+        return self.operator_bytes / 1024 / self.partitions
+
+    @property
+    def rss_without_server_mb(self) -> float:
+        """The resident set less the in-memory API server's objects (an estimate of the
+        operator process alone: allocator overhead is not in the deep size)."""
+        return self.rss_mb - self.server_bytes / 2**20
+
 
 def _rss_mb() -> float:
     try:
@@ -91,9 +124,10 @@ def _rss_mb() -> float:
     return pages * _PAGE / 2**20
 
 
-def deep_size(root: object) -> int:
-    """Bytes held by ``root`` and everything it reaches (each object counted once)."""
-    seen: set[int] = set()
+def deep_size(root: object, exclude: Sequence[object] = ()) -> int:
+    """Bytes held by ``root`` and everything it reaches (each object counted once), not
+    going through the objects in ``exclude``."""
+    seen: set[int] = {id(o) for o in exclude}
     total = 0
     stack: list[Any] = [root]
     while stack:
@@ -147,6 +181,21 @@ class _Clock:
         self.passes += 1
         return time.perf_counter() - wall
 
+    @staticmethod
+    def planning(cluster: MemoryCluster) -> float:
+        """The last pass's time until its plan was made."""
+        return cluster.loop.stats.planning_seconds[-1]
+
+    @staticmethod
+    def planner(cluster: MemoryCluster) -> float:
+        """The last pass's planner time (in its worker thread)."""
+        return cluster.loop.stats.planner_seconds[-1]
+
+    @staticmethod
+    def incremental(cluster: MemoryCluster) -> int:
+        """Incremental plans so far."""
+        return cluster.loop.stats.incremental_plans
+
 
 def measure(size: int, probes: int = 20) -> ScaleResult:
     """Build a wide graph of ``size`` partitions through the real loop, then time
@@ -171,17 +220,26 @@ def measure(size: int, probes: int = 20) -> ScaleResult:
         raise RuntimeError(f"wide-{size}: the Wants did not all succeed in {_MAX_PASSES} passes")
     built_writes, built_cpu, built_passes = clock.writes, clock.cpu, clock.passes
     api_cpu = cluster.api_cpu_seconds
-    completion, to_successful = [], []
+    completion, to_successful, completion_planning = [], [], []
+    full, full_planning, full_plan, completion_plan = [], [], [], []
+    incremental = 0
     for i in range(probes):
         name = f"probe-{i:03d}"
         cluster.apply(_want(name, [f"wide/id=probe{i:03d}"]))
+        full.append(clock.reconcile(cluster) * 1000)  # a Want changed: the full path
+        full_planning.append(clock.planning(cluster) * 1000)
+        full_plan.append(clock.planner(cluster) * 1000)
         for _ in range(10):  # Partition, JobRun and its batch Job
             if cluster.gateway.of_kind("Job", cluster.namespace) and cluster.finish_jobs():
                 break
             clock.reconcile(cluster)
         else:
             raise RuntimeError(f"{name}: no batch Job was created")
+        before = clock.incremental(cluster)
         first = clock.reconcile(cluster)
+        completion_planning.append(clock.planning(cluster) * 1000)
+        completion_plan.append(clock.planner(cluster) * 1000)
+        incremental += clock.incremental(cluster) - before
         total = first
         for _ in range(10):
             if _successful(cluster, [name]):
@@ -201,13 +259,29 @@ def measure(size: int, probes: int = 20) -> ScaleResult:
         writes=built_writes,
         first_plan_seconds=first_plan,
         completion_ms=tuple(completion),
+        completion_planning_ms=tuple(completion_planning),
+        completion_plan_ms=tuple(completion_plan),
+        incremental_completions=incremental,
+        full_pass_ms=tuple(full),
+        full_planning_ms=tuple(full_planning),
+        full_plan_ms=tuple(full_plan),
         to_successful_ms=tuple(to_successful),
         rss_mb=_rss_mb(),
         store_bytes=deep_size(cluster.store),
+        server_bytes=deep_size(cluster.gateway),
+        operator_bytes=deep_size(
+            [cluster.store, cluster.loop, cluster.executor, cluster.bel], exclude=[cluster.gateway]
+        ),
     )
 
 
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
 def _p99(values: Sequence[float]) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
@@ -217,19 +291,29 @@ def table(results: Sequence[ScaleResult]) -> Iterator[str]:
     yield (
         "| partitions | passes | wall s | operator CPU ms/partition (with API server) | "
         "writes/partition | "
-        "first plan s | completion pass ms p50/p99 | completion → Successful ms p50/p99 | "
-        "RSS MB | store KB/partition |"
+        "first plan s | new Want: full pass ms p50 (snapshot + plan; plan) | "
+        "completion pass ms p50/p99 | completion: journal to plan ms p50/p99 | "
+        "completion: incremental plan ms p50/p99 (passes incremental) | "
+        "completion → Successful ms p50/p99 | "
+        "RSS MB (without the API server's objects) | API server MB | "
+        "operator KB/partition | store KB/partition |"
     )
-    yield "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    yield "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for r in results:
         yield (
             f"| {r.partitions:,} | {r.passes} | {r.wall_seconds:.1f} | "
             f"{r.operator_cpu_ms_per_partition:.2f} ({r.cpu_ms_per_partition:.2f}) | "
             f"{r.writes_per_partition:.2f} | "
             f"{r.first_plan_seconds:.2f} | "
+            f"{_median(r.full_pass_ms):.1f} ({_median(r.full_planning_ms):.1f}; "
+            f"{_median(r.full_plan_ms):.1f}) | "
             f"{statistics.median(r.completion_ms):.1f} / {_p99(r.completion_ms):.1f} | "
+            f"{_median(r.completion_planning_ms):.2f} / {_p99(r.completion_planning_ms):.2f} | "
+            f"{_median(r.completion_plan_ms):.3f} / {_p99(r.completion_plan_ms):.3f} "
+            f"({r.incremental_completions}/{len(r.completion_ms)}) | "
             f"{statistics.median(r.to_successful_ms):.1f} / {_p99(r.to_successful_ms):.1f} | "
-            f"{r.rss_mb:.0f} | {r.store_kb_per_partition:.2f} |"
+            f"{r.rss_mb:.0f} ({r.rss_without_server_mb:.0f}) | {r.server_bytes / 2**20:.0f} | "
+            f"{r.operator_kb_per_partition:.2f} | {r.store_kb_per_partition:.2f} |"
         )
     if len(results) > 1:
         yield ""
@@ -249,7 +333,12 @@ def growth(small: ScaleResult, big: ScaleResult) -> str:
     )
     added = big.partitions - small.partitions
     if added > 0:
-        line += f", RSS +{(big.rss_mb - small.rss_mb) * 1024 / added:.1f} KB per added partition"
+        rss = (big.rss_mb - small.rss_mb) * 1024 / added
+        own = (big.rss_without_server_mb - small.rss_without_server_mb) * 1024 / added
+        line += (
+            f", RSS +{rss:.1f} KB per added partition (+{own:.1f} KB without the in-memory "
+            "API server's objects)"
+        )
     return line + "."
 
 

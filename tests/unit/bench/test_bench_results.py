@@ -33,7 +33,7 @@ MACHINE = Machine(
 def _results() -> list[ScenarioResult]:
     wide = ScenarioResult("wide", "wide-100", "build", 100, 1)
     wide.baseline = SideResult(10.0, 100, 100)
-    wide.operator = SideResult(11.0, 100, 100)
+    wide.operator = SideResult(11.0, 100, 100, last_job_seconds=10.5)
     wide.cost = Cost(
         partitions=100,
         requests=900,
@@ -51,7 +51,7 @@ def _results() -> list[ScenarioResult]:
     wide.component_cpu = {"baseline": {"kwok": 1.5}, "operator": {"kwok": 1.75}}
     deep = ScenarioResult("deep", "deep-10", "build", 10, 10)
     deep.baseline = SideResult(20.0, 10, 10)
-    deep.operator = SideResult(40.0, 10, 10)
+    deep.operator = SideResult(40.0, 10, 10, last_job_seconds=37.0)
     deep.profile = Profile(10, [("plan (databuild/domain/planner.py)", 6)], [("main (x.py)", 10)])
     latency = ScenarioResult("latency", "latency-20", "latency", 20, 1)
     latency.baseline_latency = Summary.of([0.01] * 20)
@@ -67,7 +67,12 @@ def test_targets_are_checked_per_scenario() -> None:
     assert checks["wall-time ratio", "deep-10"].met is False
     assert checks["wall-time ratio", "fan-3x20"].met is None
     assert checks["API writes per partition", "wide-100"].value == 7.0
-    assert checks["API writes per partition", "wide-100"].met is False
+    assert checks["API writes per partition", "wide-100"].met is True
+    cpu = checks["operator CPU ms per partition", "wide-100"]
+    assert (cpu.shown, cpu.met) == ("32.5", False)
+    settle = checks["last Job done -> Wants Successful (s)", "wide-100"]
+    assert (settle.shown, settle.met) == ("0.50", True)
+    assert checks["last Job done -> Wants Successful (s)", "deep-10"].met is False
     assert checks["p50 Want -> Job (s)", "latency-20"].met is True
     rss = checks["operator peak RSS (MB)", "wide-10000"]
     assert rss.met is None

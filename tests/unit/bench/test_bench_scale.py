@@ -37,7 +37,17 @@ def test_measure_reports_what_the_loop_did() -> None:
     assert 0 < result.api_cpu_seconds < result.loop_cpu_seconds
     assert len(result.completion_ms) == len(result.to_successful_ms) == 2
     assert all(a <= b for a, b in zip(result.completion_ms, result.to_successful_ms, strict=True))
+    # A new Want is planned in full; its build's completion by the kept Planner alone.
+    assert len(result.full_pass_ms) == len(result.full_planning_ms) == 2
+    assert result.incremental_completions == 2
+    assert all(
+        p <= c for p, c in zip(result.completion_planning_ms, result.completion_ms, strict=True)
+    )
     assert result.store_bytes > 12 * 1024  # a few objects of a kilobyte or more per partition
+    # The operator holds its store and more; the in-memory server's copy is counted apart.
+    assert result.operator_bytes > result.store_bytes
+    assert result.server_bytes > 12 * 1024
+    assert result.rss_without_server_mb < result.rss_mb
     lines = list(table([result, result]))
     assert lines[2].startswith("| 12 | ")
     assert "x1" in lines[-1]
@@ -49,6 +59,9 @@ def test_deep_size_counts_shared_objects_once() -> None:
     two = deep_size({"a": shared, "b": shared})
     assert one > 1000
     assert two - one == sys.getsizeof("b")
+    # Not through what is excluded (the in-memory API server, for the operator's share).
+    holder = {"a": shared}
+    assert deep_size(holder, exclude=[shared]) == sys.getsizeof(holder) + sys.getsizeof("a")
 
 
 def test_scale_result_ratios() -> None:
