@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections.abc import Iterable
-from datetime import UTC
 
 from databuild.domain.actions import CreateBatchJob, CreateJobRun, HoldJobRun, TransitionJobRun
 from databuild.domain.concurrency import POOL_NOT_FOUND, pool_not_found
@@ -74,7 +73,7 @@ def new_run(st: PlanningState, res: Resolution) -> None:
     now = st.now
     # Named for the time of the decision, not for how many runs exist now: deleting
     # an old run can never make a new one take its name (and its old batch Jobs).
-    decided = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")
+    decided = st.decided
     name = jobrun_name(jd.name, res.outputs, decided)
     serial = 1
     while name in st.runs:  # a second decision at the very same instant

@@ -128,6 +128,7 @@ class PlanningState:
         self.needed_refs: list[str] = []  # post-order of the need graph: upstream first
         # Per pass.
         self.now = datetime.min.replace(tzinfo=UTC)
+        self.decided = ""  # ``now`` as new runs' names spell it (formatted once per pass)
         self.actions: list[Action] = []
         self.started_here: set[str] = set()
         self.created_here: set[str] = set()  # runs created (and settled) by this pass
@@ -141,6 +142,7 @@ class PlanningState:
     def begin(self, now: datetime) -> None:
         """Start a pass at ``now``: no actions yet, nothing touched."""
         self.now = now
+        self.decided = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")
         self.actions = []
         self.started_here = set()
         self.created_here = set()
