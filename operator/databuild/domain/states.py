@@ -344,7 +344,11 @@ class JobRunRunning(_CancellableJobRun):
         """The batch Job completed."""
         state = self._to(JobRunSucceeded, finished_at=at, message="")
         return state, self._event(
-            name, "Succeeded", at, "Succeeded", _details(batchJob=self.batch_job)
+            name,
+            "Succeeded",
+            at,
+            "Succeeded",
+            _details(batchJob=self.batch_job, attempt=str(self.attempt)),
         )
 
     def retry(

@@ -158,7 +158,9 @@ def event_type(event: domain.Event) -> EventType | None:
     Every Event is an API write, so they are few (DESIGN §5): a Warning for every
     failure, expiry, cancellation, taint, failed attempt and dependency miss; a Normal
     Event only at the milestones a person follows (a Want starts building, a Want is
-    Successful, a JobRun Succeeded), so at most one Normal Event per JobRun.
+    Successful, a JobRun Succeeded after a failed attempt), so at most one Normal Event
+    per JobRun. A first attempt's success says nothing its status and its Want's
+    milestone do not, and would be the ninth write of every built partition.
     """
     if event.to_state in _WARNING_STATES:
         return "Warning"
@@ -167,7 +169,9 @@ def event_type(event: domain.Event) -> EventType | None:
             return None  # a probe's "not yet" is no failure: its status says it waits
         if (event.from_state, event.to_state) in _WARNING_EDGES:
             return "Warning"
-        return "Normal" if event.to_state == "Succeeded" else None
+        if event.to_state == "Succeeded" and event.details.get("attempt", "1") != "1":
+            return "Normal"  # it recovered: the Warnings of its failed attempts need an end
+        return None
     if event.kind is domain.EntityKind.WANT:
         if event.to_state == "Successful":
             return "Normal"

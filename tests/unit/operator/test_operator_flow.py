@@ -58,10 +58,9 @@ def test_every_transition_is_one_bel_event_and_only_milestones_are_kubernetes_ev
     c.settle()
     transitions = [(e.event.kind, e.event.from_state, e.event.to_state) for e in c.bel.events]
     assert len(transitions) == len(set(transitions))
-    # A successful build: the Want starts and ends, its one JobRun Succeeded; every other
-    # transition (creations, Partition and JobRun steps) is in the BEL only.
+    # A successful build: the Want starts and ends; every other transition (creations,
+    # Partition and JobRun steps, a first attempt's success) is in the BEL only.
     assert sorted((e.regarding.kind, e.type, e.reason) for e in c.gateway.events) == [
-        ("JobRun", "Normal", "Succeeded"),
         ("Want", "Normal", "AllPartitionsLive"),
         ("Want", "Normal", "Building"),
     ]
@@ -146,6 +145,26 @@ def test_retry_then_success_and_failure_with_exit_code() -> None:
     c.settle()
     assert len(c.jobs()) == 2
     assert c.store.objects("Job", NS) == {} and c.store.pods_of(NS, _run_name(c)) == []
+
+
+def test_a_run_that_recovers_after_a_failed_attempt_says_so_in_a_normal_event() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
+    c.reconcile()
+    c.advance(6)
+    c.reconcile()
+    second = max(c.jobs(), key=lambda j: j["metadata"]["name"])
+    c.finish_job(second["metadata"]["name"])
+    c.settle()
+    assert _one(c, "JobRun")["status"]["state"] == "Succeeded"
+    runs = [(e.type, e.reason) for e in c.gateway.events if e.regarding.kind == "JobRun"]
+    # The failed attempt's Warning, then the success that ends it.
+    assert runs[0][0] == "Warning"
+    assert runs[-1] == ("Normal", "Succeeded")
+    assert runs.count(("Normal", "Succeeded")) == 1
 
 
 def _run_name(cluster: FakeCluster) -> str:
