@@ -48,8 +48,8 @@ LABEL org.opencontainers.image.title="databuild-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 # PYTHONDONTWRITEBYTECODE: the root filesystem is read-only at run time (the builder
 # already compiled the bytecode). HOME and TMPDIR point at the one writable path.
-# USER: the numeric uid has no /etc/passwd entry, and kopf names its peering identity
-# after the login name (getpass.getuser(), which reads $USER before the passwd file).
+# USER: the numeric uid has no /etc/passwd entry; getpass.getuser() reads $USER before
+# the passwd file, so the process still has a login name.
 ENV PATH=/opt/venv/bin:$PATH \
     USER=databuild \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -63,7 +63,7 @@ COPY --from=builder /opt/venv /opt/venv
 USER 65532:65532
 WORKDIR /tmp
 
-# 8080: kopf's liveness endpoint (/healthz); 9090: Prometheus metrics (/metrics).
+# 8080: the liveness endpoint (/healthz); 9090: Prometheus metrics (/metrics).
 EXPOSE 8080 9090
 # Kubernetes ignores HEALTHCHECK (the chart defines liveness and readiness probes on
 # the same endpoint); this serves `docker run` users.

@@ -356,7 +356,7 @@ def forbidden(call: Callable[[], object]) -> bool:
 
 
 def assert_never_forbidden(log: Path) -> None:
-    """RBAC never refused the operator anything (kopf's own requests included).
+    """RBAC never refused the operator anything (its watches included).
 
     Only authorization denials count ("User ... cannot VERB resource ..."): a 403 for
     writing into a namespace that is being deleted is the API server's lifecycle check.

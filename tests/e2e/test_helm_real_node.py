@@ -2,7 +2,7 @@
 
 `helm install` with the image of `make image` (imported into the node's containerd,
 never pulled): the Deployment turns Available because the kubelet's probes really
-reach kopf's health endpoint; the operator uses in-cluster configuration with the
+reach the operator's health endpoint; the operator uses in-cluster configuration with the
 chart's ServiceAccount token, serves its metrics, and builds a Want. Then, in the same
 flow, that in-cluster operator builds examples/words' Want with real containers on the
 real node (a real dependency miss included): the files they wrote exist on the node's
@@ -77,7 +77,7 @@ def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_builds_real_c
         "--set-json", f"tolerations={json.dumps(placement['tolerations'])}",
     )  # fmt: skip
 
-    # Available: the kubelet's readiness probe reached kopf's health endpoint.
+    # Available: the kubelet's readiness probe reached the operator's health endpoint.
     deployment = client.AppsV1Api(kube).read_namespaced_deployment(
         release.fullname, release.namespace
     )

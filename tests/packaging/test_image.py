@@ -48,7 +48,7 @@ def test_the_image_holds_the_product_and_none_of_the_tooling(container: str) -> 
         " 'bench': u.find_spec('databuild.bench') is not None}))"
     )
     found = json.loads(_python(container, script))
-    assert {"databuild-operator", "kopf", "aiohttp", "psycopg"} <= set(found["dists"])
+    assert {"databuild-operator", "aiohttp", "psycopg"} <= set(found["dists"])
     tooling = {"pytest", "cryptography", "pip", "setuptools", "hypothesis", "kubernetes"}
     tooling &= set(found["dists"])
     assert not tooling, f"tooling in the image: {tooling}"
@@ -57,7 +57,7 @@ def test_the_image_holds_the_product_and_none_of_the_tooling(container: str) -> 
 
 
 def test_the_operator_starts_as_its_numeric_user(container: str) -> None:
-    # The uid has no passwd entry; kopf still needs a login name for its identity.
+    # The uid has no passwd entry; $USER gives it a login name all the same.
     out = _python(container, "import getpass, os; print(os.getuid(), getpass.getuser())")
     assert out.split() == ["65532", "databuild"]
     usage = _python(

@@ -63,7 +63,7 @@ def test_the_product_installs_without_test_or_bench_or_postgres_dependencies(
 ) -> None:
     installed = _installed(product)
     assert "databuild-operator" in installed
-    assert {"kopf", "aiohttp", "pydantic"} <= installed.keys()
+    assert {"aiohttp", "pydantic"} <= installed.keys()
     assert TOOLING.isdisjoint(installed), (
         f"tooling in a product install: {TOOLING & installed.keys()}"
     )

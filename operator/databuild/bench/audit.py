@@ -4,7 +4,7 @@ The apiserver's ``apiserver_request_total`` metric has no label for the client, 
 when the benchmark starts the control plane itself it turns on an audit log that
 records (at the Metadata level, once per request) only the benchmark's own identities:
 the operator's and the baseline's ServiceAccounts. Counting a window of that log gives
-every request the client made (kopf's watches and patches included), not only those
+every request the client made (its watches included), not only those
 that went through the operator's gateway.
 """
 

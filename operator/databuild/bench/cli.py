@@ -158,14 +158,14 @@ def _cluster_note(cluster: BenchCluster, tuned: bool, existing: bool) -> str:
         return (
             "An existing cluster (`DATABUILD_TEST_KUBECONFIG`); its components' settings "
             "are its own. No audit log: API counts come from the operator's own gateway "
-            "metrics (`databuild_api_*_total`), which do not see kopf's watches."
+            "metrics (`databuild_api_*_total`), which do not count the watches."
         )
     lines = [
         "Started by `databuild.testing` (etcd, kube-apiserver, kube-controller-manager "
         "with the real job controller, kube-scheduler, kwok: a pod of a batch Job succeeds "
         "about a second after it starts). The apiserver keeps an audit log of only the "
         "operator's and the baseline's ServiceAccounts, so every request each side makes "
-        "is counted (kopf's watches and patches included)."
+        "is counted (its watches included)."
     ]
     lines.append(
         "The harness runs the controller-manager and the scheduler with a client rate "

@@ -1,6 +1,6 @@
 """The domain core: refs and patterns, typed state machines, events and the planner.
 
-Pure Python plus RE2 for capture regexes (no kopf, kubernetes, pydantic or yaml): the
+Pure Python plus RE2 for capture regexes (no Kubernetes client, pydantic or yaml): the
 outer layers read the API into a :class:`World`, call :func:`plan`, and execute its
 actions in order.
 """

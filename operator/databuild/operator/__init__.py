@@ -1,4 +1,4 @@
-"""The operator layer: kopf watches, the world store, the orchestration loop and its wiring.
+"""The operator layer: the watches, the world store, the orchestration loop and its wiring.
 
 Run it with ``python -m databuild.operator``; :class:`Operator` assembles it in-process.
 """

@@ -1,4 +1,4 @@
-"""Wiring: settings, logging, the API client, kopf, the Lease and the orchestration loop.
+"""Wiring: settings, logging, the API client, the watches, the Lease and the orchestration loop.
 
 ``python -m databuild.operator`` runs :func:`main`. :class:`Operator` is the assembled
 operator, also usable in-process (tests start it with a stop flag).
@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-
-import kopf
 
 from databuild import domain
 from databuild.adapters.bel import attach as attach_bel
@@ -31,10 +30,11 @@ from databuild.adapters.kinds import KINDS, WATCHED_KINDS
 from databuild.adapters.kube import ApiClient, ClusterConfig, ConfigError, HttpTransport
 from databuild.adapters.kube import load as load_cluster_config
 from databuild.adapters.labels import JOB_RUN_LABEL
-from databuild.operator import handlers, metrics
+from databuild.operator import metrics
 from databuild.operator.admission import AdmissionReporter
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.executor import EVENT_CONCURRENCY, Executor
+from databuild.operator.health import HealthServer
 from databuild.operator.history_api import serve_history
 from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
@@ -42,6 +42,7 @@ from databuild.operator.schedules import ScheduleController
 from databuild.operator.settings import Settings, load
 from databuild.operator.store import WorldStore, slim
 from databuild.operator.taints import TaintRequestController
+from databuild.operator.watches import Watches
 
 log = logging.getLogger("databuild.operator")
 
@@ -63,7 +64,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr in the configured format; keep kopf's per-event chatter quiet."""
+    """Log to stderr in the configured format."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -72,8 +73,6 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
-    logging.getLogger("kopf.activities.startup").setLevel(logging.INFO)
 
 
 def api_client(config: ClusterConfig, *, connections: int = DEFAULT_MAX_IN_FLIGHT) -> ApiClient:
@@ -83,23 +82,12 @@ def api_client(config: ClusterConfig, *, connections: int = DEFAULT_MAX_IN_FLIGH
     )
 
 
-def connection_info(config: ClusterConfig) -> kopf.ConnectionInfo:
-    """kopf's credentials, from the same cluster configuration the gateway uses."""
-    token = config.bearer_token()  # read again: in-cluster tokens rotate
-    return kopf.ConnectionInfo(
-        server=config.server,
-        ca_data=config.ca_data,
-        insecure=config.insecure,
-        scheme="Bearer" if token else None,
-        token=token,
-        certificate_data=config.client_cert,
-        private_key_data=config.client_key,
-        default_namespace=config.namespace,
-    )
-
-
 class Operator:
-    """The assembled operator: store, gateway, Lease, loop and kopf's watches."""
+    """The assembled operator: store, watches, gateway, Lease and loop.
+
+    ``api`` (default: a client for ``cluster``) carries the watches and, unless
+    ``gateway`` is given, every write; with only a ``gateway`` nothing is watched.
+    """
 
     def __init__(
         self,
@@ -107,19 +95,34 @@ class Operator:
         *,
         cluster: ClusterConfig | None = None,
         gateway: Gateway | None = None,
+        api: ApiClient | None = None,
     ) -> None:
         self.settings = settings
         # Room for every write the executor sends at once, its Event workers, the
         # Lease and the reads a plan makes on the way.
         in_flight = settings.write_concurrency + EVENT_CONCURRENCY + 4
-        self.api: ApiClient | None = None
         self._cluster = cluster
+        if api is None and gateway is None:
+            # A connection per write in flight, one for the Lease's own lane, and one
+            # per watch (each holds its connection open).
+            watches = len(WATCHED_KINDS) * max(1, len(settings.namespaces))
+            api = api_client(self.cluster, connections=in_flight + 1 + watches)
+        self.api = api
         if gateway is None:
-            # One connection more than the writes in flight: the Lease's own lane.
-            self.api = api_client(self.cluster, connections=in_flight + 1)
-            gateway = KubernetesGateway(self.api, max_in_flight=in_flight)
+            assert api is not None
+            gateway = KubernetesGateway(api, max_in_flight=in_flight)
         self.gateway: Gateway = gateway
         self.store = WorldStore()
+        self.watches = (
+            Watches(
+                api,
+                self.store,
+                self.settings.namespaces or (None,),
+                timeout_seconds=max(1, int(settings.watch_inactivity_timeout)),
+            )
+            if api is not None
+            else None
+        )
         self.bel = BuildEventLog()
         self.metrics = metrics.OperatorMetrics()
         self.metrics.watch_store(self.store)
@@ -179,15 +182,10 @@ class Operator:
         self.admission = AdmissionReporter(
             self.gateway, self.store, is_leading=self.leadership.is_leading
         )
-        self.registry = kopf.OperatorRegistry()
-        handlers.register(self.registry, self.store)
-        self.synced = asyncio.Event()
+        self.synced = self.watches.synced if self.watches is not None else asyncio.Event()
+        """Set once every watched kind was listed: planning waits for the whole world."""
         self.failed: BaseException | None = None
         """Why the operator stopped by itself, if it did."""
-
-        @kopf.on.login(registry=self.registry, id="login")
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return connection_info(self.cluster)
 
     @property
     def cluster(self) -> ClusterConfig:
@@ -195,31 +193,6 @@ class Operator:
         if self._cluster is None:
             self._cluster = load_cluster_config(self.settings.kubeconfig, in_cluster_first=True)
         return self._cluster
-
-    async def initial_sync(self) -> None:
-        """List every watched kind once, so the first plan sees the whole world.
-
-        kopf's watches fill the store too, but a plan made from a half-listed world
-        would re-create what exists; so planning waits for this complete listing.
-        """
-        scopes: Sequence[str | None] = self.settings.namespaces or (None,)
-        delay = 0.5
-        while True:
-            try:
-                for kind in WATCHED_KINDS:
-                    selector = JOB_RUN_LABEL if KINDS[kind].labelled else None
-                    for ns in scopes:
-                        items = await self.gateway.list(
-                            kind, ns, label_selector=selector, keep=partial(slim, kind)
-                        )
-                        self.store.load(kind, items)
-                break
-            except GatewayError as error:
-                log.warning("initial listing failed, retrying in %.0fs: %s", delay, error)
-                await asyncio.sleep(delay)
-                delay = min(30.0, delay * 2)
-        self.synced.set()
-        log.info("initial listing done: %d namespaces", len(self.store.namespaces()))
 
     async def resync(self) -> int:
         """List every watched kind and drop what the watches missed being deleted."""
@@ -247,11 +220,11 @@ class Operator:
                 log.warning("resync failed, trying again later: %s", error)
 
     async def _orchestrate(self) -> None:
-        await self.initial_sync()
+        await self.synced.wait()
         await self.orchestrator.run()
 
     async def wait_for_crds(self) -> None:
-        """Return once the API server serves our kinds (kopf discovers them only once)."""
+        """Return once the API server serves our kinds (one clear warning until then)."""
         scope = self.settings.namespaces[0] if self.settings.namespaces else None
         delay, warned = 1.0, False
         while True:
@@ -273,8 +246,6 @@ class Operator:
     async def run(self, stop_flag: asyncio.Event | None = None) -> None:
         """Run until ``stop_flag`` is set or a SIGINT/SIGTERM arrives."""
         await self.wait_for_crds()
-        kopf_settings = kopf.OperatorSettings()
-        handlers.configure(kopf_settings, inactivity_timeout=self.settings.watch_inactivity_timeout)
         server = None
         if self.settings.metrics_port is not None:
             server = metrics.serve(
@@ -290,11 +261,14 @@ class Operator:
         history = None
         if self.settings.history_port is not None and self.settings.bel_url is not None:
             history = serve_history(self.settings.bel_url, self.settings.history_port)
-        liveness = (
-            f"http://0.0.0.0:{self.settings.health_port}/healthz"
-            if self.settings.health_port is not None
-            else None
-        )
+        health = None
+        if self.settings.health_port is not None:
+            health = HealthServer(
+                self.settings.health_port,
+                synced=self.synced.is_set,
+                leading=self.leadership.is_leading,
+            )
+            await health.start()
         tasks = [
             asyncio.create_task(self.leadership.run(), name="databuild-lease"),
             asyncio.create_task(self._orchestrate(), name="databuild-orchestrator"),
@@ -303,6 +277,8 @@ class Operator:
             asyncio.create_task(self.admission.run(self.synced), name="databuild-admission"),
             asyncio.create_task(self.taints.run(self.synced), name="databuild-taints"),
         ]
+        if self.watches is not None:
+            tasks.append(asyncio.create_task(self.watches.run(), name="databuild-watches"))
         # These run forever; if one ends anyway, stop the whole operator (so that its
         # supervisor restarts it) instead of watching on without orchestrating.
         stop = stop_flag if stop_flag is not None else asyncio.Event()
@@ -316,6 +292,7 @@ class Operator:
 
         for task in tasks:
             task.add_done_callback(ended)
+        signals = _stop_on_signals(stop)
         scope = (
             f"namespaces {', '.join(self.settings.namespaces)}"
             if self.settings.namespaces
@@ -323,16 +300,11 @@ class Operator:
         )
         log.info("starting: serving %s as %s", scope, self.settings.identity)
         try:
-            await kopf.operator(
-                registry=self.registry,
-                settings=kopf_settings,
-                clusterwide=self.settings.clusterwide,
-                namespaces=list(self.settings.namespaces),
-                standalone=True,
-                liveness_endpoint=liveness,
-                stop_flag=stop,
-            )
+            await stop.wait()
         finally:
+            loop = asyncio.get_running_loop()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -341,6 +313,8 @@ class Operator:
             await self.leadership.release()
             if self.bel_writer is not None:
                 await asyncio.to_thread(self.bel_writer.close, 10.0)
+            if health is not None:
+                await health.stop()
             if server is not None:
                 server.stop()
             if history is not None:
@@ -348,6 +322,19 @@ class Operator:
             if self.api is not None:
                 await self.api.close()
             log.info("stopped")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:
+    """Set ``stop`` on SIGINT and SIGTERM; the signals handled (none off the main thread)."""
+    loop = asyncio.get_running_loop()
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread (an operator run in-process by a test)
+        handled.append(sig)
+    return handled
 
 
 def main(argv: Sequence[str] | None = None) -> int:

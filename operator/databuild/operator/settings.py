@@ -50,11 +50,11 @@ class Settings:
     bel_retention_days: float | None = None
     """Delete BEL events older than this many days (``None``: keep everything)."""
     health_port: int | None = None
-    """Serve kopf's liveness probe on this port at /healthz (``None``: not at all)."""
+    """Serve the liveness probe on this port at /healthz (``None``: not at all)."""
     history_port: int | None = None
     """Serve the read-only history API over the BEL on this port (needs ``bel_url``)."""
     watch_inactivity_timeout: float = 70.0
-    """Reconnect a watch that delivered nothing (not even a bookmark) for this long."""
+    """Seconds each watch request lasts; the next resumes where it ended."""
     write_concurrency: int = 4
     """Builds written at once within a plan (each build's writes stay in order)."""
     resync_seconds: float = 300.0
@@ -138,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--watch-inactivity-timeout",
         type=float,
-        help="reconnect silent watches after this many seconds (default 70)",
+        help="seconds each watch request lasts before it is resumed (default 70)",
     )
     p.add_argument(
         "--write-concurrency",

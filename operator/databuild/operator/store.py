@@ -1,9 +1,9 @@
 """The in-memory world store: the latest version of every object the operator watches.
 
-Watch events (from kopf) and the operator's own writes (their responses) both land
-here; the newer ``resourceVersion`` wins, so a late watch event never rolls back what
-the operator just wrote, and a tombstone keeps a deleted object from coming back from
-a stale list.
+Watch events (``databuild.operator.watches``) and the operator's own writes (their
+responses) both land here; the newer ``resourceVersion`` wins, so a late watch event
+never rolls back what the operator just wrote, and a tombstone keeps a deleted object
+from coming back from a stale list.
 
 Beside the objects, a change journal per namespace names every object that changed since
 the loop last took it, and whether each change came from outside (a watch event, a

@@ -304,7 +304,7 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
     assert not [v for v in pod["volumes"] if "hostPath" in v]
 
 
-def test_probes_hit_kopfs_health_endpoint() -> None:
+def test_probes_hit_the_operators_health_endpoint() -> None:
     docs = template("--set", "health.port=8181")
     container = _container(docs)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}

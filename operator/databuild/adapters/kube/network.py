@@ -1,4 +1,4 @@
-"""The real transport: HTTP/1.1 over aiohttp, the client library kopf already runs on.
+"""The real transport: HTTP/1.1 over aiohttp.
 
 One connection pool per transport (``connections`` at most, kept alive), TLS with the
 cluster's CA and client certificate, bearer tokens re-read when they come from a file.
