@@ -62,6 +62,8 @@ class Cost:
     rss_bytes: int | None = None
     peak_rss_bytes: int | None = None
     top_writes: list[tuple[str, int]] = field(default_factory=list)
+    lease_writes: int | None = None
+    """Writes of the leader Lease (audit log): paid per second held, not per partition."""
     baseline_writes: int | None = None
     baseline_requests: int | None = None
     traffic: dict[str, ApiCounts] = field(default_factory=dict)
@@ -76,6 +78,13 @@ class Cost:
         """Writes per built partition: the audit log's count, else the gateway's."""
         writes = self.writes if self.writes is not None else self.gateway_writes
         return self.per_partition(writes)
+
+    @property
+    def build_writes_per_partition(self) -> float | None:
+        """Writes per built partition without the Lease's renewals (audit log only)."""
+        if self.writes is None or self.lease_writes is None:
+            return None
+        return self.per_partition(self.writes - self.lease_writes)
 
     @property
     def requests_per_partition(self) -> float | None:
@@ -134,7 +143,8 @@ RSS_TARGET_PARTITIONS = 10_000
 
 TARGETS: Sequence[str] = (
     "operator/baseline wall time <= 1.3 (wide, fan-in/out), <= 1.1 (deep chain)",
-    f"<= {WRITES_PER_PARTITION_TARGET:g} API writes per built partition, Events included",
+    f"<= {WRITES_PER_PARTITION_TARGET:g} API writes per built partition, Events included "
+    "(the leader Lease's renewals, paid per second held, counted apart)",
     f"p50 Want applied -> first batch Job < {LATENCY_P50_TARGET} s",
     f"operator CPU <= {CPU_MS_PER_PARTITION_TARGET:g} ms per built partition",
     f"last batch Job completed -> every Want Successful < {SETTLE_SECONDS_TARGET:g} s",
@@ -173,9 +183,9 @@ def evaluate(results: Sequence[ScenarioResult], *, full: bool) -> list[TargetChe
         if r.kind == "build" and r.cost is not None:
             checks.append(
                 _check(
-                    "API writes per partition",
+                    "API writes per partition (Lease renewals apart)",
                     r.graph,
-                    r.cost.writes_per_partition,
+                    r.cost.build_writes_per_partition,
                     WRITES_PER_PARTITION_TARGET,
                     "{:.1f}",
                 )

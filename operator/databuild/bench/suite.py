@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from databuild.bench import dags
-from databuild.bench.audit import ApiCounts
+from databuild.bench.audit import WRITE_VERBS, ApiCounts
 from databuild.bench.baseline import BuildFailed, BuildTimes, run_baseline
 from databuild.bench.dags import Dag, JobDef
 from databuild.bench.kube import Kube
@@ -342,6 +342,11 @@ class Suite:
                     cost.writes = counts.writes
                     cost.failed_writes = counts.failed_writes
                     cost.top_writes = counts.top(8)
+                    cost.lease_writes = sum(
+                        n
+                        for what, n in counts.by_request.items()
+                        if what.split(" ", 1)[0] in WRITE_VERBS and what.endswith(" leases")
+                    )
                     cost.traffic["operator"] = counts
                 if gateway0 is not None and gateway1 is not None:
                     cost.gateway_requests = gateway1[0] - gateway0[0]

@@ -37,7 +37,8 @@ def _results() -> list[ScenarioResult]:
     wide.cost = Cost(
         partitions=100,
         requests=900,
-        writes=700,
+        writes=830,
+        lease_writes=30,
         cpu_seconds=3.25,
         rss_bytes=90 * 2**20,
         peak_rss_bytes=100 * 2**20,
@@ -66,8 +67,12 @@ def test_targets_are_checked_per_scenario() -> None:
     assert checks["wall-time ratio", "wide-100"].shown == "1.10"
     assert checks["wall-time ratio", "deep-10"].met is False
     assert checks["wall-time ratio", "fan-3x20"].met is None
-    assert checks["API writes per partition", "wide-100"].value == 7.0
-    assert checks["API writes per partition", "wide-100"].met is True
+    # 830 writes for 100 partitions, 30 of them Lease renewals (paid per second held).
+    writes = checks["API writes per partition (Lease renewals apart)", "wide-100"]
+    assert (writes.value, writes.met) == (8.0, True)
+    # Without the audit log's Lease count there is no verdict, not a guess.
+    deep_writes = checks.get(("API writes per partition (Lease renewals apart)", "deep-10"))
+    assert deep_writes is None
     cpu = checks["operator CPU ms per partition", "wide-100"]
     assert (cpu.shown, cpu.met) == ("32.5", False)
     settle = checks["last Job done -> Wants Successful (s)", "wide-100"]
@@ -91,7 +96,7 @@ def test_text_table_has_the_numbers() -> None:
     text = text_table(results, evaluate(results, full=False))
     assert "wide-100" in text
     assert "1.10" in text
-    assert "7.0" in text  # writes per partition
+    assert "8.3" in text  # writes per partition
     assert "90 (100)" in text  # RSS (peak)
     assert "0.200" in text  # operator p50 latency
     assert "MISSED" in text
@@ -115,7 +120,7 @@ def test_markdown_report() -> None:
     assert text.startswith("# Results\n")
     assert "| CPU | Test CPU |" in text
     assert "| kube-controller-manager | --kube-api-qps | 200 |" in text
-    assert "| wide | wide-100 | 100 | 1 | 10.0 | 11.0 | 1.10 | 7.0 | 9.0 | 3.2 | 90 (100) |" in text
+    assert "| wide | wide-100 | 100 | 1 | 10.0 | 11.0 | 1.10 | 8.3 | 9.0 | 3.2 | 90 (100) |" in text
     assert "create events 3.00" in text
     assert "| wide-100 | operator | 10 | 8 | 10.0 | 1.00 | 1 | 0.1 |" in text
     assert "full plan  12.0 ms" in text
