@@ -55,7 +55,7 @@ class Settings:
     """Serve the read-only history API over the BEL on this port (needs ``bel_url``)."""
     watch_inactivity_timeout: float = 70.0
     """Seconds each watch request lasts; the next resumes where it ended."""
-    write_concurrency: int = 4
+    write_concurrency: int = 16
     """Builds written at once within a plan (each build's writes stay in order)."""
     resync_seconds: float = 300.0
     """List everything this often, to forget objects deleted while a watch was down."""
@@ -143,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--write-concurrency",
         type=int,
-        help="builds written at once within a plan (default 4; 1: the planner's order)",
+        help="builds written at once within a plan (default 16; 1: the planner's order)",
     )
     p.add_argument(
         "--resync-seconds",
