@@ -169,9 +169,14 @@ def test_job_completions_are_planned_incrementally(
             for kind in ("full", "incremental")
         }
 
-    before = wait_until(
-        lambda: plans() if plans()["full"] >= 1 else None, timeout=30, what="a first plan"
-    )
+    def first_plan() -> dict[str, float] | None:
+        try:
+            counted = plans()
+        except OSError:
+            return None  # the metrics server is not listening yet
+        return counted if counted["full"] >= 1 else None
+
+    before = wait_until(first_plan, timeout=60, what="a first plan", describe=operator.log_tail)
     create_object(kube, _doc("Want", "wide", {"partitions": refs}), namespace)
     wait_until(
         lambda: want_state(get_object(kube, "Want", namespace, "wide") or {}) == "Successful",
