@@ -129,7 +129,7 @@ def test_follow_lists_then_watches_the_real_api_server(
         async def step() -> WatchEvent:
             return await asyncio.wait_for(anext(events), 30)
 
-        seen = [await step(), await step()]
+        seen = [await step(), await step(), await step()]
         second = {**first, "metadata": {"name": "w2", "namespace": namespace}}
         await client.create(second)
         seen.append(await step())
@@ -140,6 +140,7 @@ def test_follow_lists_then_watches_the_real_api_server(
         return [(e.type, e.object.get("metadata", {}).get("name", "")) for e in seen]
 
     assert asyncio.run(scenario()) == [
+        ("LISTING", ""),
         ("ADDED", "w"),
         ("SYNCED", ""),
         ("ADDED", "w2"),

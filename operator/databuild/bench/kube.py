@@ -92,6 +92,8 @@ class Watcher:
             if event.type == "SYNCED":
                 self.ready.set()
                 continue
+            if event.type == "LISTING":
+                continue
             result = self.handler(event.type, event.object)
             if result is not None:
                 await result

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any
 
 from databuild.adapters.kinds import KINDS, WATCHED_KINDS
-from databuild.adapters.kube import ApiClient, Gone, KubeError
+from databuild.adapters.kube import ApiClient, KubeError
 from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator.store import WorldStore, slim
 
@@ -70,45 +70,50 @@ class Watches:
                     group.create_task(self.follow(kind, scope), name=f"watch-{kind}-{scope}")
 
     async def follow(self, kind: str, scope: str | None) -> None:
-        """List ``kind`` in ``scope``, then watch it, for ever."""
+        """List ``kind`` in ``scope``, then watch it, for ever (see :meth:`ApiClient.follow`)."""
         selector = JOB_RUN_LABEL if KINDS[kind].labelled else None
         what = f"{kind} in {scope or 'every namespace'}"
         delay = _FIRST_DELAY
         while True:
+            listed: list[dict[str, Any]] | None = None
+            before: dict[tuple[str, str], str] = {}
             try:
-                version = await self._list(kind, scope, selector)
-                delay = _FIRST_DELAY
-                while True:  # one watch request after another, each from where it ended
-                    async for event in self.api.watch(
-                        kind,
-                        scope,
-                        resource_version=version,
-                        label_selector=selector,
-                        timeout_seconds=self.timeout_seconds,
-                    ):
-                        meta = event.object.get("metadata") or {}
-                        version = str(meta.get("resourceVersion") or version)
-                        if event.type != "BOOKMARK":
-                            observe(self.store, kind, event.type, event.object)
-                            self.events += 1
-            except Gone:
-                log.info("watch of %s expired; listing again", what)
+                async for event in self.api.follow(
+                    kind,
+                    scope,
+                    label_selector=selector,
+                    timeout_seconds=self.timeout_seconds,
+                    keep=partial(slim, kind),
+                ):
+                    if event.type == "LISTING":
+                        # Taken before the listing: what the executor records meanwhile
+                        # is newer than the listing, and never dropped by it.
+                        before, listed = self.store.versions(kind, scope), []
+                    elif listed is not None and event.type == "ADDED":
+                        listed.append(event.object)
+                    elif event.type == "SYNCED":
+                        self._synced(kind, scope, listed or [], before)
+                        listed, delay = None, _FIRST_DELAY
+                    else:
+                        observe(self.store, kind, event.type, event.object)
+                        self.events += 1
             except KubeError as error:
                 log.warning("watching %s failed, retrying in %.1fs: %s", what, delay, error)
                 await asyncio.sleep(delay)
                 delay = min(_MAX_DELAY, delay * 2)
 
-    async def _list(self, kind: str, scope: str | None, selector: str | None) -> str:
-        """Reconcile the store with a fresh listing; the resourceVersion to watch from."""
-        before = self.store.versions(kind, scope)
-        listing = await self.api.list(
-            kind, scope, label_selector=selector, keep=partial(slim, kind)
-        )
-        dropped = self.store.resync(kind, listing.items, before)
+    def _synced(
+        self,
+        kind: str,
+        scope: str | None,
+        items: list[dict[str, Any]],
+        before: Mapping[tuple[str, str], str],
+    ) -> None:
+        """Reconcile the store with a whole listing of ``kind`` in ``scope``."""
+        dropped = self.store.resync(kind, items, before)
         if dropped:
             log.info("dropped %d %s objects deleted while no watch ran", dropped, kind)
         self._unlisted.discard((kind, scope))
         if not self._unlisted and not self.synced.is_set():
             self.synced.set()
             log.info("initial listing done: %d namespaces", len(self.store.namespaces()))
-        return listing.resource_version

@@ -240,7 +240,7 @@ def test_a_watch_delivers_changes_and_bookmarks_and_an_expired_one_relists() -> 
         async def next_event() -> WatchEvent:
             return await asyncio.wait_for(anext(follow), 5)
 
-        for _ in range(2):
+        for _ in range(3):
             event = await next_event()
             seen.append((event.type, event.object.get("metadata", {}).get("name", "")))
         await api.create(_want("b"))
@@ -253,7 +253,7 @@ def test_a_watch_delivers_changes_and_bookmarks_and_an_expired_one_relists() -> 
         # The history is compacted under the open watch: it ends with 410, and the
         # client lists again, then watches on from the new listing.
         transport.compact()
-        for _ in range(2):
+        for _ in range(3):
             event = await next_event()
             seen.append((event.type, event.object.get("metadata", {}).get("name", "")))
         await api.create(_want("c"))
@@ -264,10 +264,12 @@ def test_a_watch_delivers_changes_and_bookmarks_and_an_expired_one_relists() -> 
 
     seen = asyncio.run(scenario())
     assert seen == [
+        ("LISTING", ""),
         ("ADDED", "a"),
         ("SYNCED", ""),
         ("ADDED", "b"),
         ("DELETED", "a"),
+        ("LISTING", ""),
         ("ADDED", "b"),
         ("SYNCED", ""),
         ("ADDED", "c"),

@@ -5,13 +5,14 @@ stopping the others; and the liveness endpoint."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
 
 from databuild.adapters.kinds import WATCHED_KINDS
 from databuild.adapters.kube import ApiClient
+from databuild.adapters.kube.transport import Request, Response
 from databuild.operator import watches as watches_module
 from databuild.operator.health import HealthServer
 from databuild.operator.main import Operator
@@ -101,6 +102,52 @@ def test_an_expired_watch_lists_again_and_drops_what_was_deleted_meanwhile() -> 
         task.cancel()
 
     _run(scenario)
+
+
+class _WriteDuringListing(MemoryTransport):
+    """Creates a Want and records it in ``store`` (as the executor records its own writes)
+    while the next listing of Wants is on its way back."""
+
+    store: WorldStore | None = None
+
+    async def send(self, request: Request, *, max_bytes: int = 0) -> Response:
+        response = await super().send(request, max_bytes=max_bytes)
+        listing = request.method == "GET" and request.path.endswith("/wants")
+        if self.store is not None and listing and ("watch", "true") not in request.query:
+            store, self.store = self.store, None
+            store.put("Want", await ApiClient(self).create(_want("recorded")))
+        return response
+
+
+def test_a_relisting_keeps_what_the_operator_wrote_while_it_ran() -> None:
+    transport = _WriteDuringListing()
+    api = ApiClient(transport)
+
+    async def scenario() -> None:
+        await api.create(_want("kept"))
+        store = WorldStore()
+        w = Watches(api, store, ["data"], timeout_seconds=30)
+        task = asyncio.create_task(w.run())
+        await asyncio.wait_for(w.synced.wait(), 5)
+        dropped: list[str] = []
+        delete = store.delete
+
+        def recording_delete(kind: str, obj: Mapping[str, Any]) -> bool:
+            dropped.append(obj["metadata"]["name"])
+            return delete(kind, obj)
+
+        store.delete = recording_delete  # type: ignore[method-assign]
+        transport.store = store
+        transport.compact()  # the Wants' watch ends with 410 Gone: it lists again
+        await _until(lambda: transport.store is None, "the relisting")
+        await _until(lambda: store.get("Want", "data", "recorded") is not None, "the watch")
+        await asyncio.sleep(0.05)
+        # Newer than the listing, so the listing's absence says nothing about it.
+        assert dropped == []
+        assert set(store.objects("Want", "data")) == {"kept", "recorded"}
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
 
 
 def test_a_kind_the_operator_may_not_list_is_retried_and_stops_no_other(

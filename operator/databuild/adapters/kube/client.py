@@ -66,8 +66,8 @@ class ObjectList:
 class WatchEvent:
     """One event of a watch: ``ADDED``, ``MODIFIED``, ``DELETED`` or ``BOOKMARK``.
 
-    :meth:`ApiClient.follow` also yields ``SYNCED`` (no object) once a listing has been
-    yielded in full.
+    :meth:`ApiClient.follow` also yields ``LISTING`` (no object) as a listing starts and
+    ``SYNCED`` (no object) once it has been yielded in full.
     """
 
     type: str
@@ -498,15 +498,20 @@ class ApiClient:
         label_selector: str | None = None,
         timeout_seconds: int = 300,
         retry_seconds: float = 0.5,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> AsyncIterator[WatchEvent]:
-        """List, then watch, forever: ``ADDED`` for every listed object, ``SYNCED``, then
-        the watch's events (bookmarks only move the resourceVersion on).
+        """List, then watch, forever: ``LISTING`` (no object) as a listing starts, ``ADDED``
+        for every listed object (through ``keep``, as :meth:`list`), ``SYNCED``, then the
+        watch's events (bookmarks only move the resourceVersion on).
 
-        A watch that ends or breaks resumes where it was; one whose resourceVersion
-        expired (410 Gone) lists again (``ADDED`` for everything, then ``SYNCED``).
+        A watch that ends or breaks without a response resumes where it was; one whose
+        resourceVersion expired (410 Gone) lists again (``LISTING``, ``ADDED`` for
+        everything, ``SYNCED``). Any other error is raised: the caller decides how long
+        to wait before following again.
         """
         while True:
-            listing = await self.list(kind, namespace, label_selector=label_selector)
+            yield WatchEvent("LISTING", {})
+            listing = await self.list(kind, namespace, label_selector=label_selector, keep=keep)
             for item in listing.items:
                 yield WatchEvent("ADDED", item)
             yield WatchEvent("SYNCED", {})
