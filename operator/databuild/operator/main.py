@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from databuild import domain
@@ -26,10 +25,9 @@ from databuild.adapters.gateway import (
     KubernetesGateway,
     NotFound,
 )
-from databuild.adapters.kinds import KINDS, WATCHED_KINDS
+from databuild.adapters.kinds import WATCHED_KINDS
 from databuild.adapters.kube import ApiClient, ClusterConfig, ConfigError, HttpTransport
 from databuild.adapters.kube import load as load_cluster_config
-from databuild.adapters.labels import JOB_RUN_LABEL
 from databuild.operator import metrics
 from databuild.operator.admission import AdmissionReporter
 from databuild.operator.eventlog import BuildEventLog
@@ -40,7 +38,7 @@ from databuild.operator.leader import AlwaysLeader, LeaderElection
 from databuild.operator.loop import Orchestrator
 from databuild.operator.schedules import ScheduleController
 from databuild.operator.settings import Settings, load
-from databuild.operator.store import WorldStore, slim
+from databuild.operator.store import WorldStore
 from databuild.operator.taints import TaintRequestController
 from databuild.operator.watches import Watches
 
@@ -194,31 +192,6 @@ class Operator:
             self._cluster = load_cluster_config(self.settings.kubeconfig, in_cluster_first=True)
         return self._cluster
 
-    async def resync(self) -> int:
-        """List every watched kind and drop what the watches missed being deleted."""
-        scopes: Sequence[str | None] = self.settings.namespaces or (None,)
-        dropped = 0
-        for kind in WATCHED_KINDS:
-            selector = JOB_RUN_LABEL if KINDS[kind].labelled else None
-            for ns in scopes:
-                before = self.store.versions(kind, ns)
-                items = await self.gateway.list(
-                    kind, ns, label_selector=selector, keep=partial(slim, kind)
-                )
-                dropped += self.store.resync(kind, items, before)
-        if dropped:
-            log.info("resync: dropped %d objects deleted while a watch was down", dropped)
-        return dropped
-
-    async def _resync_forever(self) -> None:
-        await self.synced.wait()
-        while True:
-            await asyncio.sleep(self.settings.resync_seconds)
-            try:
-                await self.resync()
-            except GatewayError as error:
-                log.warning("resync failed, trying again later: %s", error)
-
     async def _orchestrate(self) -> None:
         await self.synced.wait()
         await self.orchestrator.run()
@@ -272,7 +245,6 @@ class Operator:
         tasks = [
             asyncio.create_task(self.leadership.run(), name="databuild-lease"),
             asyncio.create_task(self._orchestrate(), name="databuild-orchestrator"),
-            asyncio.create_task(self._resync_forever(), name="databuild-resync"),
             asyncio.create_task(self.schedules.run(self.synced), name="databuild-schedules"),
             asyncio.create_task(self.admission.run(self.synced), name="databuild-admission"),
             asyncio.create_task(self.taints.run(self.synced), name="databuild-taints"),

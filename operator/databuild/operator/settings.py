@@ -57,8 +57,6 @@ class Settings:
     """Seconds each watch request lasts; the next resumes where it ended."""
     write_concurrency: int = 16
     """Builds written at once within a plan (each build's writes stay in order)."""
-    resync_seconds: float = 300.0
-    """List everything this often, to forget objects deleted while a watch was down."""
     log_format: str = "text"
     """``text`` or ``json`` log lines."""
     log_level: str = "INFO"
@@ -145,11 +143,6 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="builds written at once within a plan (default 16; 1: the planner's order)",
     )
-    p.add_argument(
-        "--resync-seconds",
-        type=float,
-        help="re-list everything this often to catch deletions a watch missed (default 300)",
-    )
     p.add_argument("--log-format", choices=["text", "json"], help="log line format")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     return p
@@ -193,7 +186,6 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     pick("bel_url", args.bel_url)
     pick("bel_retention_days", args.bel_retention_days, float)
     pick("watch_inactivity_timeout", args.watch_inactivity_timeout, float)
-    pick("resync_seconds", args.resync_seconds, float)
     pick("write_concurrency", args.write_concurrency, int)
     pick("log_format", args.log_format)
     pick("log_level", args.log_level)
@@ -216,8 +208,6 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         raise SystemExit(f"log format must be text or json, got {settings.log_format!r}")
     if settings.write_concurrency < 1:
         raise SystemExit("--write-concurrency must be 1 or more")
-    if settings.resync_seconds <= 0:
-        raise SystemExit("--resync-seconds must be more than 0")
     if settings.history_port is not None and settings.bel_url is None:
         raise SystemExit("--history-port serves the Build Event Log: it needs --bel-url too")
     if settings.job_ttl_seconds < 0:
