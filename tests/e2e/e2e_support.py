@@ -164,13 +164,3 @@ def jobdef(
             **spec,
         },
     }
-
-
-def want(name: str, partitions: list[str], **spec: Any) -> dict[str, Any]:
-    """A Want."""
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name},
-        "spec": {"partitions": partitions, **spec},
-    }

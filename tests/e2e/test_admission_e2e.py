@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
 from kubernetes.client import ApiClient
+from tests.manifests import want
 from tests.unit.chart.helmtool import CHART, helm
 
 from databuild.testing import Cluster

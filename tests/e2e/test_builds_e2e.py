@@ -10,7 +10,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.testing.demo import api_writes, delete_object, request, wait_until
 

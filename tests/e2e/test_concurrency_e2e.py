@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.testing.demo import KubeError, create_object, wait_until
 

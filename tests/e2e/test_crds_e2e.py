@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests.manifests import want
 
 from databuild.testing.demo import KubeError, create_object, request
 
@@ -14,15 +15,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("crds")
 
 TEMPLATE = {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}
-
-
-def _want(name: str, partitions: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name},
-        "spec": {"partitions": partitions},
-    }
 
 
 def _jobdef(name: str, **spec: Any) -> dict[str, Any]:
@@ -46,27 +38,27 @@ def test_valid_objects_are_accepted_and_defaulted(kube: ApiClient, namespace: st
         kube, _jobdef("daily", inputs=["raw/date={date}"], retry={"limit": 2}), namespace
     )
     assert jd["spec"]["retry"] == {"limit": 2, "backoffSeconds": 10}
-    want = create_object(kube, _want("w", ["daily/date=2025-01-01"]), namespace)
-    assert want["spec"]["partitions"] == ["daily/date=2025-01-01"]
+    created = create_object(kube, want("w", ["daily/date=2025-01-01"]), namespace)
+    assert created["spec"]["partitions"] == ["daily/date=2025-01-01"]
     listed = request(kube, "GET", f"/apis/databuild.dev/v1alpha1/namespaces/{namespace}/wants")
     assert [w["metadata"]["name"] for w in listed["items"]] == ["w"]
 
 
 def test_empty_partitions_are_rejected(kube: ApiClient, namespace: str) -> None:
-    message = _rejected(kube, namespace, _want("empty", []))
+    message = _rejected(kube, namespace, want("empty", []))
     assert "spec.partitions" in message
     assert "at least 1" in message
 
 
 def test_malformed_refs_are_rejected_with_an_example(kube: ApiClient, namespace: str) -> None:
-    message = _rejected(kube, namespace, _want("bad", ["daily//2025", "has space"]))
+    message = _rejected(kube, namespace, want("bad", ["daily//2025", "has space"]))
     assert "spec.partitions[0]" in message
     assert "spec.partitions[1]" in message
     assert "e.g. daily_summary/date=2025-01-01" in message
 
 
 def test_duplicate_refs_are_rejected(kube: ApiClient, namespace: str) -> None:
-    message = _rejected(kube, namespace, _want("dup", ["a/1", "a/1"]))
+    message = _rejected(kube, namespace, want("dup", ["a/1", "a/1"]))
     assert "Duplicate value" in message
 
 
@@ -84,7 +76,7 @@ def test_negative_retry_limit_is_rejected(kube: ApiClient, namespace: str) -> No
 
 
 def test_want_partitions_are_immutable(kube: ApiClient, namespace: str) -> None:
-    create_object(kube, _want("w", ["daily/date=2025-01-01"]), namespace)
+    create_object(kube, want("w", ["daily/date=2025-01-01"]), namespace)
     path = f"/apis/databuild.dev/v1alpha1/namespaces/{namespace}/wants/w"
     with pytest.raises(KubeError) as info:
         request(
@@ -127,7 +119,7 @@ def test_partition_ref_is_immutable(kube: ApiClient, namespace: str) -> None:
 
 
 def test_status_is_a_subresource(kube: ApiClient, namespace: str) -> None:
-    doc = _want("w", ["daily/date=2025-01-01"])
+    doc = want("w", ["daily/date=2025-01-01"])
     doc["status"] = {"state": "Successful"}
     created = create_object(kube, doc, namespace)
     assert "status" not in created or not created["status"].get("state")

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.testing._flux import FLUX_NAMESPACE, Flux
 from databuild.testing._gitserver import GitRepository, GitServer

@@ -4,9 +4,11 @@ conflicts, counting, paging, watches."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests.manifests import want
 
 from databuild.adapters.gateway import (
     AlreadyExists,
@@ -24,14 +26,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.usefixtures("crds")
 
 
-def _want(namespace: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": "w", "namespace": namespace},
-        "spec": {"partitions": ["daily/date=2025-01-01"]},
-        "status": {"state": "Successful"},
-    }
+_want = partial(want, "w", state="Successful")
 
 
 def _client(cluster: Cluster, page_size: int = 500) -> ApiClient:
@@ -42,10 +37,10 @@ def test_create_get_patch_status_and_conflicts(control_plane: Cluster, namespace
     gw = KubernetesGateway(_client(control_plane))
 
     async def scenario() -> None:
-        created = await gw.create(_want(namespace))
+        created = await gw.create(_want(namespace=namespace))
         assert "state" not in (created.get("status") or {})  # status is a subresource
         with pytest.raises(AlreadyExists):
-            await gw.create(_want(namespace))
+            await gw.create(_want(namespace=namespace))
         rv = created["metadata"]["resourceVersion"]
         patched = await gw.patch_status(
             "Want", namespace, "w", {"state": "Building"}, resource_version=rv
@@ -101,7 +96,7 @@ def test_list_reads_in_pages_and_keeps_what_it_is_told(
 
     async def scenario() -> list[dict[str, Any]]:
         for name in names:
-            want = _want(namespace)
+            want = _want(namespace=namespace)
             want["metadata"]["name"] = name
             await gw.create(want)
         sent = client.requests
@@ -122,7 +117,7 @@ def test_follow_lists_then_watches_the_real_api_server(
     client = _client(control_plane)
 
     async def scenario() -> list[tuple[str, str]]:
-        first = _want(namespace)
+        first = _want(namespace=namespace)
         await client.create(first)
         events = client.follow("Want", namespace, timeout_seconds=5)
 

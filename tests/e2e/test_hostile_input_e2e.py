@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from e2e_support import TERMINAL, free_port, jobdef, want
+from e2e_support import TERMINAL, free_port, jobdef
 from kubernetes import client
+from tests.manifests import want
 
 from databuild.testing.demo import (
     KubeError,

@@ -14,9 +14,10 @@ import uuid
 from typing import Any
 
 import pytest
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
 from kubernetes import client
 from kubernetes.client import ApiClient
+from tests.manifests import want
 
 from databuild.testing import NODE_NAME
 from databuild.testing.demo import KubeError, request, wait_until

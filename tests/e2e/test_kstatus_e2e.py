@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 from tests.unit.chart.test_gitops import HEALTH_CHECKS, argocd_health
 
 from databuild.adapters.labels import TAINT_ANNOTATION, TAINT_REQUESTED_AT_ANNOTATION

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.testing._kueue import Kueue, KueueBinaries, find_kueue_binaries
 from databuild.testing.demo import KubeError, delete_object, request, wait_until

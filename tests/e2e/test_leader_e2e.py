@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import Scenario, free_port, jobdef, want
+from e2e_support import Scenario, free_port, jobdef
 from test_helm import service_account_kubeconfig
+from tests.manifests import want
 
 from databuild.testing.demo import OperatorProcess, request, wait_until
 

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 import yaml
-from e2e_support import Scenario, free_port, jobdef, want
+from e2e_support import Scenario, free_port, jobdef
 from kubernetes import client
 from test_helm import service_account_kubeconfig
 from test_ui_e2e import CHROMIUM, _browser
+from tests.manifests import want
 from tests.unit.chart.helmtool import template, tool_binary
 
 from databuild.testing._controlplane import SIMULATED_LOG_LINES

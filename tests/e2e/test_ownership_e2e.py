@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 import pytest
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.testing.demo import request, wait_until
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.testing.demo import wait_until
 

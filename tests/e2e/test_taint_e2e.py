@@ -26,7 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from e2e_support import Scenario, jobdef, want
+from e2e_support import Scenario, jobdef
+from tests.manifests import want
 
 from databuild.adapters.bel import open_store
 from databuild.testing.demo import wait_until

@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from e2e_support import Scenario, free_port, jobdef, want
+from e2e_support import Scenario, free_port, jobdef
+from tests.manifests import want
 
 ROOT = Path(__file__).resolve().parents[2]
 DATES = [f"2025-01-{d:02d}" for d in range(1, 8)]

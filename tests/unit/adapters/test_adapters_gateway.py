@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import pytest
+from tests.manifests import want
 
 from databuild.adapters.gateway import (
     AlreadyExists,
@@ -24,15 +26,7 @@ from databuild.adapters.kube import ApiClient, Request, Response, error_from_res
 from databuild.testing.fake_gateway import FakeGateway
 from databuild.testing.memory_transport import MemoryTransport
 
-
-def _want(name: str = "w") -> dict[str, Any]:
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name, "namespace": "ns"},
-        "spec": {"partitions": ["a"]},
-        "status": {"state": "Successful"},
-    }
+_want = partial(want, partitions=["a"], namespace="ns", state="Successful")
 
 
 def run(coro: Any) -> Any:

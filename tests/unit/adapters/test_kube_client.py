@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.manifests import want
 
 from databuild.adapters.kinds import KindInfo
 from databuild.adapters.kube import (
@@ -33,14 +35,7 @@ from databuild.testing.memory_transport import MemoryTransport
 CONFIG_MAP = KindInfo("ConfigMap", "v1", "configmaps", has_status=False)
 
 
-def _want(name: str, namespace: str = "data") -> dict[str, Any]:
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"partitions": ["daily/date=2025-01-01"]},
-        "status": {"state": "Successful"},
-    }
+_want = partial(want, namespace="data", state="Successful")
 
 
 def _client(page_size: int = 500) -> tuple[ApiClient, MemoryTransport]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from tests.manifests import want
 
 from databuild.adapters.kube import ApiClient
 from databuild.cli.blocking import BlockingClient
@@ -28,23 +28,14 @@ def cluster() -> Iterator[tuple[KubeCluster, MemoryTransport]]:
         client.close()
 
 
-def _want(name: str, *refs: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name},
-        "spec": {"partitions": list(refs) or ["daily/date=2025-01-01"]},
-    }
-
-
 def test_wants_are_created_read_and_listed_across_pages_and_namespaces(
     cluster: tuple[KubeCluster, MemoryTransport],
 ) -> None:
     kube, _ = cluster
     for i in range(3):
-        created = kube.create_want(_want(f"w{i}"))
+        created = kube.create_want(want(f"w{i}"))
         assert (created.metadata.name, created.metadata.namespace) == (f"w{i}", "data")
-    kube.in_namespace("other").create_want(_want("elsewhere"))
+    kube.in_namespace("other").create_want(want("elsewhere"))
     assert kube.get_want("w1").spec.partitions == ["daily/date=2025-01-01"]
     assert sorted(kube.snapshot().wants) == ["w0", "w1", "w2"]
     assert kube.namespaces() == ["data", "other"]
@@ -69,8 +60,8 @@ def test_the_follower_reads_by_name_then_applies_watch_events(
     cluster: tuple[KubeCluster, MemoryTransport],
 ) -> None:
     kube, transport = cluster
-    kube.create_want(_want("followed", "a/x=1"))
-    kube.create_want(_want("other", "b/x=1"))
+    kube.create_want(want("followed", ["a/x=1"]))
+    kube.create_want(want("other", ["b/x=1"]))
     follower = KubeFollower(kube.client, "data", ["followed"])
     stream = follower.follow(tick=5.0)
     first = next(stream)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests import manifests
+
 from databuild.operator.eventlog import BuildEventLog
 from databuild.operator.executor import Executor
 from databuild.operator.store import WorldStore
@@ -36,13 +38,8 @@ def jobdef(
 
 
 def want(name: str, partitions: list[str], **spec: Any) -> dict[str, Any]:
-    """A Want manifest."""
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"partitions": partitions, **spec},
-    }
+    """A Want manifest in ``NS``."""
+    return manifests.want(name, partitions, namespace=NS, **spec)
 
 
 class FakeCluster(MemoryCluster):
@@ -85,3 +82,15 @@ class FakeCluster(MemoryCluster):
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         """Every stored object of ``kind``."""
         return self.gateway.of_kind(kind, NS)
+
+
+def failed_once() -> FakeCluster:
+    """One build of ``daily/date=2025-01-01`` whose first attempt failed (exit code 3,
+    "disk full"), planned: its JobRun is Queued, backing off 5 s with one retry left."""
+    c = FakeCluster()
+    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
+    c.reconcile()
+    return c

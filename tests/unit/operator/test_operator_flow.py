@@ -7,7 +7,7 @@ import copy
 import json
 from typing import Any
 
-from operator_fakes import NS, TEMPLATE, FakeCluster, jobdef, want
+from operator_fakes import NS, TEMPLATE, FakeCluster, failed_once, jobdef, want
 
 from databuild.adapters.gateway import Conflict, Invalid
 from databuild.operator.executor import _already
@@ -111,12 +111,7 @@ def test_two_wants_for_one_partition_share_one_build() -> None:
 
 
 def test_retry_then_success_and_failure_with_exit_code() -> None:
-    c = FakeCluster()
-    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
-    c.apply(want("w", ["daily/date=2025-01-01"]))
-    c.reconcile()
-    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
-    c.reconcile()
+    c = failed_once()
     run = _one(c, "JobRun")
     assert run["status"]["state"] == "Queued"
     assert run["status"]["exitCode"] == 3
@@ -148,12 +143,7 @@ def test_retry_then_success_and_failure_with_exit_code() -> None:
 
 
 def test_a_run_that_recovers_after_a_failed_attempt_says_so_in_a_normal_event() -> None:
-    c = FakeCluster()
-    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
-    c.apply(want("w", ["daily/date=2025-01-01"]))
-    c.reconcile()
-    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
-    c.reconcile()
+    c = failed_once()
     c.advance(6)
     c.reconcile()
     second = max(c.jobs(), key=lambda j: j["metadata"]["name"])
@@ -550,12 +540,7 @@ def test_writes_follow_the_planners_order_by_default() -> None:
 
 
 def test_a_forged_job_under_the_next_attempts_name_changes_no_jobrun() -> None:
-    c = FakeCluster()
-    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
-    c.apply(want("w", ["daily/date=2025-01-01"]))
-    c.reconcile()
-    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
-    c.reconcile()
+    c = failed_once()
     run = _one(c, "JobRun")
     name = run["metadata"]["name"]
     # Somebody else's Job, finished, under the name attempt 2 will use, with our label,

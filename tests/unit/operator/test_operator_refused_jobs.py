@@ -11,7 +11,7 @@ import asyncio
 import copy
 from typing import Any
 
-from operator_fakes import NS, TEMPLATE, FakeCluster, jobdef, want
+from operator_fakes import NS, TEMPLATE, FakeCluster, failed_once, jobdef, want
 
 from databuild import domain
 from databuild.adapters.gateway import Invalid
@@ -90,12 +90,7 @@ def test_a_refused_job_without_retries_fails_the_run_after_a_restart() -> None:
 
 
 def test_a_foreign_job_fails_its_attempt_once_across_a_restart() -> None:
-    c = FakeCluster()
-    c.apply(jobdef("daily", ["daily/date={date}"], retry={"limit": 1, "backoffSeconds": 5}))
-    c.apply(want("w", ["daily/date=2025-01-01"]))
-    c.reconcile()
-    c.finish_job(c.jobs()[0]["metadata"]["name"], exit_code=3, message="disk full")
-    c.reconcile()
+    c = failed_once()
     name = _run(c)["metadata"]["name"]
     # Somebody else's Job under the name attempt 2 will use.
     c.apply(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import pytest
+from tests.manifests import want
 
 from databuild.adapters.kinds import WATCHED_KINDS
 from databuild.adapters.kube import ApiClient
@@ -21,14 +23,7 @@ from databuild.operator.store import WorldStore
 from databuild.operator.watches import Watches
 from databuild.testing.memory_transport import MemoryTransport
 
-
-def _want(name: str, namespace: str = "data") -> dict[str, Any]:
-    return {
-        "apiVersion": "databuild.dev/v1alpha1",
-        "kind": "Want",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"partitions": ["daily/date=2025-01-01"]},
-    }
+_want = partial(want, namespace="data")
 
 
 async def _until(check: Callable[[], bool], what: str) -> None:
