@@ -34,7 +34,7 @@ from databuild.bench.operator_side import (
 )
 from databuild.bench.procstat import sample
 from databuild.bench.profile import PySpy
-from databuild.bench.results import Cost, ScenarioResult, SideResult
+from databuild.bench.results import BENCH_PROCESS, Cost, ScenarioResult, SideResult
 from databuild.bench.session import (
     BASELINE_USER,
     OPERATOR_USER,
@@ -268,10 +268,11 @@ class Suite:
             self._baseline_client() as kube,
         ):
             pids = self.cluster.component_pids()
-            cpu0 = _cpu(pids)
+            cpu0, own0 = _cpu(pids), time.process_time()
             mark = self._audit_mark()
             times = await run_baseline(kube, ns, dag, timeout=timeout)
             result.component_cpu["baseline"] = _diff(_cpu(pids), cpu0)
+            result.component_cpu["baseline"][BENCH_PROCESS] = time.process_time() - own0
             result.baseline = _side(times, len(times.jobs_completed))
             counts = self._audit_count(mark, BASELINE_USER)
             if counts is not None:
@@ -292,7 +293,7 @@ class Suite:
                 assert operator.pid is not None
                 before = sample(operator.pid)
                 gateway0 = gateway_counts(operator.metrics())
-                cpu0 = _cpu(pids)
+                cpu0, own0 = _cpu(pids), time.process_time()
                 mark = self._audit_mark()
                 if self.profile:
                     spy = PySpy(
@@ -327,6 +328,7 @@ class Suite:
                     spy = None
                 await self._settle(mark)
                 result.component_cpu["operator"] = _diff(_cpu(pids), cpu0)
+                result.component_cpu["operator"][BENCH_PROCESS] = time.process_time() - own0
                 after = sample(operator.pid)
                 gateway1 = gateway_counts(operator.metrics())
                 built = await live_partitions(admin, ns, [n.ref for n in dag.nodes])

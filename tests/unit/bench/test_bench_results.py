@@ -7,6 +7,7 @@ from databuild.bench.cli import _command, parser, sizes_from
 from databuild.bench.machine import Machine
 from databuild.bench.profile import Profile
 from databuild.bench.results import (
+    BENCH_PROCESS,
     Cost,
     Report,
     ScenarioResult,
@@ -49,7 +50,10 @@ def _results() -> list[ScenarioResult]:
     wide.cost.traffic["operator"] = ApiCounts(
         requests=10, writes=8, busy_seconds=0.1, max_in_flight=1, span_seconds=0.1
     )
-    wide.component_cpu = {"baseline": {"kwok": 1.5}, "operator": {"kwok": 1.75}}
+    wide.component_cpu = {
+        "baseline": {"kwok": 1.5, BENCH_PROCESS: 0.5},
+        "operator": {"kwok": 1.75, BENCH_PROCESS: 0.4},
+    }
     deep = ScenarioResult("deep", "deep-10", "build", 10, 10)
     deep.baseline = SideResult(20.0, 10, 10)
     deep.operator = SideResult(40.0, 10, 10, last_job_seconds=37.0)
@@ -123,6 +127,10 @@ def test_markdown_report() -> None:
     assert "| wide | wide-100 | 100 | 1 | 10.0 | 11.0 | 1.10 | 8.3 | 9.0 | 3.2 | 90 (100) |" in text
     assert "create events 3.00" in text
     assert "| wide-100 | operator | 10 | 8 | 10.0 | 1.00 | 1 | 0.1 |" in text
+    # CPU of every process: the operator's 3.25 s beside the control plane's and the
+    # bench's; 5.4 s over 11 s of wall time, 2.7 times the baseline's 2.0 s.
+    assert "| wide-100 | baseline | - | - | - | - | 1.5 | - | 0.5 | 2.0 | 0.20 | - |" in text
+    assert "| wide-100 | operator | - | - | - | - | 1.8 | 3.2 | 0.4 | 5.4 | 0.49 | 2.70 |" in text
     assert "full plan  12.0 ms" in text
     assert "| 60.0 | `plan (databuild/domain/planner.py)` |" in text
     assert "- fan-3x20: it broke" in text
