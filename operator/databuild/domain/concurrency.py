@@ -8,7 +8,7 @@ read as "unlimited"), and the Wants waiting on them say why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["POOL_NOT_FOUND", "ConcurrencyPool", "PoolUsage", "pool_not_found", "pool_usage"]
@@ -43,23 +43,24 @@ def pool_not_found(job_definition: str, pool: str) -> str:
 
 
 def pool_usage(
-    runs: Iterable[tuple[str, str]], pool_of: Mapping[str, str | None]
+    runs: Mapping[tuple[str, str], int], pool_of: Mapping[str, str | None]
 ) -> dict[str, PoolUsage]:
-    """Running and Queued runs per pool, from ``(job definition, state name)`` pairs.
+    """Running and Queued runs per pool, from how many runs have each ``(job definition,
+    state name)``.
 
     ``pool_of`` maps a JobDefinition to its pool (or None). Runs of JobDefinitions
     outside any pool are not counted.
     """
     running: dict[str, int] = {}
     waiting: dict[str, int] = {}
-    for job_definition, state in runs:
+    for (job_definition, state), n in runs.items():
         pool = pool_of.get(job_definition)
         if pool is None:
             continue
         if state == "Running":
-            running[pool] = running.get(pool, 0) + 1
+            running[pool] = running.get(pool, 0) + n
         elif state == "Queued":
-            waiting[pool] = waiting.get(pool, 0) + 1
+            waiting[pool] = waiting.get(pool, 0) + n
     return {
         pool: PoolUsage(running.get(pool, 0), waiting.get(pool, 0))
         for pool in sorted({*running, *waiting})

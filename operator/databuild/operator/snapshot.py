@@ -383,11 +383,8 @@ def pool_usage(
     count against the pool, and it is not waiting for the pool either.
     """
     pool_of = {name: jd.concurrency_pool for name, jd in job_definitions.items()}
-    pairs: list[tuple[str, str]] = []
-    for body in store.objects("JobRun", namespace).values():
-        status = body.get("status") or {}
-        state = str(status.get("state") or "Queued")
-        if status.get("admission") == WAITING:
-            state = WAITING
-        pairs.append((str((body.get("spec") or {}).get("jobDefinition", "")), state))
-    return domain.pool_usage(pairs, pool_of)
+    counts: dict[tuple[str, str], int] = {}
+    for (job_definition, state, admission), n in store.job_run_tally(namespace).items():
+        key = (job_definition, WAITING if admission == WAITING else state)
+        counts[key] = counts.get(key, 0) + n
+    return domain.pool_usage(counts, pool_of)

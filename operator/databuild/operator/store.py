@@ -293,6 +293,30 @@ class _Namespace:
     # Batch Jobs and pods whose outcome is recorded (see WorldStore._settled): only their
     # resourceVersion, by kind and name, so a stale copy cannot come back.
     settled: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    # JobRuns counted by (spec.jobDefinition, status.state, status.admission), kept as
+    # they change, so counting a pool's runs does not read every JobRun on every pass.
+    run_keys: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    run_tally: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def tally_run(self, name: str, run: Mapping[str, Any] | None) -> None:
+        """Count the JobRun ``name`` under its key now (``None``: it is gone)."""
+        old = self.run_keys.pop(name, None)
+        if old is not None:
+            left = self.run_tally[old] - 1
+            if left:
+                self.run_tally[old] = left
+            else:
+                del self.run_tally[old]
+        if run is None:
+            return
+        status = run.get("status") or {}
+        key = (
+            str((run.get("spec") or {}).get("jobDefinition", "")),
+            str(status.get("state") or "Queued"),
+            str(status.get("admission") or ""),
+        )
+        self.run_keys[name] = key
+        self.run_tally[key] = self.run_tally.get(key, 0) + 1
 
 
 # Per kind, which stored objects the executor's sweeps read: batch Jobs whose outcome
@@ -359,6 +383,7 @@ class WorldStore:
         if kind == "Pod":
             self._index_pod(ns, name, stored, current)
         elif kind == "JobRun":
+            ns.tally_run(name, stored)
             self._settle_pods_of(ns, name)
         if (swept := _SWEPT.get(kind)) is not None:
             names = ns.swept.setdefault(kind, set())
@@ -432,6 +457,8 @@ class WorldStore:
                     ns.finished_pods.setdefault(str(run), {})[name] = current
         elif kind == "Job" and _finished_job(current):
             ns.finished_jobs[name] = current
+        elif kind == "JobRun":
+            ns.tally_run(name, None)
         self._note(namespace, kind, name, None if echo else _UNEXPLAINED, current)
         return True
 
@@ -566,6 +593,13 @@ class WorldStore:
             return {}
         objects = ns.objects.get(kind, {})
         return {n: objects[n] for n in ns.swept.get(kind, ()) if n in objects}
+
+    def job_run_tally(self, namespace: str) -> Mapping[tuple[str, str, str], int]:
+        """How many JobRuns of ``namespace`` have each ``(spec.jobDefinition,
+        status.state, status.admission)`` (a missing state counts as Queued, a missing
+        admission as ``""``); do not mutate."""
+        ns = self._namespaces.get(namespace)
+        return {} if ns is None else ns.run_tally
 
     def pods_of(self, namespace: str, job_run: str) -> list[dict[str, Any]]:
         """The pods labelled as belonging to ``job_run``."""

@@ -125,7 +125,7 @@ def test_the_incremental_planner_agrees_with_the_full_plan_on_pools() -> None:
 
 def test_pool_usage_counts_running_and_queued_runs_of_members_only() -> None:
     usage = pool_usage(
-        [("a", "Running"), ("b", "Queued"), ("b", "Queued"), ("free", "Running"), ("a", "Failed")],
+        {("a", "Running"): 1, ("b", "Queued"): 2, ("free", "Running"): 3, ("a", "Failed"): 4},
         {"a": "shared", "b": "shared", "free": None},
     )
     assert {n: (u.running, u.waiting) for n, u in usage.items()} == {"shared": (1, 2)}

@@ -118,6 +118,53 @@ def test_the_sweeps_read_only_jobs_holding_the_finalizer_and_running_or_stalled_
     assert store.swept("Job", "n") == {}
 
 
+def test_job_runs_are_counted_by_definition_state_and_admission_as_they_change() -> None:
+    def run(name: str, rv: str, jd: str, state: str | None, admission: str | None = None) -> Any:
+        status = {k: v for k, v in (("state", state), ("admission", admission)) if v}
+        return {**_obj(name, rv), "spec": {"jobDefinition": jd}, "status": status}
+
+    def recount(store: WorldStore) -> dict[tuple[str, str, str], int]:
+        counts: dict[tuple[str, str, str], int] = {}
+        for body in store.objects("JobRun", "n").values():
+            status = body.get("status") or {}
+            key = (
+                body["spec"]["jobDefinition"],
+                status.get("state") or "Queued",
+                status.get("admission") or "",
+            )
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    store = WorldStore()
+    store.put("JobRun", run("r1", "1", "a", None))
+    store.put("JobRun", run("r2", "2", "a", "Running"))
+    store.put("JobRun", run("r3", "3", "b", "Running", "WaitingForAdmission"))
+    store.put(
+        "JobRun",
+        run("elsewhere", "4", "a", "Running")
+        | {"metadata": {"name": "x", "namespace": "m", "resourceVersion": "4"}},
+    )
+    assert store.job_run_tally("n") == {
+        ("a", "Queued", ""): 1,
+        ("a", "Running", ""): 1,
+        ("b", "Running", "WaitingForAdmission"): 1,
+    }
+    store.put("JobRun", run("r1", "5", "a", "Running"))  # started
+    store.put("JobRun", run("r2", "1", "a", "Queued"))  # a stale copy changes nothing
+    store.put("JobRun", run("r3", "6", "b", "Running", "Admitted"))
+    store.delete("JobRun", run("r2", "7", "a", "Running"))
+    assert (
+        store.job_run_tally("n")
+        == recount(store)
+        == {
+            ("a", "Running", ""): 1,
+            ("b", "Running", "Admitted"): 1,
+        }
+    )
+    assert store.job_run_tally("m") == {("a", "Running", ""): 1}
+    assert store.job_run_tally("nowhere") == {}
+
+
 def test_tombstones_keep_deleted_objects_out() -> None:
     store = WorldStore()
     store.put("Job", _obj("j", "5"))
