@@ -46,3 +46,42 @@ def test_chain_reaches_success_and_is_quiet_after_each_plan(sim: Simulator) -> N
         assert isinstance(part, PartitionLive)
         assert isinstance(sim.world.job_runs[part.built_by or ""].state, JobRunSucceeded)
     assert kinds(plan(sim.world, sim.now).actions) == []
+
+
+def _writes_of(actions: tuple[object, ...], ref: str, run: str) -> list[str]:
+    """The kinds of the actions about ``ref``'s Partition or ``run`` (JobRun, batch Job)."""
+    out = []
+    for a in actions:
+        about = getattr(a, "ref", None) == ref
+        about = about or run in (getattr(a, "name", None), getattr(a, "job_run", None))
+        if about:
+            out.append(type(a).__name__)
+    return out
+
+
+def test_a_started_run_gets_its_batch_job_before_its_partitions_are_claimed() -> None:
+    world = chain_world()
+    want = Want("w", (PartitionRef("daily/date=1"),), created_at=T0)
+    world = World(job_definitions=world.job_definitions, wants={"w": want})
+    actions = plan(world, T0).actions
+    raw = next(
+        a for a in actions if isinstance(a, CreateJobRun) and a.partitions[0] == "raw/date=1"
+    )
+    clean = next(
+        a for a in actions if isinstance(a, CreateJobRun) and a.partitions[0] != "raw/date=1"
+    )
+    # The started run: its status and batch Job first, then its partition's claim.
+    assert _writes_of(actions, "raw/date=1", raw.name) == [
+        "CreateJobRun",
+        "TransitionJobRun",
+        "CreateBatchJob",
+        "CreatePartition",
+        "TransitionPartition",
+    ]
+    # A run that waits for upstream has no batch Job: its claim keeps its place.
+    assert _writes_of(actions, str(clean.partitions[0]), clean.name) == [
+        "CreateJobRun",
+        "CreatePartition",
+        "TransitionPartition",
+        "TransitionJobRun",
+    ]
