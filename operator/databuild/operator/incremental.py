@@ -196,6 +196,8 @@ class IncrementalPlanners:
                 if run is None:
                     continue
                 runs[action.name] = run
+                if run.state.attempt < 1:
+                    continue  # never started (a waiting run made ready): no attempt ended
                 # The exit code of the attempt that ended goes into the run's status.
                 job = domain.batch_job_name(run.name, run.state.attempt)
                 body = store.get("Job", namespace, job) or finished.get(job)

@@ -296,3 +296,25 @@ def test_an_exception_on_the_incremental_path_falls_back_to_a_full_pass(
     c.reconcile()
     assert c.states("Want") == {"Successful": 2}
     _nothing_left(c)
+
+
+def test_a_completion_that_readies_a_waiting_run_stays_incremental() -> None:
+    c = FakeCluster()
+    c.apply(jobdef("raw", ["raw/date={date}"]))
+    c.apply(jobdef("daily", ["daily/date={date}"], ["raw/date={date}"]))
+    c.apply(want("w", ["daily/date=2025-01-01"]))
+    c.reconcile()
+    assert _passes(c) == (1, 0)
+    (raw,) = c.jobs()
+    c.finish_job(raw["metadata"]["name"])
+    c.reconcile()
+    # The daily run, never started, goes WaitingForUpstream -> Queued -> Running in the
+    # kept Planner's pass (its snapshot reads no batch Job for an attempt it never had).
+    assert _passes(c) == (1, 1)
+    assert len(c.jobs()) == 2
+    daily = next(j for j in c.jobs() if j["metadata"]["name"] != raw["metadata"]["name"])
+    c.finish_job(daily["metadata"]["name"])
+    c.reconcile()
+    assert _passes(c) == (1, 2)
+    assert c.states("Want") == {"Successful": 1}
+    _nothing_left(c)
