@@ -29,7 +29,7 @@ from hypothesis.stateful import (
 from databuild.domain.actions import CreateBatchJob, write_lanes
 from databuild.domain.events import EntityKind
 from databuild.domain.planner import Planner, plan
-from databuild.domain.refs import PartitionRef
+from databuild.domain.refs import PartitionRef, partition_name
 from databuild.domain.replay import replay
 from databuild.domain.simulation import Simulator, apply_actions
 from databuild.domain.states import (
@@ -235,6 +235,21 @@ class Planning(RuleBasedStateMachine):
     def one_active_run_per_ref(self) -> None:
         for ref, runs in active_runs_by_ref(self.sim.world).items():
             assert len(runs) == 1, (ref, runs)
+
+    @invariant()
+    def a_finished_build_never_runs_again_unless_tainted(self) -> None:
+        """Invariant 5: a partition is built again only after it was tainted."""
+        taints: dict[str, int] = {}
+        for event in self.sim.log:
+            if event.kind is EntityKind.PARTITION and event.to_state == "Tainted":
+                taints[event.name] = taints.get(event.name, 0) + 1
+        built: dict[str, int] = {}
+        for run in self.sim.world.job_runs.values():
+            if isinstance(run.state, JobRunSucceeded):
+                for ref in run.partitions:
+                    built[ref] = built.get(ref, 0) + 1
+        for ref, times in built.items():
+            assert times <= 1 + taints.get(partition_name(ref), 0), (ref, times)
 
     @invariant()
     def live_means_built_by_a_succeeded_run(self) -> None:
