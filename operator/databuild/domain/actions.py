@@ -214,38 +214,79 @@ def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | Non
     """For each action of a plan made from ``world``, the lane its write belongs to.
 
     A plan's writes may be sent several lanes at once, each lane in the planner's order,
-    and a crash between any two writes stays safe: a build's writes (its JobRun, its
-    batch Jobs, the Wants it derived, and the Partitions it claims or finishes) form one
-    lane, so a Partition never goes Live before its JobRun Succeeded and a derived Want
-    exists before its run waits for it. A Partition no run touches is a lane of its own.
-    ``None``: a Want's or JobDefinition's status, derived from the rest, written after
-    every lane.
+    and a crash between any two writes keeps a prefix of every lane. So the writes of
+    every run and every Partition that one action ties together share a lane: a build's
+    JobRun, its batch Jobs, the Wants it derived and the Partitions it claims or
+    finishes; and an old run with the new run planned for its refs (a taint cancels one
+    and plans the other), so a crash never keeps the new run and loses the old one's end.
+    Then a Partition never goes Live before its JobRun Succeeded, a derived Want exists
+    before its run waits for it, and a ref never has two active runs. A Partition no run
+    touches is a lane of its own. ``None``: a Want's or JobDefinition's status, derived
+    from the rest, written after every lane.
     """
-    builder: dict[str, str] = {}  # Partition name -> the run whose lane it follows
+    parent: dict[WriteLane, WriteLane] = {}
+    seen: dict[WriteLane, int] = {}  # key -> when the plan first touched it
+
+    def root(key: WriteLane) -> WriteLane:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    def tie(keys: list[WriteLane]) -> WriteLane | None:
+        """One lane for ``keys``; the first key ever seen names it (deterministic)."""
+        if not keys:
+            return None
+        first = root(keys[0])
+        for key in keys[1:]:
+            other = root(key)
+            if other != first:
+                first, other = sorted((first, other), key=seen.__getitem__)
+                parent[other] = first
+        return first
+
+    tied: list[list[WriteLane]] = []
     for action in actions:
-        if isinstance(action, TransitionPartition) and action.name not in builder:
-            run = getattr(action.state, "built_by", None)
-            if run is None:
-                before = world.partitions.get(action.ref)
-                run = getattr(before.state, "built_by", None) if before is not None else None
-            if run:
-                builder[action.name] = str(run)
-    lanes: list[WriteLane | None] = []
-    for action in actions:
-        match action:
-            case CreateJobRun() | TransitionJobRun() | HoldJobRun():
-                lanes.append(("JobRun", action.name))
-            case CreateWant():
-                lanes.append(("JobRun", action.source_job_run))
-            case CreateBatchJob() | DeleteBatchJob():
-                lanes.append(("JobRun", action.job_run))
-            case CreatePartition() | TransitionPartition():
-                run = builder.get(action.name)
-                lanes.append(("JobRun", run) if run else ("Partition", action.name))
-            case RecordWant() | TransitionWant() | UpdateWantStatus() | FlagSlaBreach():
-                lanes.append(None)
-            case UpdateJobDefinitionStatus():
-                lanes.append(None)  # no build depends on it
-            case unreachable:
-                assert_never(unreachable)  # a new action needs its lane decided here
-    return lanes
+        keys = _lane_keys(action, world)
+        for key in keys:
+            seen.setdefault(key, len(seen))
+        tie(keys)
+        tied.append(keys)
+    return [root(keys[0]) if keys else None for keys in tied]
+
+
+def _lane_keys(action: Action, world: World) -> list[WriteLane]:
+    """The runs and Partitions (by ref) whose writes ``action``'s write must follow."""
+
+    def run(name: str) -> WriteLane:
+        return ("JobRun", name)
+
+    def partition(ref: PartitionRef) -> WriteLane:
+        return ("Partition", str(ref))
+
+    match action:
+        case CreateJobRun():
+            return [run(action.name), *map(partition, action.partitions)]
+        case TransitionJobRun() | HoldJobRun():
+            held = world.job_runs.get(action.name)
+            return [run(action.name), *map(partition, held.partitions if held else ())]
+        case CreateWant():
+            return [run(action.source_job_run)]
+        case CreateBatchJob() | DeleteBatchJob():
+            return [run(action.job_run)]
+        case CreatePartition():
+            return [partition(action.ref)]
+        case TransitionPartition():
+            before = world.partitions.get(action.ref)
+            builders = (
+                getattr(action.state, "built_by", None),
+                getattr(before.state, "built_by", None) if before is not None else None,
+            )
+            return [partition(action.ref), *(run(str(b)) for b in builders if b)]
+        case RecordWant() | TransitionWant() | UpdateWantStatus() | FlagSlaBreach():
+            return []
+        case UpdateJobDefinitionStatus():
+            return []  # no build depends on it
+        case unreachable:
+            assert_never(unreachable)  # a new action needs its lane decided here

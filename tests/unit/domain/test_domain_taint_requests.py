@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 
 from domain_builders import T0, Script, chain_world, jd, kinds, states
 
-from databuild.domain.actions import DeleteBatchJob, TransitionJobRun, TransitionPartition
+from databuild.domain.actions import (
+    CreateBatchJob,
+    CreateJobRun,
+    DeleteBatchJob,
+    TransitionJobRun,
+    TransitionPartition,
+    write_lanes,
+)
 from databuild.domain.events import Event
 from databuild.domain.planner import Planner, plan
 from databuild.domain.refs import PartitionRef
@@ -341,3 +348,41 @@ def test_the_later_of_two_requests_of_one_ref_wins() -> None:
     assert latest_request(None, early) is early
     assert latest_request(early, None) is early
     assert latest_request(None, None) is None
+
+
+def test_a_taint_that_replaces_a_running_build_writes_old_and_new_run_in_one_lane() -> None:
+    """Written lanes at once, a crash keeps a prefix of each: the new run of clean/1 must
+    not outlive the lost cancellation of the old one (two active runs of one ref), and
+    the rebuild of raw/1 must not start while raw/1 still reads Live."""
+    script = Script(hold=["clean/1"])
+    world = World(
+        job_definitions={
+            "raw": jd("raw", "raw/{d}"),
+            "clean": jd("clean", "clean/{d}", ["raw/{d}"]),
+        }
+    )
+    sim = Simulator(world, T0, script)
+    sim.add_want("w", ["clean/1"])
+    sim.run_until_quiet()
+    assert states(sim.world)["part:clean/1"] == "Building"
+    sim.advance(5)
+    _request(sim, "raw/1", "bad source file")
+    actions = plan(sim.world, sim.now).actions
+    lanes = write_lanes(actions, sim.world)
+    old_clean = sim.world.partitions["clean/1"].state.built_by  # type: ignore[union-attr]
+    cancel = next(
+        i for i, a in enumerate(actions) if isinstance(a, TransitionJobRun) and a.name == old_clean
+    )
+    created = {
+        str(a.partitions[0]): i for i, a in enumerate(actions) if isinstance(a, CreateJobRun)
+    }
+    assert cancel < created["clean/1"]
+    assert lanes[cancel] == lanes[created["clean/1"]]
+    raw_moves = [
+        i
+        for i, a in enumerate(actions)
+        if isinstance(a, TransitionPartition) and str(a.ref) == "raw/1"
+    ]
+    raw_job = next(i for i, a in enumerate(actions) if isinstance(a, CreateBatchJob))
+    assert {lanes[i] for i in [*raw_moves, created["raw/1"], raw_job]} == {lanes[raw_moves[0]]}
+    assert lanes[raw_moves[0]] != lanes[cancel]  # unrelated builds still go at once
