@@ -16,7 +16,7 @@ from typing import assert_never
 
 from databuild.domain.events import Event
 from databuild.domain.refs import PartitionRef
-from databuild.domain.states import JobRunState, PartitionState, WantState
+from databuild.domain.states import JobRunState, PartitionBuilding, PartitionState, WantState
 from databuild.domain.world import Condition, World
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "UpdateJobDefinitionStatus",
     "UpdateWantStatus",
     "WriteLane",
+    "batch_jobs_first",
     "write_lanes",
 ]
 
@@ -208,6 +209,41 @@ Action = (
 
 WriteLane = tuple[str, str]
 """The object whose writes an action's write must follow: ``(kind, name)``."""
+
+
+def batch_jobs_first(actions: Sequence[Action]) -> tuple[Action, ...]:
+    """``actions`` with each new batch Job as early as its build allows.
+
+    A run the plan starts gets its batch Job right after its own status, before the
+    writes that claim its partitions (Missing, Failed or Tainted to Building): a build's
+    writes go one after the other, and its pod should not wait for bookkeeping. The
+    claims follow at once, in their order; a crash between the two leaves a Running
+    run with partitions not yet Building, which the next plan claims (as after any
+    crash before a claim), before it applies the run's outcome if the batch Job ended
+    meanwhile (``planning.outcomes.apply_outcome``).
+    """
+    starts = {a.job_run: i for i, a in enumerate(actions) if isinstance(a, CreateBatchJob)}
+    if not starts:
+        return tuple(actions)
+    claimed: dict[str, str] = {}  # ref -> the started run that claims it in this plan
+    for action in actions:
+        if not isinstance(action, TransitionPartition):
+            continue
+        state = action.state
+        if isinstance(state, PartitionBuilding) and state.built_by in starts:
+            claimed[str(action.ref)] = str(state.built_by)
+    held: dict[str, list[Action]] = {}
+    ordered: list[Action] = []
+    for index, action in enumerate(actions):
+        if isinstance(action, CreatePartition | TransitionPartition):
+            run = claimed.get(str(action.ref))
+            if run is not None and index < starts[run]:
+                held.setdefault(run, []).append(action)
+                continue
+        ordered.append(action)
+        if isinstance(action, CreateBatchJob):
+            ordered.extend(held.pop(action.job_run, ()))
+    return tuple(ordered)
 
 
 def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | None]:

@@ -38,6 +38,12 @@ def apply_outcome(
     """What the finished attempt of ``run`` means: success, a dependency miss, a
     probe's "not yet", a retry or a failure for good."""
     now = st.now
+    for ref in run.partitions:
+        if st.active.get(ref) == run.name:
+            # Claimed first: a crash can end a plan after the batch Job and before the
+            # claims, and a success must still make the partition Live, never Missing
+            # (which would build it again).
+            st.claim(ref, run.name)
     if outcome.kind is OutcomeKind.SUCCEEDED:
         st.set_run(run.name, *state.succeed(run.name, at=now))
         st.finish_outputs(run.name)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from databuild.domain.actions import Action
+from databuild.domain.actions import Action, batch_jobs_first
 from databuild.domain.planning.deadlines import index_deadlines, next_wakeup, pop_due, ttl_valid
 from databuild.domain.planning.definitions import report_job_definitions
 from databuild.domain.planning.needs import cascade_failures, failed_inputs, find_needs
@@ -87,7 +87,7 @@ def full_pass(st: PlanningState, now: datetime) -> Plan:
         derive_want(st, name)
     report_job_definitions(st)
     index_deadlines(st)
-    return Plan(tuple(st.actions), next_wakeup(st))
+    return Plan(batch_jobs_first(st.actions), next_wakeup(st))
 
 
 def local_pass(st: PlanningState, now: datetime, dirty_runs: set[str]) -> Plan | None:
@@ -127,4 +127,4 @@ def local_pass(st: PlanningState, now: datetime, dirty_runs: set[str]) -> Plan |
             wants.update(st.wants_by_ref.get(ref, ()))
     for name in sorted(wants):
         derive_want(st, name)
-    return Plan(tuple(st.actions), next_wakeup(st))
+    return Plan(batch_jobs_first(st.actions), next_wakeup(st))
