@@ -17,9 +17,8 @@ from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from databuild.adapters.kube import Gone, KubeError, NotFound
+from databuild.adapters.kube import BlockingClient, Gone, KubeError, NotFound
 from databuild.adapters.resources import JobRun, Partition, Want
-from databuild.cli.blocking import BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 from databuild.domain import PartitionRef, partition_name
 

@@ -28,6 +28,7 @@ from databuild.adapters.jobs import (
 from databuild.adapters.kinds import KINDS
 from databuild.adapters.kube import (
     ApiClient,
+    BlockingClient,
     ConfigError,
     HttpTransport,
     KubeError,
@@ -42,7 +43,6 @@ from databuild.adapters.resources import (
     TaintRequest,
     Want,
 )
-from databuild.cli.blocking import BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.follow import KubeFollower
 from databuild.cli.podlogs import KubePodLogs, PodLogs

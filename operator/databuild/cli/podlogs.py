@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from databuild.adapters.codec import attempt_of
-from databuild.adapters.kube import KubeError
+from databuild.adapters.kube import BlockingClient, KubeError
 from databuild.adapters.labels import JOB_RUN_LABEL
-from databuild.cli.blocking import BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 
 __all__ = ["KubePodLogs", "PodLogs", "RunPod", "logs_hint"]

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 import pytest
 from tests.manifests import want
 
-from databuild.adapters.kube import ApiClient
-from databuild.cli.blocking import BlockingClient
+from databuild.adapters.kube import ApiClient, BlockingClient
 from databuild.cli.errors import CliError, ExitCode
 from databuild.cli.follow import KubeFollower
 from databuild.cli.kube import KubeCluster

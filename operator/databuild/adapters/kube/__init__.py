@@ -9,6 +9,8 @@
   tell apart.
 - One loader of connection settings, :func:`load` (``config``): kubeconfig or
   in-cluster.
+- :class:`BlockingClient` (``blocking``): an :class:`ApiClient` on an event loop of its
+  own, behind blocking calls, for synchronous code (the CLI, tests, the demo).
 
 This package is the only code that imports an HTTP or Kubernetes client library (an
 import contract in pyproject.toml checks it).
@@ -16,6 +18,7 @@ import contract in pyproject.toml checks it).
 
 from pathlib import Path
 
+from databuild.adapters.kube.blocking import BlockingClient
 from databuild.adapters.kube.client import (
     DEFAULT_PAGE_SIZE,
     ApiClient,
@@ -58,6 +61,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "AlreadyExists",
     "ApiClient",
+    "BlockingClient",
     "ClusterConfig",
     "ConfigError",
     "Conflict",

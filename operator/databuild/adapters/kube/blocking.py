@@ -1,8 +1,9 @@
-"""The async API client, called from the CLI's synchronous code.
+"""The async API client, called from synchronous code (the CLI, tests, the demo).
 
-:class:`BlockingClient` runs one event loop in a daemon thread for the whole command, so
-every call of a command (and every thread of ``databuild ui``) shares one connection
-pool. Its connections are closed when the process exits.
+:class:`BlockingClient` runs one event loop in a daemon thread for as long as it is open,
+so every call (a CLI command's, every thread of ``databuild ui``'s, a test session's)
+shares one connection pool. Its connections are closed when the process exits, or
+earlier by :meth:`BlockingClient.close`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from databuild.adapters.kube import ApiClient
+from databuild.adapters.kube.client import ApiClient
 
 __all__ = ["BlockingClient"]
 
