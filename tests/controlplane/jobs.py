@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kubernetes import client
+from databuild.testing.kube import Kube
 
 T = TypeVar("T")
 
@@ -50,24 +50,22 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = TIMEOUT)
         time.sleep(0.1)
 
 
-def job_finished(batch: client.BatchV1Api, namespace: str, name: str) -> str | None:
+def job_finished(kube: Kube, namespace: str, name: str) -> str | None:
     """'Complete' or 'Failed' once the Job has that condition, else None."""
-    job = batch.read_namespaced_job_status(name, namespace)
-    for condition in job.status.conditions or []:
-        if condition.type in ("Complete", "Failed") and condition.status == "True":
-            return str(condition.type)
+    job = kube.get("Job", namespace, name)
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
+            return str(condition["type"])
     return None
 
 
-def wait_job(api: client.ApiClient, namespace: str, name: str, timeout: float = TIMEOUT) -> str:
+def wait_job(kube: Kube, namespace: str, name: str, timeout: float = TIMEOUT) -> str:
     """Wait until the Job is Complete or Failed; return which."""
-    batch = client.BatchV1Api(api)
     return wait_for(
-        f"Job {namespace}/{name} to finish", lambda: job_finished(batch, namespace, name), timeout
+        f"Job {namespace}/{name} to finish", lambda: job_finished(kube, namespace, name), timeout
     )
 
 
-def job_pods(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
+def job_pods(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
     """The pods of a Job (by the label the Job controller sets)."""
-    core = client.CoreV1Api(api)
-    return list(core.list_namespaced_pod(namespace, label_selector=f"job-name={name}").items)
+    return kube.list("Pod", namespace, label_selector=f"job-name={name}")

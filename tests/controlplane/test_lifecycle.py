@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from kubernetes import client
 
 from databuild.testing import ControlPlane, ControlPlaneError, find_binaries
 from databuild.testing._process import process_start_time, wait_gone
@@ -122,11 +121,8 @@ def test_kubebuilder_assets_with_only_etcd_and_apiserver(tmp_path: Path) -> None
 
     with ControlPlane(run_dir=tmp_path / "run", binaries=binaries) as plane:
         assert set(plane.processes) == {"etcd", "kube-apiserver"}
-        api = plane.api_client()
-        try:
-            names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
-        finally:
-            api.close()
+        with plane.api_client() as api:
+            names = {n["metadata"]["name"] for n in api.list("Namespace")}
         assert "kube-system" in names
     assert plane.processes == {}
 
@@ -136,13 +132,13 @@ def test_existing_cluster_from_environment(control_plane: ControlPlane, tmp_path
     (tmp_path / "test_inner.py").write_text(
         textwrap.dedent(
             """
-            from kubernetes import client
             from databuild.testing import ExistingCluster
 
             def test_inner(control_plane, kube, namespace):
                 assert isinstance(control_plane, ExistingCluster)
-                client.CoreV1Api(kube).create_namespaced_config_map(
-                    namespace, {"metadata": {"name": "hello"}}
+                kube.create(
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hello"}},
+                    namespace,
                 )
             """
         )

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from databuild.testing.demo import KubeError, install_crds, request
+from databuild.testing.kube import Kube
 from tests.unit.chart.helmtool import ROOT, template
 
 MONITORING = {
@@ -33,7 +33,7 @@ ENABLED = [
 
 
 @pytest.fixture(scope="module")
-def prometheus_crds(kube: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> None:
+def prometheus_crds(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> None:
     fetched = subprocess.run(
         [str(ROOT / "hack" / "fetch-prometheus-crds.sh")],
         capture_output=True, text=True, check=True, timeout=600,
@@ -46,7 +46,7 @@ def prometheus_crds(kube: client.ApiClient, tmp_path_factory: pytest.TempPathFac
     install_crds(kube, chosen)
 
 
-def _dry_run(kube: client.ApiClient, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
+def _dry_run(kube: Kube, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
     path = f"/apis/monitoring.coreos.com/v1/namespaces/{namespace}/{MONITORING[doc['kind']]}"
     return request(
         kube, "POST", path, doc, query=[("dryRun", "All"), ("fieldValidation", "Strict")]
@@ -54,7 +54,7 @@ def _dry_run(kube: client.ApiClient, namespace: str, doc: dict[str, Any]) -> dic
 
 
 def test_helm_template_with_monitoring_passes_the_prometheus_operator_schemas(
-    kube: client.ApiClient, namespace: str, prometheus_crds: None
+    kube: Kube, namespace: str, prometheus_crds: None
 ) -> None:
     docs = template(*ENABLED, namespace=namespace)
     monitoring = [d for d in docs if d["kind"] in MONITORING]
@@ -84,9 +84,7 @@ def test_helm_template_with_monitoring_passes_the_prometheus_operator_schemas(
     assert '"uid": "databuild"' in dashboard["data"]["databuild.json"]
 
 
-def test_the_schema_check_can_fail(
-    kube: client.ApiClient, namespace: str, prometheus_crds: None
-) -> None:
+def test_the_schema_check_can_fail(kube: Kube, namespace: str, prometheus_crds: None) -> None:
     docs = template(*ENABLED, namespace=namespace)
     monitor = copy.deepcopy(next(d for d in docs if d["kind"] == "ServiceMonitor"))
     unknown = copy.deepcopy(monitor)

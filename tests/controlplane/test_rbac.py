@@ -3,62 +3,52 @@
 from __future__ import annotations
 
 import pytest
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+
+from databuild.adapters.kube import KubeError
+from databuild.testing.kube import Kube
 
 from .jobs import wait_for
 
 
-def _client_for_token(admin: client.ApiClient, token: str) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = admin.configuration.host
-    configuration.ssl_ca_cert = admin.configuration.ssl_ca_cert
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(configuration)
-
-
-def _list_pods_status(api: client.ApiClient, namespace: str) -> int:
+def _list_pods_status(api: Kube, namespace: str) -> int:
     try:
-        client.CoreV1Api(api).list_namespaced_pod(namespace)
-    except ApiException as e:
-        return int(e.status)
+        api.list("Pod", namespace)
+    except KubeError as e:
+        return e.status
     return 200
 
 
-def test_service_account_needs_a_role_binding(kube: client.ApiClient, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reader"))
+def test_service_account_needs_a_role_binding(kube: Kube, namespace: str) -> None:
+    kube.create(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}}, namespace
     )
-    token = core.create_namespaced_service_account_token(
-        "reader",
-        namespace,
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    ).status.token
-    reader = _client_for_token(kube, token)
-    try:
+    token = kube.token(namespace, "reader")
+    with kube.with_token(token) as reader:
         # Authenticated (not 401) but not authorised.
         assert _list_pods_status(reader, namespace) == 403
 
-        rbac = client.RbacAuthorizationV1Api(kube)
-        rbac.create_namespaced_role(
+        kube.create(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "pod-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+            },
             namespace,
-            client.V1Role(
-                metadata=client.V1ObjectMeta(name="pod-reader"),
-                rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list"])],
-            ),
         )
-        rbac.create_namespaced_role_binding(
+        kube.create(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "reader-reads-pods"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "pod-reader",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
+            },
             namespace,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name="reader-reads-pods"),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="Role", name="pod-reader"
-                ),
-                subjects=[
-                    client.RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)
-                ],
-            ),
         )
 
         # The authorizer's informer sees the binding within moments.
@@ -69,15 +59,10 @@ def test_service_account_needs_a_role_binding(kube: client.ApiClient, namespace:
         )
         # Only where it is bound.
         assert _list_pods_status(reader, "default") == 403
-    finally:
-        reader.close()
 
 
-def test_unauthenticated_requests_are_rejected(kube: client.ApiClient) -> None:
-    anonymous = _client_for_token(kube, "not-a-token")
-    try:
-        with pytest.raises(ApiException) as error:
-            client.CoreV1Api(anonymous).list_namespace()
+def test_unauthenticated_requests_are_rejected(kube: Kube) -> None:
+    with kube.with_token("not-a-token") as anonymous:
+        with pytest.raises(KubeError) as error:
+            anonymous.list("Namespace")
         assert error.value.status == 401
-    finally:
-        anonymous.close()

@@ -13,9 +13,9 @@ import uuid
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from databuild.testing import Cluster, ControlPlane, node
+from databuild.testing.kube import Kube
 from tests.controlplane.jobs import job_pods, wait_job
 from tests.controlplane.realnode import built_image, kubectl, require_real_node
 
@@ -58,33 +58,33 @@ def _job(name: str, image: str, script: str) -> dict[str, Any]:
 
 
 def test_a_job_runs_a_real_container_whose_logs_kubectl_reads(
-    real: ControlPlane, python_image: str, kube: client.ApiClient, namespace: str
+    real: ControlPlane, python_image: str, kube: Kube, namespace: str
 ) -> None:
     token = uuid.uuid4().hex
     script = f"import platform; print('{token}', platform.python_version())"
-    client.BatchV1Api(kube).create_namespaced_job(namespace, _job("hello", python_image, script))
+    kube.create(_job("hello", python_image, script), namespace)
     assert wait_job(kube, namespace, "hello", timeout=120) == "Complete"
     (pod,) = job_pods(kube, namespace, "hello")
-    assert pod.spec.node_name == node.NAME
+    assert pod["spec"]["nodeName"] == node.NAME
     logs = kubectl(real, "logs", "-n", namespace, "job/hello")
     assert logs.startswith(token + " 3."), logs  # printed by Python 3 in the container
 
 
 def test_the_termination_message_and_exit_code_are_the_containers(
-    real: ControlPlane, python_image: str, kube: client.ApiClient, namespace: str
+    real: ControlPlane, python_image: str, kube: Kube, namespace: str
 ) -> None:
     miss = {"missingPartitions": ["raw/date=2025-01-01"]}
     script = f"open('/dev/termination-log', 'w').write({json.dumps(miss)!r}); raise SystemExit(3)"
-    client.BatchV1Api(kube).create_namespaced_job(namespace, _job("miss", python_image, script))
+    kube.create(_job("miss", python_image, script), namespace)
     assert wait_job(kube, namespace, "miss", timeout=120) == "Failed"
     (pod,) = job_pods(kube, namespace, "miss")
-    terminated = pod.status.container_statuses[0].state.terminated
-    assert terminated.exit_code == 3
-    assert json.loads(terminated.message) == miss
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 3
+    assert json.loads(terminated["message"]) == miss
 
 
 def test_pods_reach_the_apiserver_through_the_kubernetes_service(
-    real: ControlPlane, python_image: str, kube: client.ApiClient, namespace: str
+    real: ControlPlane, python_image: str, kube: Kube, namespace: str
 ) -> None:
     # What in-cluster configuration does: the Service's address from the environment,
     # the ServiceAccount's token and CA from the projected volume.
@@ -97,9 +97,7 @@ request.add_header("Authorization", "Bearer " + open(sa + "/token").read())
 context = ssl.create_default_context(cafile=sa + "/ca.crt")
 print(json.load(urllib.request.urlopen(request, context=context, timeout=10))["gitVersion"])
 """
-    client.BatchV1Api(kube).create_namespaced_job(
-        namespace, _job("incluster", python_image, script)
-    )
+    kube.create(_job("incluster", python_image, script), namespace)
     outcome = wait_job(kube, namespace, "incluster", timeout=120)
     logs = kubectl(real, "logs", "-n", namespace, "job/incluster")
     assert outcome == "Complete", logs
@@ -107,12 +105,12 @@ print(json.load(urllib.request.urlopen(request, context=context, timeout=10))["g
 
 
 def test_pods_without_the_placement_stay_on_the_simulated_node(
-    real: ControlPlane, kube: client.ApiClient, namespace: str
+    real: ControlPlane, kube: Kube, namespace: str
 ) -> None:
     job = _job("simulated", "example.invalid/never-pulled:1", "")
     job["spec"]["template"]["spec"].pop("nodeSelector")
     job["spec"]["template"]["spec"].pop("tolerations")
-    client.BatchV1Api(kube).create_namespaced_job(namespace, job)
+    kube.create(job, namespace)
     assert wait_job(kube, namespace, "simulated") == "Complete"
     (pod,) = job_pods(kube, namespace, "simulated")
-    assert pod.spec.node_name != node.NAME
+    assert pod["spec"].get("nodeName") != node.NAME

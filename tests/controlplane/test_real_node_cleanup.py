@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from databuild.testing import api_client_from_kubeconfig, node
 from databuild.testing._node import container_cgroups, namespace_pids
@@ -65,9 +64,7 @@ def _mounts_under(path: Path) -> list[str]:
 
 
 def _run_a_pod(kubeconfig: Path) -> None:
-    api = api_client_from_kubeconfig(kubeconfig)
-    try:
-        core = client.CoreV1Api(api)
+    with api_client_from_kubeconfig(kubeconfig) as api:
         pod: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -85,15 +82,13 @@ def _run_a_pod(kubeconfig: Path) -> None:
         }
         # The sandbox (the pause image) is what makes the mounts, the veth into the
         # bridge and the shim; its container's image does not need to exist.
-        core.create_namespaced_pod("default", pod)
+        api.create(pod, "default")
 
         def sandbox_up() -> bool | None:
-            status = core.read_namespaced_pod("sleeper", "default").status
-            return True if status.pod_ip else None
+            status = api.get("Pod", "default", "sleeper").get("status") or {}
+            return True if status.get("podIP") else None
 
         wait_for("the pod's sandbox to get an address", sandbox_up, timeout=120)
-    finally:
-        api.close()
 
 
 @pytest.mark.parametrize("how", ["down", "crash"])

@@ -8,28 +8,24 @@ holding a Lease of its own, so tests never see each other's operators.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from e2e_support import Scenario
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from databuild.testing.demo import install_crds
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def crds(kube: ApiClient) -> Iterator[None]:
+def crds(kube: Kube) -> Iterator[None]:
     """The CRDs in ``crds/``, applied and Established."""
     install_crds(kube, ROOT / "crds")
     yield
@@ -37,7 +33,7 @@ def crds(kube: ApiClient) -> Iterator[None]:
 
 @pytest.fixture
 def scenario(
-    kube: ApiClient,
+    kube: Kube,
     namespace: str,
     control_plane: Cluster,
     crds: None,
@@ -57,28 +53,14 @@ def scenario(
 
 
 @pytest.fixture
-def neighbour(scenario: Scenario, kube: ApiClient) -> Iterator[Scenario]:
+def neighbour(scenario: Scenario, kube: Kube) -> Iterator[Scenario]:
     """A second, healthy namespace, for an operator serving ``scenario``'s as well."""
-    core = client.CoreV1Api(kube)
     name = f"{scenario.namespace[:50]}-ok"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 30
-    while True:  # pods are refused until the default ServiceAccount exists
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except ApiException as error:
-            if error.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    kube.create_namespace(name)  # and its default ServiceAccount, without which no pods
     try:
         yield Scenario(kube, name, scenario.cluster, scenario.log_dir)
     finally:
-        try:
-            core.delete_namespace(name)
-        except ApiException as error:
-            if error.status != 404:  # a test may delete it itself
-                raise
+        kube.delete("Namespace", None, name, missing_ok=True)  # a test may delete it itself
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

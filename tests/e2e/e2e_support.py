@@ -18,9 +18,8 @@ from databuild.testing.demo import (
 )
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 TERMINAL = {"Successful", "Failed", "Expired"}
 
@@ -36,7 +35,7 @@ def free_port() -> int:
 class Scenario:
     """One test's namespace, its operator, and helpers to drive and inspect them."""
 
-    def __init__(self, kube: ApiClient, namespace: str, cluster: Cluster, log_dir: Path) -> None:
+    def __init__(self, kube: Kube, namespace: str, cluster: Cluster, log_dir: Path) -> None:
         self.kube = kube
         self.namespace = namespace
         self.cluster = cluster

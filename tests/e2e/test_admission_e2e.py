@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from e2e_support import Scenario, jobdef
-from kubernetes.client import ApiClient
 from tests.manifests import want
 from tests.unit.chart.helmtool import CHART, helm
 
 from databuild.testing import Cluster
 from databuild.testing.demo import KubeError, request, wait_until
+from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.e2e
 
@@ -61,14 +61,14 @@ class Release:
     objects: list[dict[str, Any]]
 
 
-def _namespace(kube: ApiClient, prefix: str) -> str:
+def _namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     request(kube, "POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     return name
 
 
 @pytest.fixture
-def release(kube: ApiClient, namespace: str) -> Iterator[Release]:
+def release(kube: Kube, namespace: str) -> Iterator[Release]:
     """The chart's policies (restricted templates on) and user roles, watching the test's
     namespace and the operator's own."""
     name = f"adm{uuid.uuid4().hex[:6]}"
@@ -95,19 +95,17 @@ def release(kube: ApiClient, namespace: str) -> Iterator[Release]:
             request(kube, "DELETE", f"/api/v1/namespaces/{operator_ns}")
 
 
-def _as(cluster: Cluster, user: str) -> ApiClient:
+def _as(cluster: Cluster, user: str) -> Kube:
     """An API client whose every request is impersonating ``user``."""
-    api = cluster.api_client()
-    api.set_default_header("Impersonate-User", user)
-    return api
+    return Kube.from_kubeconfig(cluster.kubeconfig, impersonate=user)
 
 
-def _create(api: ApiClient, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
+def _create(api: Kube, namespace: str, doc: dict[str, Any]) -> dict[str, Any]:
     plural = {"JobDefinition": "jobdefinitions", "Want": "wants"}[doc["kind"]]
     return request(api, "POST", f"{GROUP}/namespaces/{namespace}/{plural}", doc)
 
 
-def _refused(api: ApiClient, namespace: str, doc: dict[str, Any]) -> str:
+def _refused(api: Kube, namespace: str, doc: dict[str, Any]) -> str:
     """The API server's message refusing ``doc``; fails if it was admitted."""
     try:
         _create(api, namespace, doc)
@@ -123,7 +121,7 @@ def _restricted(name: str, outputs: list[str], **pod: Any) -> dict[str, Any]:
     return doc
 
 
-def _bind(kube: ApiClient, namespace: str, role_kind: str, role: str, user: str) -> None:
+def _bind(kube: Kube, namespace: str, role_kind: str, role: str, user: str) -> None:
     request(
         kube,
         "POST",
@@ -187,14 +185,14 @@ def test_a_tenant_without_job_rights_cannot_make_the_operator_run_pods(
         }
         assert "privileged" in _refused(alice, ns, privileged)
     finally:
-        alice.close()  # type: ignore[no-untyped-call]
+        alice.close()
 
     # The healthy neighbour: alice's admitted JobDefinition builds her Want.
     scenario.start_operator()
     scenario.wait_for_want("mine", "Successful", timeout=90)
 
 
-def _admitted(api: ApiClient, namespace: str, doc: dict[str, Any]) -> bool:
+def _admitted(api: Kube, namespace: str, doc: dict[str, Any]) -> bool:
     try:
         _create(api, namespace, doc)
     except KubeError as error:
@@ -202,7 +200,7 @@ def _admitted(api: ApiClient, namespace: str, doc: dict[str, Any]) -> bool:
     return True
 
 
-def _policies_live(kube: ApiClient, operator_namespace: str) -> bool:
+def _policies_live(kube: Kube, operator_namespace: str) -> bool:
     try:
         _create(kube, operator_namespace, _restricted(f"probe-{uuid.uuid4().hex[:6]}", ["p/{x}"]))
     except KubeError as error:

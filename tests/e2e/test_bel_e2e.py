@@ -27,9 +27,8 @@ from databuild.testing.demo import (
 from databuild.testing.postgres import postgres_server, postgres_url
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 __all__ = ["postgres_server", "postgres_url"]
 
@@ -111,7 +110,7 @@ def _cli(control_plane: Cluster, namespace: str, bel_url: str, *argv: str) -> tu
 
 def test_every_transition_reaches_the_store_and_replays_to_the_current_states(
     operator: OperatorProcess,
-    kube: ApiClient,
+    kube: Kube,
     namespace: str,
     control_plane: Cluster,
     bel_url: str,

@@ -21,9 +21,8 @@ import pytest
 from databuild.testing.demo import OperatorProcess, create_object
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 DATE = "2025-01-01"
 
@@ -51,7 +50,7 @@ class Cli:
 
     kubeconfig: Path
     namespace: str
-    kube: ApiClient
+    kube: Kube
     operator: OperatorProcess
 
     def __call__(self, *argv: str, timeout: float = 120) -> Run:
@@ -81,7 +80,7 @@ class Cli:
 
 @pytest.fixture
 def databuild(
-    control_plane: Cluster, kube: ApiClient, namespace: str, crds: None, tmp_path: Path
+    control_plane: Cluster, kube: Kube, namespace: str, crds: None, tmp_path: Path
 ) -> Iterator[Cli]:
     """A running operator for the test's namespace, and the CLI pointed at it."""
     operator = OperatorProcess(

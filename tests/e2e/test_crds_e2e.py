@@ -10,7 +10,7 @@ from tests.manifests import want
 from databuild.testing.demo import KubeError, create_object, request
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.usefixtures("crds")
 
@@ -26,14 +26,14 @@ def _jobdef(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def _rejected(kube: ApiClient, namespace: str, doc: dict[str, Any]) -> str:
+def _rejected(kube: Kube, namespace: str, doc: dict[str, Any]) -> str:
     with pytest.raises(KubeError) as info:
         create_object(kube, doc, namespace)
     assert info.value.status == 422, info.value
     return str(info.value)
 
 
-def test_valid_objects_are_accepted_and_defaulted(kube: ApiClient, namespace: str) -> None:
+def test_valid_objects_are_accepted_and_defaulted(kube: Kube, namespace: str) -> None:
     jd = create_object(
         kube, _jobdef("daily", inputs=["raw/date={date}"], retry={"limit": 2}), namespace
     )
@@ -44,25 +44,25 @@ def test_valid_objects_are_accepted_and_defaulted(kube: ApiClient, namespace: st
     assert [w["metadata"]["name"] for w in listed["items"]] == ["w"]
 
 
-def test_empty_partitions_are_rejected(kube: ApiClient, namespace: str) -> None:
+def test_empty_partitions_are_rejected(kube: Kube, namespace: str) -> None:
     message = _rejected(kube, namespace, want("empty", []))
     assert "spec.partitions" in message
     assert "at least 1" in message
 
 
-def test_malformed_refs_are_rejected_with_an_example(kube: ApiClient, namespace: str) -> None:
+def test_malformed_refs_are_rejected_with_an_example(kube: Kube, namespace: str) -> None:
     message = _rejected(kube, namespace, want("bad", ["daily//2025", "has space"]))
     assert "spec.partitions[0]" in message
     assert "spec.partitions[1]" in message
     assert "e.g. daily_summary/date=2025-01-01" in message
 
 
-def test_duplicate_refs_are_rejected(kube: ApiClient, namespace: str) -> None:
+def test_duplicate_refs_are_rejected(kube: Kube, namespace: str) -> None:
     message = _rejected(kube, namespace, want("dup", ["a/1", "a/1"]))
     assert "Duplicate value" in message
 
 
-def test_malformed_patterns_are_rejected(kube: ApiClient, namespace: str) -> None:
+def test_malformed_patterns_are_rejected(kube: Kube, namespace: str) -> None:
     message = _rejected(kube, namespace, _jobdef("bad", outputs=["daily/date={date"]))
     assert "spec.outputs[0]" in message
     assert "must be a partition pattern" in message
@@ -70,12 +70,12 @@ def test_malformed_patterns_are_rejected(kube: ApiClient, namespace: str) -> Non
     assert "spec.inputs[0]" in message
 
 
-def test_negative_retry_limit_is_rejected(kube: ApiClient, namespace: str) -> None:
+def test_negative_retry_limit_is_rejected(kube: Kube, namespace: str) -> None:
     message = _rejected(kube, namespace, _jobdef("neg", retry={"limit": -1}))
     assert "retry.limit must be 0 or more" in message
 
 
-def test_want_partitions_are_immutable(kube: ApiClient, namespace: str) -> None:
+def test_want_partitions_are_immutable(kube: Kube, namespace: str) -> None:
     create_object(kube, want("w", ["daily/date=2025-01-01"]), namespace)
     path = f"/apis/databuild.dev/v1alpha1/namespaces/{namespace}/wants/w"
     with pytest.raises(KubeError) as info:
@@ -99,7 +99,7 @@ def test_want_partitions_are_immutable(kube: ApiClient, namespace: str) -> None:
     assert patched["spec"]["ttlSeconds"] == 60
 
 
-def test_partition_ref_is_immutable(kube: ApiClient, namespace: str) -> None:
+def test_partition_ref_is_immutable(kube: Kube, namespace: str) -> None:
     doc = {
         "apiVersion": "databuild.dev/v1alpha1",
         "kind": "Partition",
@@ -118,14 +118,14 @@ def test_partition_ref_is_immutable(kube: ApiClient, namespace: str) -> None:
     assert "spec.ref is immutable" in str(info.value)
 
 
-def test_status_is_a_subresource(kube: ApiClient, namespace: str) -> None:
+def test_status_is_a_subresource(kube: Kube, namespace: str) -> None:
     doc = want("w", ["daily/date=2025-01-01"])
     doc["status"] = {"state": "Successful"}
     created = create_object(kube, doc, namespace)
     assert "status" not in created or not created["status"].get("state")
 
 
-def test_category_lists_every_kind(kube: ApiClient) -> None:
+def test_category_lists_every_kind(kube: Kube) -> None:
     resources = request(kube, "GET", "/apis/databuild.dev/v1alpha1")["resources"]
     by_name = {r["name"]: r for r in resources if "/" not in r["name"]}
     assert set(by_name) == {

@@ -25,12 +25,11 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from kubernetes import client
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 from tests.unit.chart.helmtool import CHART, ROOT, HelmResult, helm, tool_binary
 
+from databuild.adapters.kube import Forbidden, KubeError
 from databuild.testing import Cluster, ExistingCluster
+from databuild.testing.kube import KINDS, Kube
 
 T = TypeVar("T")
 
@@ -80,11 +79,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_namespace(kube: ApiClient, prefix: str, labels: dict[str, str] | None = None) -> str:
+def make_namespace(kube: Kube, prefix: str, labels: dict[str, str] | None = None) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(kube).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
-    )
+    metadata: dict[str, Any] = {"name": name}
+    if labels:
+        metadata["labels"] = labels
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
     return name
 
 
@@ -96,9 +96,9 @@ RESTRICTED = {
 }
 
 
-def delete_namespace(kube: ApiClient, name: str) -> None:
-    with contextlib.suppress(ApiException):
-        client.CoreV1Api(kube).delete_namespace(name)
+def delete_namespace(kube: Kube, name: str) -> None:
+    with contextlib.suppress(KubeError):
+        kube.delete("Namespace", None, name)
 
 
 class Release:
@@ -151,26 +151,35 @@ class Release:
 
     def diagnosis(self) -> str:
         """The release namespace's pods and events, and the nodes' conditions and taints."""
-        core = client.CoreV1Api(self.cluster.api_client())
+        with self.cluster.api_client() as kube:
+            pods = kube.list("Pod", self.namespace)
+            events = kube.list("Event", self.namespace)[-20:]
+            nodes = kube.list("Node")
         lines = ["pods:"]
-        for pod in core.list_namespaced_pod(self.namespace).items:
-            conditions = {c.type: c.status for c in pod.status.conditions or []}
+        for pod in pods:
+            status = pod.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
             lines.append(
-                f"  {pod.metadata.name} phase={pod.status.phase} node={pod.spec.node_name}"
-                f" deleting={pod.metadata.deletion_timestamp is not None} {conditions}"
+                f"  {pod['metadata']['name']} phase={status.get('phase')}"
+                f" node={pod['spec'].get('nodeName')}"
+                f" deleting={'deletionTimestamp' in pod['metadata']} {conditions}"
             )
         lines.append("events:")
-        for event in core.list_namespaced_event(self.namespace).items[-20:]:
+        for event in events:
+            involved = event.get("involvedObject") or {}
             lines.append(
-                f"  {event.type} {event.reason} {event.involved_object.kind}/"
-                f"{event.involved_object.name}: {event.message}"
+                f"  {event.get('type')} {event.get('reason')} {involved.get('kind')}/"
+                f"{involved.get('name')}: {event.get('message')}"
             )
         lines.append("nodes:")
-        for node in core.list_node().items:
-            ready = [c for c in node.status.conditions or [] if c.type == "Ready"]
+        for node in nodes:
+            node_conditions = (node.get("status") or {}).get("conditions") or []
+            ready = [c for c in node_conditions if c["type"] == "Ready"]
+            taints = node["spec"].get("taints") or []
             lines.append(
-                f"  {node.metadata.name} ready={[(c.status, c.reason) for c in ready]}"
-                f" taints={[(t.key, t.effect) for t in node.spec.taints or []]}"
+                f"  {node['metadata']['name']}"
+                f" ready={[(c['status'], c.get('reason')) for c in ready]}"
+                f" taints={[(t['key'], t['effect']) for t in taints]}"
             )
         return "\n".join(lines)
 
@@ -185,28 +194,18 @@ class Release:
         (deployment,) = [d for d in self.manifest() if d["kind"] == "Deployment"]
         return deployment
 
-    def service_account_kubeconfig(self, kube: ApiClient, path: Path) -> Path:
+    def service_account_kubeconfig(self, kube: Kube, path: Path) -> Path:
         """A kubeconfig authenticating as the chart's ServiceAccount (TokenRequest API)."""
         sa = self.deployment()["spec"]["template"]["spec"]["serviceAccountName"]
         return service_account_kubeconfig(self.cluster, kube, self.namespace, sa, path)
 
 
 def service_account_kubeconfig(
-    cluster: Cluster, kube: ApiClient, namespace: str, name: str, path: Path
+    cluster: Cluster, kube: Kube, namespace: str, name: str, path: Path
 ) -> Path:
     """A kubeconfig at ``path`` authenticating as ServiceAccount ``namespace/name`` with a
     TokenRequest token, against ``cluster``'s API server."""
-    token = (
-        client.CoreV1Api(kube)
-        .create_namespaced_service_account_token(
-            name,
-            namespace,
-            client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-            ),
-        )
-        .status.token
-    )
+    token = kube.token(namespace, name, expiration_seconds=3600)
     admin = yaml.safe_load(cluster.kubeconfig.read_text())
     config = {
         "apiVersion": "v1",
@@ -221,7 +220,7 @@ def service_account_kubeconfig(
     return path
 
 
-def api_client_for(kubeconfig: Path) -> ApiClient:
+def api_client_for(kubeconfig: Path) -> Kube:
     return ExistingCluster(kubeconfig).api_client()
 
 
@@ -277,12 +276,11 @@ def operator_as_deployed(release: Release, kubeconfig: Path, log: Path) -> Itera
             proc.wait()
 
 
-def apply_pipeline(kube: ApiClient, namespace: str, want_name: str) -> None:
+def apply_pipeline(kube: Kube, namespace: str, want_name: str) -> None:
     """A two-step pipeline (raw -> summary) and a Want for one summary partition."""
-    custom = client.CustomObjectsApi(kube)
 
-    def create(plural: str, body: dict[str, Any]) -> None:
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+    def create(body: dict[str, Any]) -> None:
+        kube.create(body, namespace)
 
     def job(name: str, outputs: list[str], inputs: list[str]) -> dict[str, Any]:
         return {
@@ -301,10 +299,9 @@ def apply_pipeline(kube: ApiClient, namespace: str, want_name: str) -> None:
             },
         }
 
-    create("jobdefinitions", job("ingest", ["raw/date={date}"], []))
-    create("jobdefinitions", job("summarize", ["summary/date={date}"], ["raw/date={date}"]))
+    create(job("ingest", ["raw/date={date}"], []))
+    create(job("summarize", ["summary/date={date}"], ["raw/date={date}"]))
     create(
-        "wants",
         {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Want",
@@ -314,14 +311,12 @@ def apply_pipeline(kube: ApiClient, namespace: str, want_name: str) -> None:
     )
 
 
-def want_state(kube: ApiClient, namespace: str, name: str) -> str | None:
-    want = client.CustomObjectsApi(kube).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, "wants", name
-    )
+def want_state(kube: Kube, namespace: str, name: str) -> str | None:
+    want = kube.get("Want", namespace, name)
     return want.get("status", {}).get("state")  # type: ignore[no-any-return]
 
 
-def wait_successful(kube: ApiClient, namespace: str, name: str, log: Path) -> None:
+def wait_successful(kube: Kube, namespace: str, name: str, log: Path) -> None:
     def done() -> bool | None:
         state = want_state(kube, namespace, name)
         assert state not in ("Failed", "Expired"), (
@@ -332,25 +327,20 @@ def wait_successful(kube: ApiClient, namespace: str, name: str, log: Path) -> No
     wait_for(f"Want {namespace}/{name} to become Successful", done)
 
 
-def partitions(kube: ApiClient, namespace: str) -> dict[str, str]:
-    items = client.CustomObjectsApi(kube).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, "partitions"
-    )["items"]
+def partitions(kube: Kube, namespace: str) -> dict[str, str]:
+    items = kube.list("Partition", namespace)
     return {p["spec"]["ref"]: p.get("status", {}).get("state") for p in items}
 
 
-def crds_present(kube: ApiClient) -> set[str]:
-    names = {
-        c.metadata.name
-        for c in client.ApiextensionsV1Api(kube).list_custom_resource_definition().items
-    }
+def crds_present(kube: Kube) -> set[str]:
+    names = {c["metadata"]["name"] for c in kube.list("CustomResourceDefinition")}
     return names & CRDS
 
 
 def forbidden(call: Callable[[], object]) -> bool:
     try:
         call()
-    except ApiException as e:
+    except KubeError as e:
         return e.status == 403
     return False
 
@@ -372,15 +362,33 @@ def assert_never_forbidden(log: Path) -> None:
     assert not denials, "the chart's RBAC refused the operator:\n" + "\n".join(denials)
 
 
-def pod_ready(kube: ApiClient, release: Release) -> bool | None:
-    pods = client.CoreV1Api(kube).list_namespaced_pod(
-        release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
+def pod_ready(kube: Kube, release: Release) -> bool | None:
+    pods = kube.list(
+        "Pod", release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
     )
-    for pod in pods.items:
-        for condition in pod.status.conditions or []:
-            if condition.type == "Ready" and condition.status == "True":
+    for pod in pods:
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if condition["type"] == "Ready" and condition["status"] == "True":
                 return True
     return None
+
+
+def want_crd_version(kube: Kube) -> dict[str, Any]:
+    """The served version of the Want CRD."""
+    crd = kube.get("CustomResourceDefinition", None, f"wants.{GROUP}")
+    version: dict[str, Any] = crd["spec"]["versions"][0]
+    return version
+
+
+def printer_columns(kube: Kube) -> list[str]:
+    """The names of the Want CRD's printer columns."""
+    return [c["name"] for c in want_crd_version(kube)["additionalPrinterColumns"]]
+
+
+def want_spec_schema(kube: Kube) -> dict[str, Any]:
+    """The schema of a Want's spec, as the API server serves it."""
+    spec: dict[str, Any] = want_crd_version(kube)["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return spec
 
 
 # --------------------------------------------------------------------------------------
@@ -389,7 +397,7 @@ def pod_ready(kube: ApiClient, release: Release) -> bool | None:
 
 
 @pytest.fixture
-def release(control_plane: Cluster, kube: ApiClient) -> Iterator[Release]:
+def release(control_plane: Cluster, kube: Kube) -> Iterator[Release]:
     namespace = make_namespace(kube, "databuild-system", RESTRICTED)
     rel = Release(control_plane, f"db-{uuid.uuid4().hex[:6]}", namespace)
     try:
@@ -402,7 +410,7 @@ def release(control_plane: Cluster, kube: ApiClient) -> Iterator[Release]:
 
 
 def test_cluster_wide_install_build_upgrade_uninstall(
-    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+    release: Release, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     # Install: CRDs from the chart, the operator's pod Ready (kwok simulates it).
     notes = release.install().stdout
@@ -412,21 +420,18 @@ def test_cluster_wide_install_build_upgrade_uninstall(
     wait_for(
         "the operator pod to be Ready", lambda: pod_ready(kube, release), diagnose=release.diagnosis
     )
-    deployment = client.AppsV1Api(kube).read_namespaced_deployment(
-        release.fullname, release.namespace
-    )
-    assert deployment.status.ready_replicas == 1
+    deployment = kube.get("Deployment", release.namespace, release.fullname)
+    assert deployment["status"].get("readyReplicas") == 1
 
     # The chart's identity: everything the operator needs, and not Secrets.
     sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
-    sa = api_client_for(sa_kubeconfig)
-    core = client.CoreV1Api(sa)
-    assert forbidden(lambda: core.list_namespaced_secret(namespace))
-    assert forbidden(core.list_secret_for_all_namespaces)
-    assert forbidden(lambda: core.read_namespaced_secret("anything", release.namespace))
-    assert forbidden(lambda: core.create_namespace(client.V1Namespace(
-        metadata=client.V1ObjectMeta(name=f"nope-{uuid.uuid4().hex[:6]}"))))  # fmt: skip
-    client.CustomObjectsApi(sa).list_cluster_custom_object(GROUP, VERSION, "wants")
+    with api_client_for(sa_kubeconfig) as sa:
+        assert forbidden(lambda: sa.list("Secret", namespace))
+        assert forbidden(lambda: sa.list("Secret"))
+        assert forbidden(lambda: sa.get("Secret", release.namespace, "anything"))
+        assert forbidden(lambda: sa.create({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": f"nope-{uuid.uuid4().hex[:6]}"}}))  # fmt: skip
+        sa.list("Want")
 
     # The operator as the chart deploys it builds a Want end to end under that identity.
     log = tmp_path / "operator.log"
@@ -449,19 +454,18 @@ def test_cluster_wide_install_build_upgrade_uninstall(
 
     # Uninstall: the operator goes, the CRDs and every Partition stay.
     release.uninstall()
-    apps = client.AppsV1Api(kube)
-    with pytest.raises(ApiException) as gone:
-        apps.read_namespaced_deployment(release.fullname, release.namespace)
+    with pytest.raises(KubeError) as gone:
+        kube.get("Deployment", release.namespace, release.fullname)
     assert gone.value.status == 404
-    with pytest.raises(ApiException) as gone:
-        client.RbacAuthorizationV1Api(kube).read_cluster_role(release.fullname)
+    with pytest.raises(KubeError) as gone:
+        kube.get("ClusterRole", None, release.fullname)
     assert gone.value.status == 404
     assert crds_present(kube) == CRDS
     assert partitions(kube, namespace) == built
 
 
 def test_namespaced_mode_confines_the_operator_to_its_namespaces(
-    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+    release: Release, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     outside = make_namespace(kube, "outside")
     try:
@@ -476,25 +480,20 @@ def test_namespaced_mode_confines_the_operator_to_its_namespaces(
             lambda: pod_ready(kube, release),
             diagnose=release.diagnosis,
         )
-        rbac = client.RbacAuthorizationV1Api(kube)
-        assert rbac.read_namespaced_role(release.fullname, namespace)
-        with pytest.raises(ApiException) as missing:
-            rbac.read_cluster_role(release.fullname)
+        assert kube.get("Role", namespace, release.fullname)
+        with pytest.raises(KubeError) as missing:
+            kube.get("ClusterRole", None, release.fullname)
         assert missing.value.status == 404
 
         sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
-        sa = api_client_for(sa_kubeconfig)
-        custom = client.CustomObjectsApi(sa)
-        core = client.CoreV1Api(sa)
-        # Inside: allowed. Outside, cluster-wide, or Secrets anywhere: refused.
-        custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "wants")
-        assert forbidden(
-            lambda: custom.list_namespaced_custom_object(GROUP, VERSION, outside, "wants")
-        )
-        assert forbidden(lambda: custom.list_cluster_custom_object(GROUP, VERSION, "wants"))
-        assert forbidden(lambda: client.BatchV1Api(sa).list_namespaced_job(outside))
-        assert forbidden(lambda: core.list_namespaced_pod(outside))
-        assert forbidden(lambda: core.list_namespaced_secret(namespace))
+        with api_client_for(sa_kubeconfig) as sa:
+            # Inside: allowed. Outside, cluster-wide, or Secrets anywhere: refused.
+            sa.list("Want", namespace)
+            assert forbidden(lambda: sa.list("Want", outside))
+            assert forbidden(lambda: sa.list("Want"))
+            assert forbidden(lambda: sa.list("Job", outside))
+            assert forbidden(lambda: sa.list("Pod", outside))
+            assert forbidden(lambda: sa.list("Secret", namespace))
 
         # A Want outside the watched namespace is left alone; the one inside completes.
         log = tmp_path / "operator.log"
@@ -509,7 +508,7 @@ def test_namespaced_mode_confines_the_operator_to_its_namespaces(
 
 
 def test_gitops_example_applied_with_kustomize_becomes_ready(
-    release: Release, kube: ApiClient, tmp_path: Path
+    release: Release, kube: Kube, tmp_path: Path
 ) -> None:
     """The README's first Want: `examples/gitops` applied as a GitOps tool would, built
     by the operator the chart deploys, and `kubectl wait --for=condition=Ready` returns."""
@@ -550,18 +549,17 @@ def test_gitops_example_applied_with_kustomize_becomes_ready(
 
 
 def test_managed_crds_are_upgraded_by_helm_and_kept_on_uninstall(
-    release: Release, kube: ApiClient, tmp_path: Path
+    release: Release, kube: Kube, tmp_path: Path
 ) -> None:
     """crds.managed=true: `helm upgrade` applies a CRD change; `helm uninstall` keeps them.
 
     The CRDs usually exist already (from crds/ or an earlier install), so the install
     adopts them (--take-ownership), as docs/install.md says for switching modes."""
     release.install("--skip-crds", "--take-ownership", "--set", "crds.managed=true")
-    ext = client.ApiextensionsV1Api(kube)
-    want_crd = ext.read_custom_resource_definition(f"wants.{GROUP}")
-    assert want_crd.metadata.annotations["helm.sh/resource-policy"] == "keep"
-    assert want_crd.metadata.annotations["meta.helm.sh/release-name"] == release.name
-    original = [c.name for c in want_crd.spec.versions[0].additional_printer_columns]
+    want_crd = kube.get("CustomResourceDefinition", None, f"wants.{GROUP}")
+    assert want_crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert want_crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == release.name
+    original = [c["name"] for c in want_crd["spec"]["versions"][0]["additionalPrinterColumns"]]
 
     # A new chart version whose Want CRD gained a printer column.
     changed = tmp_path / "databuild-operator"
@@ -577,43 +575,46 @@ def test_managed_crds_are_upgraded_by_helm_and_kept_on_uninstall(
             "upgrade", release.name, str(changed), "--namespace", release.namespace,
             "--reuse-values", "--wait", "--timeout", "3m",
         )  # fmt: skip
-        columns = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
-        assert [c.name for c in columns.additional_printer_columns] == [*original, "Since"]
+        assert printer_columns(kube) == [*original, "Since"]
     finally:
         # Back to the repository's CRDs, for every later test of the session.
         release.upgrade()
-    columns = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
-    assert [c.name for c in columns.additional_printer_columns] == original
+    assert printer_columns(kube) == original
 
     release.uninstall()
     assert crds_present(kube) == CRDS
 
 
 def test_namespace_editors_may_write_wants_but_not_the_catalog(
-    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+    release: Release, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     """The built-in `edit` role, extended by the chart, lets a person write Wants."""
     release.install()
-    core, rbac = client.CoreV1Api(kube), client.RbacAuthorizationV1Api(kube)
-    core.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="alice"))
+    kube.create(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "alice"}}, namespace
     )
-    rbac.create_namespaced_role_binding(
+    kube.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "alice-edit"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "edit",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "alice", "namespace": namespace}],
+        },
         namespace,
-        client.V1RoleBinding(
-            metadata=client.V1ObjectMeta(name="alice-edit"),
-            role_ref=client.V1RoleRef(
-                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="edit"
-            ),
-            subjects=[
-                client.RbacV1Subject(kind="ServiceAccount", name="alice", namespace=namespace)
-            ],
-        ),
     )
     path = service_account_kubeconfig(
         release.cluster, kube, namespace, "alice", tmp_path / "alice.kubeconfig"
     )
-    alice = client.CustomObjectsApi(api_client_for(path))
+    with api_client_for(path) as alice:
+        _alice_writes_wants_only(alice, namespace)
+
+
+def _alice_writes_wants_only(alice: Kube, namespace: str) -> None:
     want = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Want",
@@ -624,30 +625,26 @@ def test_namespace_editors_may_write_wants_but_not_the_catalog(
     def created() -> bool | None:
         # The controller-manager aggregates the chart's rules into `edit` asynchronously.
         try:
-            alice.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", want)
-        except ApiException as e:
-            if e.status == 403:
-                return None
-            raise
+            alice.create(want, namespace)
+        except Forbidden:
+            return None
         return True
 
     wait_for("alice (edit) to be allowed to create a Want", created, timeout=60)
-    alice.list_namespaced_custom_object(GROUP, VERSION, namespace, "partitions")
+    alice.list("Partition", namespace)
     partition = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Partition",
         "metadata": {"name": "forged"},
         "spec": {"ref": "raw/date=2025-01-01"},
     }
-    assert forbidden(
-        lambda: alice.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "partitions", partition
-        )
-    ), "the catalog is the operator's to write"
+    assert forbidden(lambda: alice.create(partition, namespace)), (
+        "the catalog is the operator's to write"
+    )
 
 
 def test_a_new_optional_crd_field_rolls_out_through_managed_crds_keeping_every_object(
-    release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+    release: Release, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     """crds.managed=true, as a GitOps pipeline upgrades a release: a chart whose Want CRD
     gained an optional field updates the CRD on the server, every Want, JobDefinition,
@@ -655,17 +652,15 @@ def test_a_new_optional_crd_field_rolls_out_through_managed_crds_keeping_every_o
     running operator ignores fields it does not know, so it builds such a Want)."""
     release.install("--skip-crds", "--take-ownership", "--set", "crds.managed=true")
     sa_kubeconfig = release.service_account_kubeconfig(kube, tmp_path / "sa.kubeconfig")
-    custom = client.CustomObjectsApi(kube)
-    ext = client.ApiextensionsV1Api(kube)
     log = tmp_path / "operator.log"
     apply_pipeline(kube, namespace, "first")
 
     def objects() -> dict[tuple[str, str], tuple[str, str, Any]]:
         """(plural, name) -> (uid, state, spec) of every object in the namespace."""
         out = {}
-        for plural in ("jobdefinitions", "wants", "partitions", "jobruns"):
-            items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
-            for o in items["items"]:
+        for kind in ("JobDefinition", "Want", "Partition", "JobRun"):
+            plural = KINDS[kind].plural
+            for o in kube.list(kind, namespace):
                 state = (o.get("status") or {}).get("state", "")
                 out[plural, o["metadata"]["name"]] = (o["metadata"]["uid"], state, o["spec"])
         return out
@@ -683,9 +678,7 @@ def test_a_new_optional_crd_field_rolls_out_through_managed_crds_keeping_every_o
             lambda: (
                 all(
                     (j.get("status") or {}).get("state") == "Succeeded"
-                    for j in custom.list_namespaced_custom_object(
-                        GROUP, VERSION, namespace, "jobruns"
-                    )["items"]
+                    for j in kube.list("JobRun", namespace)
                 )
                 or None
             ),
@@ -693,9 +686,7 @@ def test_a_new_optional_crd_field_rolls_out_through_managed_crds_keeping_every_o
         before = objects()
         assert {p for p, _ in before} == {"jobdefinitions", "wants", "partitions", "jobruns"}
         # Today the field is unknown: the API server prunes it.
-        dry = custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "wants", noted, dry_run="All"
-        )
+        dry = kube.create(noted, namespace, query=[("dryRun", "All")])
         assert "note" not in dry["spec"]
 
         # The next chart version: the Want CRD gained an optional spec.note.
@@ -712,28 +703,23 @@ def test_a_new_optional_crd_field_rolls_out_through_managed_crds_keeping_every_o
                 "upgrade", release.name, str(changed), "--namespace", release.namespace,
                 "--reuse-values", "--wait", "--timeout", "3m",
             )  # fmt: skip
-            served = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
-            properties = served.schema.open_apiv3_schema.properties["spec"].properties
-            assert properties["note"].type == "string"
+            assert want_spec_schema(kube)["properties"]["note"]["type"] == "string"
             # Nothing lost or replaced: the same objects, specs and states.
             assert objects() == before
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", noted)
-            stored = custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "wants", "noted"
-            )
+            kube.create(noted, namespace)
+            stored = kube.get("Want", namespace, "noted")
             assert stored["spec"]["note"] == "for the weekly report"
             wait_successful(kube, namespace, "noted", log)
             # The new field is validated like any other.
             too_long = {**noted, "metadata": {"name": "too-long"}}
             too_long["spec"] = {**noted["spec"], "note": "x" * 300}
-            with pytest.raises(ApiException) as rejected:
-                custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", too_long)
+            with pytest.raises(KubeError) as rejected:
+                kube.create(too_long, namespace)
             assert rejected.value.status == 422
-            assert "spec.note" in rejected.value.body
+            assert "spec.note" in str(rejected.value)
         finally:
             # Back to the repository's CRDs, for every later test of the session.
-            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "wants", "noted")
+            kube.delete("Want", namespace, "noted")
             release.upgrade()
-    served = ext.read_custom_resource_definition(f"wants.{GROUP}").spec.versions[0]
-    assert "note" not in served.schema.open_apiv3_schema.properties["spec"].properties
+    assert "note" not in want_spec_schema(kube)["properties"]
     assert_never_forbidden(log)

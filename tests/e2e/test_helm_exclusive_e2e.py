@@ -12,25 +12,25 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from kubernetes.client import ApiClient
 from tests.unit.chart.helmtool import CHART, helm
 
 from databuild.testing import Cluster
 from databuild.testing.demo import KubeError, request
+from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.e2e
 
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
-def _namespace(kube: ApiClient, prefix: str) -> str:
+def _namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     request(kube, "POST", "/api/v1/namespaces", {"metadata": {"name": name}})
     return name
 
 
 @pytest.fixture
-def watched(kube: ApiClient) -> Iterator[tuple[str, str, str]]:
+def watched(kube: Kube) -> Iterator[tuple[str, str, str]]:
     """(release A's name, its operator namespace, the namespace it watches)."""
     name, home, watched = f"a{uuid.uuid4().hex[:6]}", _namespace(kube, "ops"), _namespace(kube, "x")
     docs = helm(
@@ -64,7 +64,7 @@ def _dry_run(cluster: Cluster, name: str, namespace: str, *values: str) -> tuple
 
 
 def test_a_second_release_over_the_same_namespace_is_refused(
-    control_plane: Cluster, kube: ApiClient, watched: tuple[str, str, str]
+    control_plane: Cluster, kube: Kube, watched: tuple[str, str, str]
 ) -> None:
     first, home, ns = watched
     other = _namespace(kube, "y")

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
-from kubernetes.client import ApiClient
 from tests.controlplane.realnode import built_image, kubectl, require_real_node
 from tests.e2e.test_helm import (
     RESTRICTED,
@@ -35,6 +33,7 @@ from tests.e2e.test_helm import (
 from databuild.testing import Cluster, ControlPlane, node
 from databuild.testing.demo import apply_manifest, list_objects
 from databuild.testing.demo_words import RealWork
+from databuild.testing.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
 #: examples/words/02-wants.yaml: ISO week 2025-W02 is Monday 2025-01-06 to Sunday 2025-01-12.
@@ -49,7 +48,7 @@ def real(control_plane: Cluster) -> ControlPlane:
 
 
 @pytest.fixture
-def release(real: ControlPlane, kube: ApiClient) -> Iterator[Release]:
+def release(real: ControlPlane, kube: Kube) -> Iterator[Release]:
     namespace = make_namespace(kube, "databuild-system", RESTRICTED)
     rel = Release(real, f"db-{uuid.uuid4().hex[:6]}", namespace)
     try:
@@ -61,7 +60,7 @@ def release(real: ControlPlane, kube: ApiClient) -> Iterator[Release]:
 
 
 def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_builds_real_containers(
-    real: ControlPlane, release: Release, kube: ApiClient, namespace: str, tmp_path: Path
+    real: ControlPlane, release: Release, kube: Kube, namespace: str, tmp_path: Path
 ) -> None:
     image = real.load_image(built_image("operator"))  # docker.io/library/databuild-operator:...
     repository, _, tag = image.rpartition(":")
@@ -78,21 +77,16 @@ def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_builds_real_c
     )  # fmt: skip
 
     # Available: the kubelet's readiness probe reached the operator's health endpoint.
-    deployment = client.AppsV1Api(kube).read_namespaced_deployment(
-        release.fullname, release.namespace
+    deployment = kube.get("Deployment", release.namespace, release.fullname)
+    assert deployment["status"].get("availableReplicas") == 1
+    (pod,) = kube.list(
+        "Pod", release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
     )
-    assert deployment.status.available_replicas == 1
-    (pod,) = (
-        client.CoreV1Api(kube)
-        .list_namespaced_pod(
-            release.namespace, label_selector=f"app.kubernetes.io/instance={release.name}"
-        )
-        .items
-    )
-    assert pod.spec.node_name == node.NAME
-    assert pod.status.phase == "Running"
-    assert pod.spec.service_account_name == release.fullname
-    assert pod.status.container_statuses[0].ready
+    pod_name = pod["metadata"]["name"]
+    assert pod["spec"].get("nodeName") == node.NAME
+    assert pod["status"].get("phase") == "Running"
+    assert pod["spec"].get("serviceAccountName") == release.fullname
+    assert pod["status"]["containerStatuses"][0]["ready"]
 
     # In-cluster configuration under the chart's identity: it builds a Want.
     apply_pipeline(kube, namespace, "in-cluster")
@@ -102,7 +96,7 @@ def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_builds_real_c
         assert state not in ("Failed", "Expired"), state
         return True if state == "Successful" else None
 
-    logs = lambda: kubectl(real, "logs", "-n", release.namespace, pod.metadata.name)  # noqa: E731
+    logs = lambda: kubectl(real, "logs", "-n", release.namespace, pod_name)  # noqa: E731
     wait_for("the Want built by the in-cluster operator", successful, diagnose=logs)
     assert partitions(kube, namespace) == {
         "raw/date=2025-01-01": "Live",
@@ -113,7 +107,7 @@ def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_builds_real_c
 
     # Metrics, served for real inside the pod.
     metrics = kubectl(
-        real, "exec", "-n", release.namespace, pod.metadata.name, "--", "python", "-c",
+        real, "exec", "-n", release.namespace, pod_name, "--", "python", "-c",
         "import urllib.request;"
         "print(urllib.request.urlopen('http://127.0.0.1:9090/metrics', timeout=5).read().decode())",
     )  # fmt: skip
@@ -124,7 +118,7 @@ def test_the_chart_runs_the_operator_image_on_the_real_node_and_it_builds_real_c
 
 
 def build_the_words_example(
-    real: ControlPlane, kube: ApiClient, namespace: str, operator_logs: Callable[[], str]
+    real: ControlPlane, kube: Kube, namespace: str, operator_logs: Callable[[], str]
 ) -> None:
     """examples/words in `namespace`: its Want Successful, its files and a build's logs."""
     assert real.real_node is not None

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from e2e_support import TERMINAL, free_port, jobdef
-from kubernetes import client
 from tests.manifests import want
 
 from databuild.testing.demo import (
@@ -34,9 +33,8 @@ from databuild.testing.demo import (
 )
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.usefixtures("crds")
 
@@ -46,7 +44,7 @@ BUILD_TIMEOUT = 120  # a loaded CI machine; healthy builds take seconds
 class Hostile:
     """The two namespaces, the operator serving both, and helpers."""
 
-    def __init__(self, kube: ApiClient, bad: str, healthy: str, operator: OperatorProcess) -> None:
+    def __init__(self, kube: Kube, bad: str, healthy: str, operator: OperatorProcess) -> None:
         self.kube = kube
         self.bad = bad
         self.healthy = healthy
@@ -105,30 +103,21 @@ class Hostile:
         assert self.operator.process is not None and self.operator.process.pid == self.pid
 
 
-def _create_namespace(core: client.CoreV1Api, prefix: str) -> str:
+def _create_namespace(kube: Kube, prefix: str) -> str:
     name = f"t-hostile-{prefix}-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 30
-    while True:  # pods are refused until the default ServiceAccount exists
-        try:
-            core.read_namespaced_service_account("default", name)
-            return name
-        except client.ApiException as error:
-            if error.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    kube.create_namespace(name)  # and its default ServiceAccount, without which no pods
+    return name
 
 
 @pytest.fixture(scope="module")
 def hostile(
-    kube: ApiClient,
+    kube: Kube,
     control_plane: Cluster,
     crds: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Hostile]:
-    core = client.CoreV1Api(kube)
-    bad = _create_namespace(core, "bad")
-    healthy = _create_namespace(core, "ok")
+    bad = _create_namespace(kube, "bad")
+    healthy = _create_namespace(kube, "ok")
     log_dir: Path = tmp_path_factory.mktemp("hostile")
     operator = OperatorProcess(
         kubeconfig=Path(control_plane.kubeconfig),
@@ -148,7 +137,7 @@ def hostile(
     finally:
         operator.stop()
         for name in (bad, healthy):
-            core.delete_namespace(name)
+            kube.delete("Namespace", None, name)
 
 
 def _failed(message: str) -> dict[str, dict[str, str]]:

@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 from e2e_support import Scenario, jobdef
-from kubernetes import client
-from kubernetes.client import ApiClient
 from tests.manifests import want
 
 from databuild.testing import NODE_NAME
 from databuild.testing.demo import KubeError, request, wait_until
+from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +96,7 @@ def test_a_want_the_planner_cannot_plan_is_stalled_and_the_rest_builds(
     assert sc.operator.alive, sc.operator.log_tail()
 
 
-def _refuse_status_writes(kube: ApiClient, namespace: str, want_name: str) -> str:
+def _refuse_status_writes(kube: Kube, namespace: str, want_name: str) -> str:
     """A ValidatingAdmissionPolicy refusing (422) every status write of one Want."""
     name = f"refuse-{uuid.uuid4().hex[:8]}"
     base = "/apis/admissionregistration.k8s.io/v1"
@@ -151,7 +150,7 @@ def _refuse_status_writes(kube: ApiClient, namespace: str, want_name: str) -> st
     return name
 
 
-def _drop_policy(kube: ApiClient, name: str) -> None:
+def _drop_policy(kube: Kube, name: str) -> None:
     base = "/apis/admissionregistration.k8s.io/v1"
     for kind in ("validatingadmissionpolicybindings", "validatingadmissionpolicies"):
         try:
@@ -162,7 +161,7 @@ def _drop_policy(kube: ApiClient, name: str) -> None:
 
 
 def test_a_status_write_the_api_server_refuses_stalls_only_that_want(
-    scenario: Scenario, neighbour: Scenario, kube: ApiClient
+    scenario: Scenario, neighbour: Scenario, kube: Kube
 ) -> None:
     sc = scenario
     sc.apply(jobdef("daily", ["daily/date={date}"]), want("refused", [f"daily/date={DAY}"]))
@@ -213,7 +212,7 @@ def _jobs_of(sc: Scenario, run: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("deleted_by", ["user", "ttl"])
 def test_a_finished_job_deleted_while_the_operator_is_down_is_not_run_again(
-    scenario: Scenario, neighbour: Scenario, kube: ApiClient, deleted_by: str
+    scenario: Scenario, neighbour: Scenario, kube: Kube, deleted_by: str
 ) -> None:
     sc = scenario
     # "ttl": the TTL controller deletes the finished Job (foreground: pods first) 2 s after
@@ -278,16 +277,17 @@ def test_a_finished_job_deleted_while_the_operator_is_down_is_not_run_again(
 
 
 def test_a_pod_refused_by_a_resource_quota_stalls_the_run_until_the_quota_goes(
-    scenario: Scenario, neighbour: Scenario, kube: ApiClient
+    scenario: Scenario, neighbour: Scenario, kube: Kube
 ) -> None:
     sc = scenario
-    core = client.CoreV1Api(kube)
-    core.create_namespaced_resource_quota(
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "no-pods"},
+            "spec": {"hard": {"pods": "0"}},
+        },
         sc.namespace,
-        client.V1ResourceQuota(
-            metadata=client.V1ObjectMeta(name="no-pods"),
-            spec=client.V1ResourceQuotaSpec(hard={"pods": "0"}),
-        ),
     )
     _start(sc, neighbour)
     sc.apply(jobdef("daily", ["daily/date={date}"]), want("w", [f"daily/date={DAY}"]))
@@ -305,7 +305,7 @@ def test_a_pod_refused_by_a_resource_quota_stalls_the_run_until_the_quota_goes(
     event = sc.wait_for_event(run["metadata"]["name"], "FailedCreate")
     assert event["type"] == "Warning"
     _healthy_builds(neighbour, "e")
-    core.delete_namespaced_resource_quota("no-pods", sc.namespace)
+    kube.delete("ResourceQuota", sc.namespace, "no-pods")
     sc.wait_for_want("w", "Successful", timeout=120)  # the job controller's backoff
     [run] = sc.list("JobRun")
     assert _condition(run, "Stalled") is None
@@ -356,10 +356,9 @@ def test_finished_runs_past_their_retention_go_with_their_derived_wants(
 
 
 def test_a_pod_no_node_can_take_stalls_the_run_until_a_node_fits(
-    scenario: Scenario, neighbour: Scenario, kube: ApiClient
+    scenario: Scenario, neighbour: Scenario, kube: Kube
 ) -> None:
     sc = scenario
-    core = client.CoreV1Api(kube)
     label = f"databuild-test-{uuid.uuid4().hex[:8]}"
     _start(sc, neighbour)
     job = jobdef("daily", ["daily/date={date}"])
@@ -378,12 +377,13 @@ def test_a_pod_no_node_can_take_stalls_the_run_until_a_node_fits(
     sc.wait_for_event(run["metadata"]["name"], "Unschedulable")
     _healthy_builds(neighbour, "g")
     # The simulated node (a real node, where one runs, is tainted for other pods).
-    [node] = [n for n in core.list_node().items if n.metadata.name == NODE_NAME]
-    core.patch_node(node.metadata.name, {"metadata": {"labels": {label: "yes"}}})
+    [node] = [n for n in kube.list("Node") if n["metadata"]["name"] == NODE_NAME]
+    name = node["metadata"]["name"]
+    kube.patch("Node", None, name, {"metadata": {"labels": {label: "yes"}}})
     try:
         sc.wait_for_want("w", "Successful", timeout=90)
         [run] = sc.list("JobRun")
         assert _condition(run, "Stalled") is None
     finally:
-        core.patch_node(node.metadata.name, {"metadata": {"labels": {label: None}}})
+        kube.patch("Node", None, name, {"metadata": {"labels": {label: None}}})
     assert sc.operator.alive, sc.operator.log_tail()

@@ -24,9 +24,8 @@ from databuild.testing.demo import KubeError, delete_object, request, wait_until
 from databuild.testing.outcomes import simulated
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 QUEUE = "kueue.x-k8s.io/queue-name"
 KUEUE_API = "/apis/kueue.x-k8s.io/v1beta2"
@@ -65,7 +64,7 @@ def kueue(
         manager.stop()
 
 
-def _queues(kube: ApiClient, namespace: str, cpu: str) -> Iterator[None]:
+def _queues(kube: Kube, namespace: str, cpu: str) -> Iterator[None]:
     """A ResourceFlavor and a ClusterQueue (both named after the namespace, since they
     are cluster-scoped) with ``cpu`` of quota, and a LocalQueue ``builds`` onto them."""
     name = namespace
@@ -123,7 +122,7 @@ def _queues(kube: ApiClient, namespace: str, cpu: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def one_build_at_a_time(kube: ApiClient, namespace: str, kueue: Kueue) -> Iterator[None]:
+def one_build_at_a_time(kube: Kube, namespace: str, kueue: Kueue) -> Iterator[None]:
     """Queues with cpu quota for one build (each requests one cpu)."""
     yield from _queues(kube, namespace, "1")
 

@@ -20,9 +20,8 @@ from databuild.testing.demo import (
 )
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
     from databuild.testing import Cluster
+    from databuild.testing.kube import Kube
 
 DATE = "2025-01-01"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -88,7 +87,7 @@ def _jobdef(name: str, output: str, labels: dict[str, str] | None = None) -> dic
 
 
 def test_metrics_after_a_successful_and_a_failed_want(
-    operator: OperatorProcess, kube: ApiClient, namespace: str
+    operator: OperatorProcess, kube: Kube, namespace: str
 ) -> None:
     for doc in (
         _jobdef("good", "good/date={date}"),
@@ -155,7 +154,7 @@ def test_metrics_after_a_successful_and_a_failed_want(
 
 
 def test_job_completions_are_planned_incrementally(
-    operator: OperatorProcess, kube: ApiClient, namespace: str
+    operator: OperatorProcess, kube: Kube, namespace: str
 ) -> None:
     """A Want of 12 independent partitions: one full pass decides the builds, and the
     completions of their Jobs are planned by the kept Planner, not by full passes."""

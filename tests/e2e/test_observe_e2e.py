@@ -16,7 +16,6 @@ from pathlib import Path
 
 import yaml
 from e2e_support import Scenario, free_port, jobdef
-from kubernetes import client
 from test_helm import service_account_kubeconfig
 from test_ui_e2e import CHROMIUM, _browser
 from tests.manifests import want
@@ -133,16 +132,19 @@ def _host_address() -> str:
 
 def _user(sc: Scenario, name: str, roles: list[str], tmp_path: Path) -> Path:
     """A ServiceAccount bound to `roles` (Roles in the test namespace); its kubeconfig."""
-    core, rbac = client.CoreV1Api(sc.kube), client.RbacAuthorizationV1Api(sc.kube)
-    core.create_namespaced_service_account(sc.namespace, {"metadata": {"name": name}})
+    sc.kube.create(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}, sc.namespace
+    )
     for role in roles:
-        rbac.create_namespaced_role_binding(
-            sc.namespace,
+        sc.kube.create(
             {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
                 "metadata": {"name": f"{name}-{role}"[:63]},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
                 "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": sc.namespace}],
             },
+            sc.namespace,
         )
     return service_account_kubeconfig(sc.cluster, sc.kube, sc.namespace, name, tmp_path / name)
 
@@ -162,17 +164,22 @@ def test_history_through_the_service_proxy_is_decided_by_rbac(
     (role,) = [d for d in rendered if d["kind"] == "Role"]
     (service,) = [d for d in rendered if d["kind"] == "Service"]
     name = service["metadata"]["name"]
-    client.RbacAuthorizationV1Api(sc.kube).create_namespaced_role(sc.namespace, role)
-    core = client.CoreV1Api(sc.kube)
+    sc.kube.create(role, sc.namespace)
     ports = [{"name": "history", "port": 8090, "targetPort": port, "protocol": "TCP"}]
-    core.create_namespaced_service(
-        sc.namespace, {"metadata": {"name": name}, "spec": {"ports": ports}}
+    sc.kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name},
+            "spec": {"ports": ports},
+        },
+        sc.namespace,
     )
     host = _serve_from_host(sc, name, {"history": port})
     try:
         _read_history_through_the_proxy(sc, name, role["metadata"]["name"], tmp_path)
     finally:
-        core.delete_node(host)
+        sc.kube.delete("Node", None, host)
 
 
 def _serve_from_host(sc: Scenario, service: str, ports: dict[str, int]) -> str:
@@ -182,14 +189,13 @@ def _serve_from_host(sc: Scenario, service: str, ports: dict[str, int]) -> str:
     so a stand-in pod, on a Node object no kubelet (and no kwok) manages, carries this
     host's address as its pod IP, and the Endpoints point at it. Delete the Node after.
     """
-    core = client.CoreV1Api(sc.kube)
     address = _host_address()
     host = f"host-{service}-{sc.namespace}"[:63].rstrip("-")
-    core.create_node({"metadata": {"name": host}})
+    sc.kube.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": host}})
     try:
         _stand_in_pod(sc, host, service, address, ports)
     except BaseException:
-        core.delete_node(host)
+        sc.kube.delete("Node", None, host)
         raise
     return host
 
@@ -197,23 +203,27 @@ def _serve_from_host(sc: Scenario, service: str, ports: dict[str, int]) -> str:
 def _stand_in_pod(
     sc: Scenario, host: str, service: str, address: str, ports: dict[str, int]
 ) -> None:
-    core = client.CoreV1Api(sc.kube)
     pod = {"name": f"on-host-{service}"[:63], "namespace": sc.namespace}
-    core.create_namespaced_pod(
-        sc.namespace,
+    sc.kube.create(
         {
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"name": pod["name"]},
             "spec": {"nodeName": host, "containers": [{"name": "op", "image": "host"}]},
         },
+        sc.namespace,
     )
-    core.patch_namespaced_pod_status(
+    sc.kube.patch(
+        "Pod",
+        sc.namespace,
         pod["name"],
-        sc.namespace,
         {"status": {"phase": "Running", "podIP": address, "podIPs": [{"ip": address}]}},
+        subresource="status",
     )
-    core.create_namespaced_endpoints(
-        sc.namespace,
+    sc.kube.create(
         {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
             "metadata": {"name": service},
             "subsets": [
                 {
@@ -222,20 +232,23 @@ def _stand_in_pod(
                 }
             ],
         },
+        sc.namespace,
     )
 
 
 def _read_history_through_the_proxy(
     sc: Scenario, name: str, reader_role: str, tmp_path: Path
 ) -> None:
-    client.RbacAuthorizationV1Api(sc.kube).create_namespaced_role(
-        sc.namespace,
+    sc.kube.create(
         {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
             "metadata": {"name": "wants-reader"},
             "rules": [
                 {"apiGroups": ["databuild.dev"], "resources": ["wants"], "verbs": ["get", "list"]}
             ],
         },
+        sc.namespace,
     )
     reader = _user(sc, "reader", ["wants-reader", reader_role], tmp_path)
     outsider = _user(sc, "outsider", ["wants-reader"], tmp_path)
@@ -291,13 +304,12 @@ def test_ui_through_the_service_proxy_is_decided_by_rbac(
     (role,) = [d for d in rendered if d["kind"] == "Role"]
     (service,) = [d for d in rendered if d["kind"] == "Service"]
     name = service["metadata"]["name"]
-    client.RbacAuthorizationV1Api(sc.kube).create_namespaced_role(sc.namespace, role)
-    core = client.CoreV1Api(sc.kube)
+    sc.kube.create(role, sc.namespace)
     targets = {"history": history_port, "ui": ui_port}
     for port in service["spec"]["ports"]:  # the host's ports stand in for the pod's
         port["targetPort"] = targets[port["name"]]
     service["spec"].pop("selector")
-    core.create_namespaced_service(sc.namespace, service)
+    sc.kube.create(service, sc.namespace)
     # The UI as the chart runs it: its events through the proxy, from the history API.
     log = (tmp_path / "ui.log").open("w")  # read it when the test fails
     ui = subprocess.Popen(
@@ -323,7 +335,7 @@ def test_ui_through_the_service_proxy_is_decided_by_rbac(
         ui.terminate()
         ui.wait(timeout=10)
         log.close()
-        core.delete_node(host)
+        sc.kube.delete("Node", None, host)
 
 
 def _open_the_ui_through_the_proxy(

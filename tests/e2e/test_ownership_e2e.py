@@ -17,6 +17,7 @@ from e2e_support import Scenario, jobdef
 from tests.manifests import want
 
 from databuild.testing.demo import request, wait_until
+from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.e2e
 
@@ -118,14 +119,13 @@ def test_jobs_forged_by_another_user_change_no_jobrun(scenario: Scenario) -> Non
     name, uid = run["metadata"]["name"], run["metadata"]["uid"]
 
     _grant(sc, "mallory")
-    mallory = sc.cluster.api_client()
-    mallory.set_default_header("Impersonate-User", "mallory")
+    mallory = Kube.from_kubeconfig(sc.cluster.kubeconfig, impersonate="mallory")
     jobs = f"/apis/batch/v1/namespaces/{sc.namespace}/jobs"
     try:
         request(mallory, "POST", jobs, _forged_job(f"{name}-labelled", name, None))
         request(mallory, "POST", jobs, _forged_job(f"{name}-copied-uid", name, uid))
     finally:
-        mallory.close()  # type: ignore[no-untyped-call]
+        mallory.close()
     started = time.monotonic()
     wait_until(
         lambda: _complete(sc, f"{name}-labelled") and _complete(sc, f"{name}-copied-uid"),

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from e2e_support import Scenario, jobdef
-from kubernetes.client import ApiClient
 from tests.manifests import want
 from tests.unit.chart.helmtool import CHART, helm
 
 from databuild.testing import Cluster
 from databuild.testing.demo import KubeError, request, wait_until
+from databuild.testing.kube import Kube
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ RAW, CLEAN = "raw/date=2025-01-01", "clean/date=2025-01-01"
 
 
 @pytest.fixture
-def user_roles(kube: ApiClient) -> Iterator[str]:
+def user_roles(kube: Kube) -> Iterator[str]:
     """The chart's aggregated user roles, created on the cluster; their name prefix."""
     name = f"tr{uuid.uuid4().hex[:6]}"
     rendered = helm(
@@ -48,13 +48,11 @@ def user_roles(kube: ApiClient) -> Iterator[str]:
             request(kube, "DELETE", f"{RBAC}/clusterroles/{doc['metadata']['name']}")
 
 
-def _as(cluster: Cluster, user: str) -> ApiClient:
-    api = cluster.api_client()
-    api.set_default_header("Impersonate-User", user)
-    return api
+def _as(cluster: Cluster, user: str) -> Kube:
+    return Kube.from_kubeconfig(cluster.kubeconfig, impersonate=user)
 
 
-def _bind(kube: ApiClient, namespace: str, role: str, user: str) -> None:
+def _bind(kube: Kube, namespace: str, role: str, user: str) -> None:
     request(
         kube,
         "POST",
@@ -80,7 +78,7 @@ def _taint_request(name: str, refs: list[str]) -> dict[str, Any]:
     }
 
 
-def _may_list(api: ApiClient, collection: str) -> bool:
+def _may_list(api: Kube, collection: str) -> bool:
     try:
         request(api, "GET", collection)
     except KubeError as error:
@@ -141,7 +139,7 @@ def test_an_editor_taints_through_a_request_once_and_never_patches_a_partition(
         assert bad.value.status == 422 and "spec.partitions" in str(bad.value)
         request(tina, "POST", collection, _taint_request("t1", [RAW, "raw/date=2099-01-01"]))
     finally:
-        tina.close()  # type: ignore[no-untyped-call]
+        tina.close()
 
     # The spec is immutable, even for an admin.
     with pytest.raises(KubeError) as immutable:

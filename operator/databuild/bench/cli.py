@@ -146,11 +146,8 @@ def _install_crds(cluster: BenchCluster) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in render_all().items():
         (folder / name).write_text(text)
-    api = ExistingCluster(cluster.admin_kubeconfig).api_client()
-    try:
+    with ExistingCluster(cluster.admin_kubeconfig).api_client() as api:
         install_crds(api, folder)
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
 
 
 def _cluster_note(cluster: BenchCluster, tuned: bool, existing: bool) -> str:

@@ -10,55 +10,55 @@ asserts nothing. Uses ``$DATABUILD_TEST_KUBECONFIG`` or starts a local control p
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from kubernetes import client
-
-from databuild.adapters.resources import API_VERSION, GROUP, VERSION
+from databuild.adapters.kube import ApiClient
+from databuild.adapters.resources import API_VERSION
 from databuild.cli.follow import KubeFollower
 from databuild.cli.kube import connect
 from databuild.domain import PartitionRef, partition_name
 from databuild.testing import ControlPlane
-from databuild.testing._controlplane import api_client_from_kubeconfig
 from databuild.testing.demo import install_crds
+from databuild.testing.kube import Kube
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _fill(api: Any, namespace: str, count: int) -> None:
-    custom = client.CustomObjectsApi(api)
+async def _fill(api: ApiClient, namespace: str, count: int) -> None:
+    """``count`` Partitions, eight creates in flight at a time."""
+    slots = asyncio.Semaphore(8)
 
-    def create(i: int) -> None:
+    async def create(i: int) -> None:
         ref = f"filler/day={i:05d}"
         body = {
             "apiVersion": API_VERSION,
             "kind": "Partition",
-            "metadata": {"name": partition_name(PartitionRef(ref))},
+            "metadata": {"name": partition_name(PartitionRef(ref)), "namespace": namespace},
             "spec": {"ref": ref},
         }
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "partitions", body)
+        async with slots:
+            await api.create(body)
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(create, range(count)))
+    await asyncio.gather(*(create(i) for i in range(count)))
 
 
 def run(kubeconfig: Path, count: int) -> None:
     """Fill a namespace, then measure a listing snapshot against the follower."""
-    api = api_client_from_kubeconfig(kubeconfig)
+    with Kube.from_kubeconfig(kubeconfig) as kube:
+        _run(kube, kubeconfig, count)
+
+
+def _run(kube: Kube, kubeconfig: Path, count: int) -> None:
     namespace = f"bench-follow-{int(time.time())}"
-    client.CoreV1Api(api).create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
-    )
-    install_crds(api, ROOT / "crds")
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    install_crds(kube, ROOT / "crds")
     started = time.monotonic()
-    _fill(api, namespace, count)
+    kube.run(_fill(kube.api, namespace, count))
     print(f"created {count} Partitions in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    custom = client.CustomObjectsApi(api)
     refs = [f"wanted/day={i}" for i in range(3)]
     want = {
         "apiVersion": API_VERSION,
@@ -66,7 +66,7 @@ def run(kubeconfig: Path, count: int) -> None:
         "metadata": {"name": "followed"},
         "spec": {"partitions": refs},
     }
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "wants", want)
+    kube.create(want, namespace)
 
     cluster = connect(kubeconfig, None, namespace)
     rows = []
@@ -83,8 +83,8 @@ def run(kubeconfig: Path, count: int) -> None:
     rows.append(("follower: first tree", time.monotonic() - t, follower.requests))
     assert "followed" in first.wants
     t = time.monotonic()
-    custom.patch_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, "wants", "followed", {"status": {"state": "Building"}}
+    kube.patch(
+        "Want", namespace, "followed", {"status": {"state": "Building"}}, subresource="status"
     )
     for seen in stream:
         if seen.wants["followed"].status.state == "Building":
@@ -94,7 +94,7 @@ def run(kubeconfig: Path, count: int) -> None:
     print(f"{'what':<52} {'seconds':>8} {'requests':>9}")
     for what, seconds, requests in rows:
         print(f"{what:<52} {seconds:>8.3f} {requests:>9}")
-    client.CoreV1Api(api).delete_namespace(namespace)
+    kube.delete("Namespace", None, namespace)
 
 
 def main(argv: list[str] | None = None) -> int:

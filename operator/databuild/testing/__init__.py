@@ -7,6 +7,8 @@
   the machine can run it): real containers from images built here.
 - `outcomes`: labels and annotations that make simulated Job pods fail, fail once,
   exit with a code and message, or run for a while.
+- `Kube` (`databuild.testing.kube`): blocking requests to a cluster on the product's
+  own client (`databuild.adapters.kube`), objects as plain dicts.
 - The pytest plugin `databuild.testing.pytest_plugin` (opt in with
   `pytest_plugins = ["databuild.testing.pytest_plugin"]` in a conftest.py):
   fixtures `control_plane`, `kube` and `namespace`.
@@ -35,6 +37,7 @@ from databuild.testing._controlplane import (
     Ports,
     api_client_from_kubeconfig,
 )
+from databuild.testing.kube import Kube
 
 __all__ = [
     "NODE_NAME",
@@ -44,6 +47,7 @@ __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "ExistingCluster",
+    "Kube",
     "Ports",
     "api_client_from_kubeconfig",
     "find_binaries",

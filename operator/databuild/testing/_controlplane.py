@@ -21,15 +21,12 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
 from databuild.testing import _node, _pki
 from databuild.testing._binaries import Binaries, find_binaries
 from databuild.testing._ports import free_ports
 from databuild.testing._process import Process, install_exit_hooks, rss_bytes
-
-ApiClient = k8s_client.ApiClient
+from databuild.testing.kube import Kube
 
 #: The one simulated node; kwok manages nodes carrying this annotation.
 NODE_NAME = "kwok-node-0"
@@ -63,19 +60,14 @@ class Cluster(Protocol):
         """Path of an admin kubeconfig."""
         ...
 
-    def api_client(self) -> ApiClient:
-        """A new authenticated `kubernetes.client.ApiClient` (close it when done)."""
+    def api_client(self) -> Kube:
+        """A new authenticated :class:`~databuild.testing.kube.Kube` (close it when done)."""
         ...
 
 
-def api_client_from_kubeconfig(kubeconfig: Path, context: str | None = None) -> ApiClient:
-    """A `kubernetes.client.ApiClient` for a kubeconfig file, never touching global state."""
-    # persist_config=False: the loader would otherwise write refreshed credentials
-    # back into the user's kubeconfig file.
-    api: ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubeconfig), context=context, persist_config=False
-    )
-    return api
+def api_client_from_kubeconfig(kubeconfig: Path, context: str | None = None) -> Kube:
+    """A :class:`~databuild.testing.kube.Kube` for a kubeconfig file (read, never written)."""
+    return Kube.from_kubeconfig(kubeconfig, context)
 
 
 @dataclass(frozen=True)
@@ -85,8 +77,8 @@ class ExistingCluster:
     kubeconfig: Path
     context: str | None = None
 
-    def api_client(self) -> ApiClient:
-        """A new authenticated ApiClient for the kubeconfig."""
+    def api_client(self) -> Kube:
+        """A new authenticated :class:`~databuild.testing.kube.Kube` for the kubeconfig."""
         return api_client_from_kubeconfig(self.kubeconfig, self.context)
 
 
@@ -310,8 +302,8 @@ class ControlPlane:
         """Resident memory (bytes) of each running component, read from /proc."""
         return {name: rss_bytes(pid) for name, pid in self.processes.items()}
 
-    def api_client(self) -> ApiClient:
-        """A new `kubernetes.client.ApiClient` authenticated as the admin."""
+    def api_client(self) -> Kube:
+        """A new :class:`~databuild.testing.kube.Kube` authenticated as the admin."""
         if not self.kubeconfig.exists():
             raise ControlPlaneError("the control plane is not started (no kubeconfig yet)")
         return api_client_from_kubeconfig(self.kubeconfig)

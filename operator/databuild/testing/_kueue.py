@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import os
 import shlex
 import tempfile
@@ -36,6 +35,7 @@ from databuild.testing._pki import CertificateAuthority
 from databuild.testing._ports import free_ports
 from databuild.testing._process import Process, install_exit_hooks, wait_ready
 from databuild.testing.demo import KubeError, apply_manifest, install_crds, request
+from databuild.testing.kube import Kube
 
 #: The namespace Kueue's manager works in (its default; it records events there).
 KUEUE_NAMESPACE = "kueue-system"
@@ -322,13 +322,13 @@ class Kueue:
         return etc
 
     @staticmethod
-    def _apply_webhook(api: Any, doc: Mapping[str, Any]) -> None:
+    def _apply_webhook(api: Kube, doc: Mapping[str, Any]) -> None:
         name = doc["metadata"]["name"]
         request(
             api,
             "PATCH",
             f"{_WEBHOOK_PATHS[doc['kind']]}/{name}",
-            json.dumps(doc),
+            doc,  # JSON is YAML
             content_type="application/apply-patch+yaml",
             query=[("fieldManager", "databuild-kueue-harness"), ("force", "true")],
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -31,22 +30,21 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import yaml
-from kubernetes import config
 
-from databuild.adapters.kinds import KINDS
-from databuild.adapters.kube import KubeError, error_from_response
+from databuild.adapters.kube import KubeError
 from databuild.adapters.resources import API_VERSION
 from databuild.domain.schedule import Calendar, want_name
 from databuild.testing._binaries import databuild_dir
 from databuild.testing._controlplane import ControlPlane
 from databuild.testing.demo_words import RealWork, real_node_socket
+from databuild.testing.kube import KINDS, Kube
 
 FIELD_MANAGER = "databuild-demo"
 _T = TypeVar("_T")
 
 
 def request(
-    api: Any,
+    api: Kube,
     method: str,
     path: str,
     body: Any = None,
@@ -54,55 +52,43 @@ def request(
     content_type: str = "application/json",
     query: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """One raw API request with a kubernetes ``ApiClient``; the decoded JSON response."""
-    params = api.param_serialize(
-        method=method,
-        resource_path=path,
-        query_params=list(query),
-        header_params={"Accept": "application/json", "Content-Type": content_type},
-        body=body,
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(*params, _request_timeout=30)
-    raw = response.read()
-    if int(response.status) >= 300:
-        # The product client's one error type, with the API server's Status mapped.
-        raise error_from_response(int(response.status), raw, f"{method} {path}")
-    data = json.loads(raw) if raw else {}
-    return data if isinstance(data, dict) else {}
+    """One raw API request (a JSON ``body``); the decoded JSON response, or the product
+    client's :class:`~databuild.adapters.kube.KubeError` with the API server's Status."""
+    return api.request(method, path, body, content_type=content_type, query=query)
+
+
+_CLUSTER_SCOPED = ("CustomResourceDefinition", "Namespace")
 
 
 def _object_path(doc: Mapping[str, Any], namespace: str | None) -> tuple[str, str]:
     """(collection path, name) of a manifest."""
     kind = str(doc.get("kind"))
     name = str((doc.get("metadata") or {}).get("name"))
-    if kind == "CustomResourceDefinition":
-        return "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", name
-    if kind == "Namespace":
-        return "/api/v1/namespaces", name
+    if kind in _CLUSTER_SCOPED:
+        return KINDS[kind].collection(None), name
     ns = namespace or (doc.get("metadata") or {}).get("namespace") or "default"
     return KINDS[kind].collection(str(ns)), name
 
 
 def apply_manifest(
-    api: Any, doc: Mapping[str, Any], namespace: str | None = None
+    api: Kube, doc: Mapping[str, Any], namespace: str | None = None
 ) -> dict[str, Any]:
     """Server-side apply one manifest (into ``namespace`` when given)."""
     doc = dict(doc)
-    if namespace and doc.get("kind") not in ("CustomResourceDefinition", "Namespace"):
+    if namespace and doc.get("kind") not in _CLUSTER_SCOPED:
         doc["metadata"] = {**(doc.get("metadata") or {}), "namespace": namespace}
     collection, name = _object_path(doc, namespace)
     return request(
         api,
         "PATCH",
         f"{collection}/{name}",
-        json.dumps(doc),
+        doc,  # JSON is YAML
         content_type="application/apply-patch+yaml",
         query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
     )
 
 
-def create_object(api: Any, doc: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+def create_object(api: Kube, doc: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     """Create one object (no apply bookkeeping, so large objects fit)."""
     doc = {**doc, "metadata": {**(doc.get("metadata") or {}), "namespace": namespace}}
     collection, _ = _object_path(doc, namespace)
@@ -120,7 +106,7 @@ def load_manifests(*paths: Path) -> list[dict[str, Any]]:
     return docs
 
 
-def install_crds(api: Any, directory: Path, timeout: float = 60.0) -> None:
+def install_crds(api: Kube, directory: Path, timeout: float = 60.0) -> None:
     """Apply every CRD in ``directory`` and wait until the API server serves them."""
     names = []
     for doc in load_manifests(directory):
@@ -129,9 +115,7 @@ def install_crds(api: Any, directory: Path, timeout: float = 60.0) -> None:
 
     def established() -> bool:
         for name in names:
-            crd = request(
-                api, "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            )
+            crd = api.get("CustomResourceDefinition", None, name)
             conditions = {
                 c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []
             }
@@ -142,39 +126,22 @@ def install_crds(api: Any, directory: Path, timeout: float = 60.0) -> None:
     wait_until(established, timeout=timeout, what="the CRDs to be Established")
 
 
-def get_object(api: Any, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+def get_object(api: Kube, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """One object, or ``None`` if it does not exist."""
-    try:
-        return request(api, "GET", f"{KINDS[kind].collection(namespace)}/{name}")
-    except KubeError as error:
-        if error.status == 404:
-            return None
-        raise
+    return api.find(kind, namespace, name)
 
 
 def list_objects(
-    api: Any, kind: str, namespace: str, label_selector: str | None = None
+    api: Kube, kind: str, namespace: str, label_selector: str | None = None
 ) -> list[dict[str, Any]]:
     """Every object of ``kind`` in ``namespace``, sorted by name."""
-    query = [("labelSelector", label_selector)] if label_selector else []
-    items = request(api, "GET", KINDS[kind].collection(namespace), query=query).get("items", [])
-    for item in items:
-        item.setdefault("kind", kind)
+    items = api.list(kind, namespace, label_selector=label_selector)
     return sorted(items, key=lambda o: str(o["metadata"]["name"]))
 
 
-def delete_object(api: Any, kind: str, namespace: str, name: str) -> None:
+def delete_object(api: Kube, kind: str, namespace: str, name: str) -> None:
     """Delete one object (dependents in the background); a missing object is fine."""
-    try:
-        request(
-            api,
-            "DELETE",
-            f"{KINDS[kind].collection(namespace)}/{name}",
-            {"propagationPolicy": "Background"},
-        )
-    except KubeError as error:
-        if error.status != 404:
-            raise
+    api.delete(kind, namespace, name, missing_ok=True)
 
 
 class Timeout(AssertionError):
@@ -322,7 +289,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-def summary(api: Any, namespace: str) -> str:
+def summary(api: Kube, namespace: str) -> str:
     """A table of the Wants, Partitions and JobRuns in ``namespace``."""
     out = []
     wants = list_objects(api, "Want", namespace)
@@ -386,11 +353,11 @@ __all__ = [
 def _reachable(kubeconfig: Path) -> bool:
     """Whether the cluster of ``kubeconfig`` answers (within a few seconds)."""
     try:
-        api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        api = Kube.from_kubeconfig(kubeconfig, timeout=5)
     except Exception:
         return False
     try:
-        request(api, "GET", "/version")
+        api.request("GET", "/version")
     except Exception:
         return False
     finally:
@@ -426,7 +393,7 @@ class Progress:
         )
 
 
-def progress(api: Any, namespace: str) -> Progress:
+def progress(api: Kube, namespace: str) -> Progress:
     """The state counts of the namespace."""
 
     # An object the operator has not written a status for yet is in its initial state.
@@ -458,7 +425,7 @@ def run_demo(
     example in ``examples/words/`` runs too, as real containers, and the summary shows
     the data they wrote.
     """
-    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    api = Kube.from_kubeconfig(kubeconfig)
     started = time.monotonic()
 
     def say(message: str) -> None:
@@ -627,10 +594,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if plane is not None:
             plane.stop()
         elif kubeconfig is not None and not args.keep:
-            with contextlib.suppress(Exception):
-                api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-                request(api, "DELETE", f"/api/v1/namespaces/{namespace}")
-                api.close()
+            with contextlib.suppress(Exception), Kube.from_kubeconfig(kubeconfig) as api:
+                api.delete("Namespace", None, namespace)
         if not args.keep:
             RealWork(root, Path(), namespace).cleanup()
 

@@ -7,7 +7,8 @@ user who installed only the operator gets no harness in their pytest sessions):
 - `control_plane` (session): a started `ControlPlane`, or an `ExistingCluster` when
   `DATABUILD_TEST_KUBECONFIG` names a kubeconfig. Started only when a test asks for
   it (directly or through the fixtures below).
-- `kube` (session): a `kubernetes.client.ApiClient` authenticated as the admin.
+- `kube` (session): a `databuild.testing.kube.Kube` authenticated as the admin: blocking
+  requests on the product's own client (`databuild.adapters.kube`).
 - `namespace` (function): the name of a fresh namespace (its `default` ServiceAccount
   already exists), deleted after the test.
 - `serviceaccount_audit_log` (session): the path of the API server's audit log of
@@ -23,17 +24,14 @@ import os
 import re
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
 
 from databuild.testing._controlplane import Cluster, ControlPlane, ExistingCluster
+from databuild.testing.kube import Kube
 
 #: A kubeconfig of an existing cluster to test against instead of starting one.
 KUBECONFIG_ENV = "DATABUILD_TEST_KUBECONFIG"
@@ -145,13 +143,10 @@ def serviceaccount_audit_log(control_plane: Cluster) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kube(control_plane: Cluster) -> Iterator[ApiClient]:
-    """An admin `kubernetes.client.ApiClient` for the session's cluster."""
-    api = control_plane.api_client()
-    try:
+def kube(control_plane: Cluster) -> Iterator[Kube]:
+    """An admin :class:`~databuild.testing.kube.Kube` for the session's cluster."""
+    with control_plane.api_client() as api:
         yield api
-    finally:
-        api.close()  # type: ignore[no-untyped-call]
 
 
 def _namespace_name(test_name: str) -> str:
@@ -161,31 +156,12 @@ def _namespace_name(test_name: str) -> str:
 
 
 @pytest.fixture
-def namespace(request: pytest.FixtureRequest, kube: ApiClient) -> Iterator[str]:
+def namespace(request: pytest.FixtureRequest, kube: Kube) -> Iterator[str]:
     """A fresh namespace for one test, deleted (without waiting) afterwards."""
-    core = client.CoreV1Api(kube)
     name = _namespace_name(request.node.name)
-    core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"})
-        )
-    )
-    # Pods are rejected until the namespace's `default` ServiceAccount exists; a
-    # test's first Job would otherwise start only after the Job controller's backoff.
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except ApiException as e:
-            if e.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    # Waits for the namespace's `default` ServiceAccount, without which pods are refused.
+    kube.create_namespace(name, {TEST_NAMESPACE_LABEL: "true"})
     try:
         yield name
     finally:
-        try:
-            core.delete_namespace(name)
-        except ApiException as e:
-            if e.status != 404:
-                raise
+        kube.delete("Namespace", None, name, missing_ok=True)

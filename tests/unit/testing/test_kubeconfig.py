@@ -1,4 +1,4 @@
-"""Kubeconfigs the harness writes: self-contained, and what the Python client expects."""
+"""Kubeconfigs the harness writes: self-contained, and what the product's client loads."""
 
 from __future__ import annotations
 
@@ -26,11 +26,10 @@ def test_kubeconfig_embeds_the_certificates_and_loads(tmp_path: Path) -> None:
     assert base64.b64decode(user["user"]["client-key-data"]) == admin.key_pem
     assert document["current-context"] == "databuild"
 
-    api = api_client_from_kubeconfig(path)
-    try:
-        assert api.configuration.host == "https://127.0.0.1:6443"
-        assert Path(api.configuration.cert_file).read_bytes() == admin.cert_pem
-    finally:
-        api.close()
-    # The loader must not rewrite the file (persist_config=False).
+    with api_client_from_kubeconfig(path) as api:
+        assert api.config.server == "https://127.0.0.1:6443"
+        assert api.config.ca_data == ca.keypair.cert_pem
+        assert api.config.client_cert == admin.cert_pem
+        assert api.config.client_key == admin.key_pem
+    # The loader must not rewrite the file.
     assert yaml.safe_load(path.read_text()) == document
