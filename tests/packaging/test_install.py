@@ -16,8 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# What only the extras may bring (the harness's fixtures hand tests a kubernetes client;
-# the product talks to the API server through its own).
+# What only the extras may bring (the client benchmark measures the kubernetes client
+# against the product's own, which is what the product and its test harness talk through).
 TOOLING = {
     "pytest",
     "cryptography",
