@@ -270,17 +270,16 @@ def write_lanes(actions: Sequence[Action], world: World) -> list[WriteLane | Non
             key = parent[key]
         return key
 
-    def tie(keys: list[WriteLane]) -> WriteLane | None:
+    def tie(keys: list[WriteLane]) -> None:
         """One lane for ``keys``; the first key ever seen names it (deterministic)."""
         if not keys:
-            return None
+            return
         first = root(keys[0])
         for key in keys[1:]:
             other = root(key)
             if other != first:
                 first, other = sorted((first, other), key=seen.__getitem__)
                 parent[other] = first
-        return first
 
     tied: list[list[WriteLane]] = []
     for action in actions:
